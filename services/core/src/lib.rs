@@ -1,0 +1,18 @@
+//! psonet-core: what a facility node and the PSO gateway agree on.
+//!
+//! Domain types for Common Formats events and their validation from the wire, the counter cube
+//! that aggregates are read from, disclosure control, identities taken from certificates, and
+//! the TLS setup every listener and client shares. Wire types from `psonet-proto` are converted
+//! here, once, so that `INVALID_ARGUMENT` with field violations is born in one place.
+
+pub mod auth;
+pub mod cube;
+pub mod event;
+pub mod identity;
+pub mod month;
+pub mod suppression;
+pub mod tls;
+pub mod violations;
+pub mod wire;
+
+pub use psonet_proto::v1 as pb;
