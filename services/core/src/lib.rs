@@ -10,6 +10,7 @@ pub mod cube;
 pub mod event;
 pub mod identity;
 pub mod month;
+pub mod serve;
 pub mod suppression;
 pub mod tls;
 pub mod violations;

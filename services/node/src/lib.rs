@@ -1,1 +1,16 @@
+//! psonet-node: the facility node.
+//!
+//! Runs on premises, keeps the facility's reports in an embedded sled store, and serves two
+//! mutual-TLS listeners: the *local* one (`ReportingService`) for the facility's own systems and
+//! the *federation* one (`AggregateService`) for the PSO gateway, which only ever sees counts
+//! that passed disclosure control.
 
+pub mod aggregate;
+pub mod config;
+pub mod group_commit;
+pub mod reporting;
+pub mod server;
+pub mod store;
+
+pub use config::NodeConfig;
+pub use server::{NodeError, RunningNode};

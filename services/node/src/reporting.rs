@@ -1,0 +1,196 @@
+//! `ReportingService`: the facility's own systems submit and read events here (local listener).
+
+use crate::store::{Exposure, Store, StoreError, SubmitOutcome};
+use futures::StreamExt;
+use psonet_core::month::Month;
+use psonet_core::pb::{self, get_event_request::Key, reporting_service_server::ReportingService};
+use psonet_core::violations::FieldViolations;
+use psonet_core::wire::{event_from_wire, month_from_wire};
+use std::collections::HashSet;
+use std::sync::Arc;
+use tonic::{Request, Response, Status, Streaming};
+
+/// Most events of a stream applied in one transaction.
+const STREAM_BATCH: usize = 1024;
+/// Most rejections listed in a stream summary.
+const MAX_LISTED_REJECTIONS: usize = 1000;
+/// Most exposure records in one request.
+const MAX_EXPOSURE_RECORDS: usize = 10_000;
+/// Largest patient-day count of one record (a 25,000-bed hospital's month).
+const MAX_PATIENT_DAYS: u64 = 10_000_000;
+
+/// The local API of a node.
+pub struct Reporting {
+    store: Arc<Store>,
+}
+
+impl Reporting {
+    /// Serves `store`.
+    pub fn new(store: Arc<Store>) -> Self {
+        Self { store }
+    }
+
+    /// Applies validated events off the async threads, then makes them durable.
+    async fn store_durably(&self, events: Vec<psonet_core::event::Event>) -> Result<Vec<SubmitOutcome>, Status> {
+        let store = self.store.clone();
+        let outcomes = tokio::task::spawn_blocking(move || store.submit(&events))
+            .await
+            .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+            .map_err(store_status)?;
+        self.store.make_durable().await.map_err(store_status)?;
+        Ok(outcomes)
+    }
+}
+
+/// The status for a store failure; details go to the log, not to the caller.
+pub(crate) fn store_status(e: StoreError) -> Status {
+    tracing::error!(error = %e, "store failure");
+    match e {
+        StoreError::Corrupt(_) => Status::data_loss("the node's store could not be read"),
+        StoreError::Sled(_) => Status::unavailable("the node's store is failing; retry later"),
+    }
+}
+
+#[tonic::async_trait]
+impl ReportingService for Reporting {
+    async fn submit_event(
+        &self,
+        request: Request<pb::SubmitEventRequest>,
+    ) -> Result<Response<pb::SubmitEventResponse>, Status> {
+        let Some(wire) = request.into_inner().event else {
+            let mut v = FieldViolations::new();
+            v.add("event", "required");
+            return Err(v.into_status());
+        };
+        let event = event_from_wire(wire, "event", Month::current())?;
+        let outcome = self.store_durably(vec![event]).await?.pop();
+        let (event_id, duplicate) = match outcome {
+            Some(SubmitOutcome::Stored(id)) => (id, false),
+            Some(SubmitOutcome::Duplicate(id)) => (id, true),
+            None => return Err(Status::internal("the store returned no outcome")),
+        };
+        Ok(Response::new(pb::SubmitEventResponse { event_id, duplicate }))
+    }
+
+    async fn submit_events(
+        &self,
+        request: Request<Streaming<pb::SubmitEventsRequest>>,
+    ) -> Result<Response<pb::SubmitEventsResponse>, Status> {
+        let mut stream = request.into_inner().ready_chunks(STREAM_BATCH);
+        let mut summary = pb::SubmitEventsResponse::default();
+        let mut index = 0u64;
+        let now = Month::current();
+        while let Some(chunk) = stream.next().await {
+            let mut valid = Vec::with_capacity(chunk.len());
+            for message in chunk {
+                let wire = message?.event.unwrap_or_default();
+                let key = wire.idempotency_key.clone();
+                match event_from_wire(wire, "event", now) {
+                    Ok(event) => valid.push(event),
+                    Err(v) => reject(&mut summary, index, key, &v),
+                }
+                index += 1;
+            }
+            if valid.is_empty() {
+                continue;
+            }
+            let store = self.store.clone();
+            let outcomes = tokio::task::spawn_blocking(move || store.submit(&valid))
+                .await
+                .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+                .map_err(store_status)?;
+            for outcome in outcomes {
+                match outcome {
+                    SubmitOutcome::Stored(_) => summary.accepted += 1,
+                    SubmitOutcome::Duplicate(_) => summary.duplicates += 1,
+                }
+            }
+        }
+        self.store.make_durable().await.map_err(store_status)?;
+        Ok(Response::new(summary))
+    }
+
+    async fn get_event(
+        &self,
+        request: Request<pb::GetEventRequest>,
+    ) -> Result<Response<pb::GetEventResponse>, Status> {
+        let found = match request.into_inner().key {
+            Some(Key::EventId(id)) => self.store.event_by_id(&id),
+            Some(Key::IdempotencyKey(key)) => self.store.event_by_key(&key),
+            None => {
+                let mut v = FieldViolations::new();
+                v.add("key", "set event_id or idempotency_key");
+                return Err(v.into_status());
+            }
+        };
+        found
+            .map_err(store_status)?
+            .map(Response::new)
+            .ok_or_else(|| Status::not_found("no stored event has that id or key"))
+    }
+
+    async fn record_exposure(
+        &self,
+        request: Request<pb::RecordExposureRequest>,
+    ) -> Result<Response<pb::RecordExposureResponse>, Status> {
+        let records = exposure_from_wire(request.into_inner().records)?;
+        let store = self.store.clone();
+        let recorded = records.len() as u32;
+        tokio::task::spawn_blocking(move || store.record_exposure(&records))
+            .await
+            .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+            .map_err(store_status)?;
+        self.store.make_durable().await.map_err(store_status)?;
+        Ok(Response::new(pb::RecordExposureResponse { recorded }))
+    }
+}
+
+fn reject(summary: &mut pb::SubmitEventsResponse, index: u64, key: String, v: &FieldViolations) {
+    summary.rejected += 1;
+    if summary.rejections.len() < MAX_LISTED_REJECTIONS {
+        summary.rejections.push(pb::EventRejection {
+            index,
+            idempotency_key: key,
+            violations: v.to_wire(),
+        });
+    }
+}
+
+/// Validates every exposure record; any violation refuses the whole request.
+fn exposure_from_wire(records: Vec<pb::ExposureRecord>) -> Result<Vec<Exposure>, FieldViolations> {
+    let mut v = FieldViolations::new();
+    if records.is_empty() || records.len() > MAX_EXPOSURE_RECORDS {
+        v.add("records", format!("{} records; send 1 to {MAX_EXPOSURE_RECORDS}", records.len()));
+    }
+    let now = Month::current();
+    let mut seen = HashSet::new();
+    let mut out = Vec::with_capacity(records.len());
+    for (i, r) in records.into_iter().enumerate() {
+        let field = |name: &str| format!("records[{i}].{name}");
+        let month = month_from_wire(&r.month, &field("month"), &mut v);
+        if let Some(m) = month.filter(|m| *m > now) {
+            v.add(field("month"), format!("{m} is in the future (now is {now})"));
+        }
+        let unit = match pb::UnitType::try_from(r.unit_type) {
+            Ok(pb::UnitType::Unspecified) => {
+                v.add(field("unit_type"), "required");
+                None
+            }
+            Ok(u) => Some(u),
+            Err(_) => {
+                v.add(field("unit_type"), format!("{} is not a known value", r.unit_type));
+                None
+            }
+        };
+        if r.patient_days > MAX_PATIENT_DAYS {
+            v.add(field("patient_days"), format!("at most {MAX_PATIENT_DAYS}"));
+        }
+        if let (Some(month), Some(unit_type)) = (month, unit) {
+            if !seen.insert((month, unit_type)) {
+                v.add(field("month"), format!("{month} {} is listed twice", unit_type.as_str_name()));
+            }
+            out.push(Exposure { month, unit_type, patient_days: r.patient_days });
+        }
+    }
+    v.into_result(out)
+}

@@ -1,0 +1,107 @@
+//! Starting and stopping a node: the store, then both listeners, each behind its access rule.
+
+use crate::aggregate::Aggregates;
+use crate::config::LoadedNodeConfig;
+use crate::reporting::Reporting;
+use crate::store::{Store, StoreError};
+use psonet_core::auth::{AccessRule, Audience};
+use psonet_core::pb::aggregate_service_server::AggregateServiceServer;
+use psonet_core::pb::reporting_service_server::ReportingServiceServer;
+use psonet_core::serve::{Shutdown, bind};
+use std::net::SocketAddr;
+use std::sync::Arc;
+use tokio::task::JoinHandle;
+use tonic::transport::Server;
+
+/// Why a node could not start or stopped badly.
+#[derive(Debug, thiserror::Error)]
+pub enum NodeError {
+    /// The store could not be opened or flushed.
+    #[error("{0}")]
+    Store(#[from] StoreError),
+    /// A listener could not be bound.
+    #[error("{0}")]
+    Bind(#[from] std::io::Error),
+    /// The TLS setup or a server failed.
+    #[error("server: {0}")]
+    Transport(#[from] tonic::transport::Error),
+    /// A server task panicked.
+    #[error("server task failed: {0}")]
+    Task(#[from] tokio::task::JoinError),
+}
+
+/// A started node: both listeners bound and serving.
+pub struct RunningNode {
+    /// Address of the local listener (`ReportingService`).
+    pub local_addr: SocketAddr,
+    /// Address of the federation listener (`AggregateService`).
+    pub federation_addr: SocketAddr,
+    store: Arc<Store>,
+    shutdown: Shutdown,
+    servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+}
+
+impl RunningNode {
+    /// Opens the store and starts both listeners.
+    pub async fn start(loaded: LoadedNodeConfig) -> Result<Self, NodeError> {
+        let config = &loaded.config;
+        if loaded.small_cells.min_cell_count() < psonet_core::suppression::DEFAULT_MIN_CELL_COUNT {
+            tracing::warn!(
+                min_cell_count = loaded.small_cells.min_cell_count(),
+                "disclosure.min_cell_count is below 11, the CMS/PCORnet minimum: small counts \
+                 released by this node may identify patients, reporters or clinicians"
+            );
+        }
+        std::fs::create_dir_all(&config.data_dir).map_err(StoreError::from_io)?;
+        let store = Arc::new(Store::open(
+            &config.data_dir,
+            config.store.cache_capacity_mb * 1024 * 1024,
+        )?);
+        let local = bind(config.local.listen, "local listener").await?;
+        let federation = bind(config.federation.listen, "federation listener").await?;
+        let shutdown = Shutdown::new();
+
+        let reporting = ReportingServiceServer::with_interceptor(
+            Reporting::new(store.clone()),
+            AccessRule::new(&config.network, Audience::OwnFacility(config.facility_id.clone())),
+        );
+        let local_server = Server::builder()
+            .tls_config(loaded.local_tls.server_config())?
+            .add_service(reporting)
+            .serve_with_incoming_shutdown(local.incoming, shutdown.signalled());
+
+        let aggregates = AggregateServiceServer::with_interceptor(
+            Aggregates::new(store.clone(), loaded.small_cells),
+            AccessRule::new(&config.network, Audience::Gateway),
+        );
+        let federation_server = Server::builder()
+            .tls_config(loaded.federation_tls.server_config())?
+            .add_service(aggregates)
+            .serve_with_incoming_shutdown(federation.incoming, shutdown.signalled());
+
+        tracing::info!(
+            facility = %config.facility_id,
+            local = %local.addr,
+            federation = %federation.addr,
+            "node started"
+        );
+        Ok(Self {
+            local_addr: local.addr,
+            federation_addr: federation.addr,
+            store,
+            shutdown,
+            servers: vec![tokio::spawn(local_server), tokio::spawn(federation_server)],
+        })
+    }
+
+    /// Stops accepting calls, lets in-flight calls finish, and flushes the store.
+    pub async fn shutdown(self) -> Result<(), NodeError> {
+        self.shutdown.trigger();
+        for server in self.servers {
+            server.await??;
+        }
+        self.store.make_durable().await?;
+        tracing::info!("node stopped");
+        Ok(())
+    }
+}
