@@ -1,1 +1,15 @@
+//! psonet-gateway: the PSO gateway.
+//!
+//! Holds the registry of facilities, fans each query out to their nodes concurrently with a
+//! per-node deadline, merges the aggregates that come back, and serves network benchmarks with
+//! the coverage of every facility. It keeps no raw report and no state a restart would lose.
 
+pub mod benchmark;
+pub mod config;
+pub mod fanout;
+pub mod merge;
+pub mod registry;
+pub mod server;
+
+pub use config::GatewayConfig;
+pub use server::{GatewayError, RunningGateway};

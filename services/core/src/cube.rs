@@ -62,7 +62,8 @@ impl CounterKey {
     pub fn decode(bytes: &[u8]) -> Result<Self, BadCounterKey> {
         let bad = || BadCounterKey(bytes.to_vec());
         let b: [u8; Self::LEN] = bytes.try_into().map_err(|_| bad())?;
-        let month = Month::from_index(u32::from_be_bytes([b[0], b[1], b[2], b[3]])).ok_or_else(bad)?;
+        let month =
+            Month::from_index(u32::from_be_bytes([b[0], b[1], b[2], b[3]])).ok_or_else(bad)?;
         let harm = match HarmLevel::try_from(i32::from(b[6])).map_err(|_| bad())? {
             HarmLevel::Unspecified => None,
             h => Some(h),
@@ -110,7 +111,10 @@ impl MonthCategoryHarmCube {
 
     /// Non-zero cells, in key order.
     pub fn cells(&self) -> impl Iterator<Item = (MonthCategoryHarm, u64)> + '_ {
-        self.0.iter().filter(|(_, n)| **n > 0).map(|(k, n)| (*k, *n))
+        self.0
+            .iter()
+            .filter(|(_, n)| **n > 0)
+            .map(|(k, n)| (*k, *n))
     }
 }
 

@@ -52,7 +52,11 @@ pub fn check_name(name: &str) -> Result<(), IdentityError> {
         && name
             .bytes()
             .all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'-');
-    if ok { Ok(()) } else { Err(IdentityError::BadName(name.to_string())) }
+    if ok {
+        Ok(())
+    } else {
+        Err(IdentityError::BadName(name.to_string()))
+    }
 }
 
 impl Principal {

@@ -7,6 +7,7 @@
 
 pub mod auth;
 pub mod cube;
+pub mod diagnose;
 pub mod event;
 pub mod identity;
 pub mod month;

@@ -177,16 +177,32 @@ mod tests {
         assert_eq!((m.year(), m.month()), (2024, 2));
         assert_eq!(m.to_string(), "2024-02");
         assert_eq!(m.next().to_string(), "2024-03");
-        assert_eq!("2024-12".parse::<Month>().unwrap().next().to_string(), "2025-01");
+        assert_eq!(
+            "2024-12".parse::<Month>().unwrap().next().to_string(),
+            "2025-01"
+        );
     }
 
     #[test]
     fn rejects_malformed_and_out_of_range() {
-        for bad in ["2024-2", "2024/02", "24-02", "2024-02-01", "", "２０２４-02"] {
-            assert!(matches!(bad.parse::<Month>(), Err(MonthError::Format(_))), "{bad}");
+        for bad in [
+            "2024-2",
+            "2024/02",
+            "24-02",
+            "2024-02-01",
+            "",
+            "２０２４-02",
+        ] {
+            assert!(
+                matches!(bad.parse::<Month>(), Err(MonthError::Format(_))),
+                "{bad}"
+            );
         }
         for bad in ["2024-00", "2024-13", "1989-12"] {
-            assert!(matches!(bad.parse::<Month>(), Err(MonthError::OutOfRange(_))), "{bad}");
+            assert!(
+                matches!(bad.parse::<Month>(), Err(MonthError::OutOfRange(_))),
+                "{bad}"
+            );
         }
     }
 
@@ -205,7 +221,10 @@ mod tests {
         let a: Month = "2020-01".parse().unwrap();
         let b: Month = "2020-12".parse().unwrap();
         assert_eq!(MonthRange::new(a, b).unwrap().months().count(), 12);
-        assert!(matches!(MonthRange::new(b, a), Err(MonthError::Reversed { .. })));
+        assert!(matches!(
+            MonthRange::new(b, a),
+            Err(MonthError::Reversed { .. })
+        ));
         let far: Month = "2030-01".parse().unwrap();
         assert_eq!(MonthRange::new(a, far), Err(MonthError::TooLong(121)));
     }

@@ -18,9 +18,9 @@ pub struct BoundListener {
 
 /// Binds `addr`; `what` names the listener in the error.
 pub async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<BoundListener> {
-    let listener = TcpListener::bind(addr)
-        .await
-        .map_err(|e| std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({what}): {e}")))?;
+    let listener = TcpListener::bind(addr).await.map_err(|e| {
+        std::io::Error::new(e.kind(), format!("cannot listen on {addr} ({what}): {e}"))
+    })?;
     let addr = listener.local_addr()?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Ok(BoundListener { addr, incoming })

@@ -71,6 +71,9 @@ mod tests {
         }
         assert_eq!(rule.release(11), CellRelease::Released(11));
         assert_eq!(SmallCellRule::new(1), Err(ThresholdTooLow(1)));
-        assert_eq!(SmallCellRule::new(3).unwrap().release(3), CellRelease::Released(3));
+        assert_eq!(
+            SmallCellRule::new(3).unwrap().release(3),
+            CellRelease::Released(3)
+        );
     }
 }

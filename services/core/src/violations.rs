@@ -47,7 +47,11 @@ impl FieldViolations {
 
     /// `Ok(value)` when nothing was wrong, else these violations.
     pub fn into_result<T>(self, value: T) -> Result<T, FieldViolations> {
-        if self.is_empty() { Ok(value) } else { Err(self) }
+        if self.is_empty() {
+            Ok(value)
+        } else {
+            Err(self)
+        }
     }
 
     /// The `INVALID_ARGUMENT` status with a `BadRequest` detail listing every violation.
@@ -103,9 +107,17 @@ mod tests {
         v.add("event.categories", "at least one category is required");
         let status = v.into_status();
         assert_eq!(status.code(), Code::InvalidArgument);
-        assert!(status.message().contains("event.harm: an incident needs a harm level"));
+        assert!(
+            status
+                .message()
+                .contains("event.harm: an incident needs a harm level")
+        );
         let bad = status.get_details_bad_request().expect("BadRequest detail");
-        let fields: Vec<_> = bad.field_violations.iter().map(|f| f.field.as_str()).collect();
+        let fields: Vec<_> = bad
+            .field_violations
+            .iter()
+            .map(|f| f.field.as_str())
+            .collect();
         assert_eq!(fields, ["event.harm", "event.categories"]);
     }
 }

@@ -34,13 +34,19 @@ pub fn event_from_wire(
     let harm = harm_from_wire(wire.harm, event_type, &field("harm"), &mut v);
     let discovery_month = month_from_wire(&wire.discovery_month, &field("discovery_month"), &mut v);
     if let Some(m) = discovery_month.filter(|m| *m > now) {
-        v.add(field("discovery_month"), format!("{m} is in the future (now is {now})"));
+        v.add(
+            field("discovery_month"),
+            format!("{m} is in the future (now is {now})"),
+        );
     }
     let unit_type = required_enum::<UnitType>(wire.unit_type, &field("unit_type"), &mut v);
     if wire.narrative.len() > MAX_NARRATIVE_LEN {
         v.add(
             field("narrative"),
-            format!("{} bytes; at most {MAX_NARRATIVE_LEN} are accepted", wire.narrative.len()),
+            format!(
+                "{} bytes; at most {MAX_NARRATIVE_LEN} are accepted",
+                wire.narrative.len()
+            ),
         );
     }
     match (event_type, discovery_month, unit_type, v.is_empty()) {
@@ -65,7 +71,9 @@ pub fn event_to_wire(event: &Event) -> pb::Event {
         cf_version: event.cf_version as i32,
         event_type: event.event_type as i32,
         categories: event.categories.iter().map(|c| *c as i32).collect(),
-        harm: event.harm.map_or(HarmLevel::Unspecified as i32, |h| h as i32),
+        harm: event
+            .harm
+            .map_or(HarmLevel::Unspecified as i32, |h| h as i32),
         discovery_month: event.discovery_month.to_string(),
         unit_type: event.unit_type as i32,
         narrative: event.narrative.clone(),
@@ -109,9 +117,10 @@ pub fn category_list_from_wire(
     for (i, raw) in values.iter().enumerate() {
         match EventCategory::try_from(*raw) {
             Ok(EventCategory::Unspecified) => v.add(format!("{field}[{i}]"), "must be set"),
-            Ok(c) if out.contains(&c) => {
-                v.add(format!("{field}[{i}]"), format!("{} is listed twice", c.as_str_name()))
-            }
+            Ok(c) if out.contains(&c) => v.add(
+                format!("{field}[{i}]"),
+                format!("{} is listed twice", c.as_str_name()),
+            ),
             Ok(c) => out.push(c),
             Err(_) => v.add(format!("{field}[{i}]"), unknown_value(*raw)),
         }
@@ -124,7 +133,10 @@ fn check_idempotency_key(key: &str, field: &str, v: &mut FieldViolations) {
     if key.is_empty() {
         v.add(field, "required: a client-chosen key, unique per event");
     } else if key.len() > MAX_IDEMPOTENCY_KEY_LEN {
-        v.add(field, format!("{} bytes; at most {MAX_IDEMPOTENCY_KEY_LEN}", key.len()));
+        v.add(
+            field,
+            format!("{} bytes; at most {MAX_IDEMPOTENCY_KEY_LEN}", key.len()),
+        );
     } else if !key.bytes().all(|b| b.is_ascii_graphic() || b == b' ') {
         v.add(field, "only printable ASCII characters are accepted");
     }
@@ -138,7 +150,10 @@ fn categories_from_wire(
     if values.is_empty() {
         v.add(field, "at least one category is required");
     } else if values.len() > MAX_CATEGORIES {
-        v.add(field, format!("{} categories; at most {MAX_CATEGORIES}", values.len()));
+        v.add(
+            field,
+            format!("{} categories; at most {MAX_CATEGORIES}", values.len()),
+        );
     }
     category_list_from_wire(values, field, v)
 }
@@ -159,10 +174,16 @@ fn harm_from_wire(
     };
     match (event_type, harm) {
         (Some(EventType::Incident), None) => {
-            v.add(field, "an incident needs a harm level (HARM_LEVEL_UNKNOWN if not assessed)");
+            v.add(
+                field,
+                "an incident needs a harm level (HARM_LEVEL_UNKNOWN if not assessed)",
+            );
         }
         (Some(t @ (EventType::NearMiss | EventType::UnsafeCondition)), Some(_)) => {
-            v.add(field, format!("a {} carries no harm level", t.as_str_name()));
+            v.add(
+                field,
+                format!("a {} carries no harm level", t.as_str_name()),
+            );
         }
         _ => {}
     }
@@ -219,7 +240,10 @@ mod tests {
     #[test]
     fn a_valid_event_round_trips() {
         let event = event_from_wire(valid(), "event", now()).unwrap();
-        assert_eq!(event.categories, [EventCategory::Fall, EventCategory::Medication]);
+        assert_eq!(
+            event.categories,
+            [EventCategory::Fall, EventCategory::Medication]
+        );
         assert_eq!(event.harm, Some(HarmLevel::Mild));
         assert_eq!(event.cf_version, CommonFormatsVersion::CferHV20);
         let back = event_from_wire(event_to_wire(&event), "event", now()).unwrap();

@@ -47,10 +47,17 @@ impl AggregateService for Aggregates {
         request: Request<pb::AggregateRequest>,
     ) -> Result<Response<pb::AggregateResponse>, Status> {
         let req = request.into_inner();
-        let range = month_range_from_wire(&req.month_from, &req.month_to, ("month_from", "month_to"))?;
-        let cube = self.store.month_category_harm(range).map_err(store_status)?;
+        let range =
+            month_range_from_wire(&req.month_from, &req.month_to, ("month_from", "month_to"))?;
+        let cube = self
+            .store
+            .month_category_harm(range)
+            .map_err(store_status)?;
         let exposure = self.store.exposure(range).map_err(store_status)?;
-        let cells = cube.cells().map(|(cell, n)| self.released_cell(cell, n)).collect();
+        let cells = cube
+            .cells()
+            .map(|(cell, n)| self.released_cell(cell, n))
+            .collect();
         let exposure = exposure
             .into_iter()
             .map(|e| pb::ExposureCell {

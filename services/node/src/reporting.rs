@@ -31,7 +31,10 @@ impl Reporting {
     }
 
     /// Applies validated events off the async threads, then makes them durable.
-    async fn store_durably(&self, events: Vec<psonet_core::event::Event>) -> Result<Vec<SubmitOutcome>, Status> {
+    async fn store_durably(
+        &self,
+        events: Vec<psonet_core::event::Event>,
+    ) -> Result<Vec<SubmitOutcome>, Status> {
         let store = self.store.clone();
         let outcomes = tokio::task::spawn_blocking(move || store.submit(&events))
             .await
@@ -69,7 +72,10 @@ impl ReportingService for Reporting {
             Some(SubmitOutcome::Duplicate(id)) => (id, true),
             None => return Err(Status::internal("the store returned no outcome")),
         };
-        Ok(Response::new(pb::SubmitEventResponse { event_id, duplicate }))
+        Ok(Response::new(pb::SubmitEventResponse {
+            event_id,
+            duplicate,
+        }))
     }
 
     async fn submit_events(
@@ -160,7 +166,13 @@ fn reject(summary: &mut pb::SubmitEventsResponse, index: u64, key: String, v: &F
 fn exposure_from_wire(records: Vec<pb::ExposureRecord>) -> Result<Vec<Exposure>, FieldViolations> {
     let mut v = FieldViolations::new();
     if records.is_empty() || records.len() > MAX_EXPOSURE_RECORDS {
-        v.add("records", format!("{} records; send 1 to {MAX_EXPOSURE_RECORDS}", records.len()));
+        v.add(
+            "records",
+            format!(
+                "{} records; send 1 to {MAX_EXPOSURE_RECORDS}",
+                records.len()
+            ),
+        );
     }
     let now = Month::current();
     let mut seen = HashSet::new();
@@ -169,7 +181,10 @@ fn exposure_from_wire(records: Vec<pb::ExposureRecord>) -> Result<Vec<Exposure>,
         let field = |name: &str| format!("records[{i}].{name}");
         let month = month_from_wire(&r.month, &field("month"), &mut v);
         if let Some(m) = month.filter(|m| *m > now) {
-            v.add(field("month"), format!("{m} is in the future (now is {now})"));
+            v.add(
+                field("month"),
+                format!("{m} is in the future (now is {now})"),
+            );
         }
         let unit = match pb::UnitType::try_from(r.unit_type) {
             Ok(pb::UnitType::Unspecified) => {
@@ -178,7 +193,10 @@ fn exposure_from_wire(records: Vec<pb::ExposureRecord>) -> Result<Vec<Exposure>,
             }
             Ok(u) => Some(u),
             Err(_) => {
-                v.add(field("unit_type"), format!("{} is not a known value", r.unit_type));
+                v.add(
+                    field("unit_type"),
+                    format!("{} is not a known value", r.unit_type),
+                );
                 None
             }
         };
@@ -187,9 +205,16 @@ fn exposure_from_wire(records: Vec<pb::ExposureRecord>) -> Result<Vec<Exposure>,
         }
         if let (Some(month), Some(unit_type)) = (month, unit) {
             if !seen.insert((month, unit_type)) {
-                v.add(field("month"), format!("{month} {} is listed twice", unit_type.as_str_name()));
+                v.add(
+                    field("month"),
+                    format!("{month} {} is listed twice", unit_type.as_str_name()),
+                );
             }
-            out.push(Exposure { month, unit_type, patient_days: r.patient_days });
+            out.push(Exposure {
+                month,
+                unit_type,
+                patient_days: r.patient_days,
+            });
         }
     }
     v.into_result(out)

@@ -63,7 +63,10 @@ impl RunningNode {
 
         let reporting = ReportingServiceServer::with_interceptor(
             Reporting::new(store.clone()),
-            AccessRule::new(&config.network, Audience::OwnFacility(config.facility_id.clone())),
+            AccessRule::new(
+                &config.network,
+                Audience::OwnFacility(config.facility_id.clone()),
+            ),
         );
         let local_server = Server::builder()
             .tls_config(loaded.local_tls.server_config())?

@@ -124,7 +124,10 @@ impl Store {
     pub fn record_exposure(&self, records: &[Exposure]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for r in records {
-            batch.insert(&exposure_key(r.month, r.unit_type), &r.patient_days.to_be_bytes());
+            batch.insert(
+                &exposure_key(r.month, r.unit_type),
+                &r.patient_days.to_be_bytes(),
+            );
         }
         self.exposure.apply_batch(batch)?;
         Ok(())
@@ -192,9 +195,7 @@ impl Store {
     /// Every stored event, for recounts and local export. Reads events, so never used to
     /// answer the federation.
     pub fn all_events(&self) -> impl Iterator<Item = Result<pb::GetEventResponse, StoreError>> {
-        self.events
-            .iter()
-            .map(|item| decode_record(&item?.1))
+        self.events.iter().map(|item| decode_record(&item?.1))
     }
 }
 
@@ -214,7 +215,8 @@ fn decode_exposure(key: &[u8], value: &[u8]) -> Result<Exposure, StoreError> {
     let corrupt = || StoreError::Corrupt(format!("exposure key {key:02x?}"));
     let k: [u8; 5] = key.try_into().map_err(|_| corrupt())?;
     Ok(Exposure {
-        month: Month::from_index(u32::from_be_bytes([k[0], k[1], k[2], k[3]])).ok_or_else(corrupt)?,
+        month: Month::from_index(u32::from_be_bytes([k[0], k[1], k[2], k[3]]))
+            .ok_or_else(corrupt)?,
         unit_type: UnitType::try_from(i32::from(k[4])).map_err(|_| corrupt())?,
         patient_days: decode_u64(value),
     })
@@ -243,7 +245,9 @@ fn format_id(id: u64) -> String {
 }
 
 fn parse_id(id: &str) -> Option<u64> {
-    (id.len() == 16).then(|| u64::from_str_radix(id, 16).ok()).flatten()
+    (id.len() == 16)
+        .then(|| u64::from_str_radix(id, 16).ok())
+        .flatten()
 }
 
 fn event_id(id_bytes: &[u8]) -> String {
@@ -251,7 +255,9 @@ fn event_id(id_bytes: &[u8]) -> String {
 }
 
 fn now_timestamp() -> prost_types::Timestamp {
-    let d = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default();
+    let d = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default();
     prost_types::Timestamp {
         seconds: d.as_secs() as i64,
         nanos: d.subsec_nanos() as i32,

@@ -1,0 +1,247 @@
+//! The gateway's configuration file (`gateway.toml`): typed, defaulted and checked at load time.
+
+use psonet_core::identity::check_name;
+use psonet_core::suppression::{DEFAULT_MIN_CELL_COUNT, SmallCellRule};
+use psonet_core::tls::{TlsError, TlsFiles, TlsMaterial};
+use serde::{Deserialize, Serialize};
+use std::collections::HashSet;
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// Everything the gateway needs to run.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayConfig {
+    /// The network (SPIFFE trust domain).
+    pub network: String,
+    /// Address of the `BenchmarkService` listener; port 0 picks a free port.
+    pub listen: SocketAddr,
+    /// CA, certificate and key: served to partners and presented to nodes.
+    pub tls: TlsFiles,
+    /// Fan-out timing.
+    #[serde(default)]
+    pub fanout: FanoutConfig,
+    /// Gateway-side disclosure re-check.
+    #[serde(default)]
+    pub disclosure: GatewayDisclosureConfig,
+    /// The facilities of the network.
+    #[serde(default)]
+    pub facilities: Vec<FacilityEntry>,
+}
+
+/// Fan-out timing.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FanoutConfig {
+    /// The longest a benchmark waits for any one node, in ms. Default 2,000.
+    #[serde(default = "default_deadline_ms")]
+    pub node_deadline_ms: u64,
+    /// The longest a connection attempt to a node may take, in ms. Default 1,000.
+    #[serde(default = "default_connect_ms")]
+    pub connect_timeout_ms: u64,
+}
+
+fn default_deadline_ms() -> u64 {
+    2_000
+}
+
+fn default_connect_ms() -> u64 {
+    1_000
+}
+
+impl Default for FanoutConfig {
+    fn default() -> Self {
+        Self {
+            node_deadline_ms: default_deadline_ms(),
+            connect_timeout_ms: default_connect_ms(),
+        }
+    }
+}
+
+impl FanoutConfig {
+    /// The per-node deadline.
+    pub fn node_deadline(&self) -> Duration {
+        Duration::from_millis(self.node_deadline_ms)
+    }
+
+    /// The connection timeout.
+    pub fn connect_timeout(&self) -> Duration {
+        Duration::from_millis(self.connect_timeout_ms)
+    }
+}
+
+/// Gateway-side disclosure re-check.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayDisclosureConfig {
+    /// Smallest non-zero facility cell the gateway counts (k). Default 11.
+    #[serde(default = "default_min_cell_count")]
+    pub min_cell_count: u32,
+}
+
+fn default_min_cell_count() -> u32 {
+    DEFAULT_MIN_CELL_COUNT
+}
+
+impl Default for GatewayDisclosureConfig {
+    fn default() -> Self {
+        Self {
+            min_cell_count: DEFAULT_MIN_CELL_COUNT,
+        }
+    }
+}
+
+/// One facility of the registry.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FacilityEntry {
+    /// Facility id (as in its certificates).
+    pub id: String,
+    /// Its node's federation listener, e.g. `https://node.st-mary.example:7112`.
+    pub endpoint: String,
+    /// Name its certificate must carry; defaults to the endpoint's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+}
+
+impl FacilityEntry {
+    /// The name the node's certificate must carry.
+    pub fn server_name(&self) -> String {
+        self.server_name
+            .clone()
+            .unwrap_or_else(|| endpoint_host(&self.endpoint))
+    }
+}
+
+fn endpoint_host(endpoint: &str) -> String {
+    let rest = endpoint.split_once("://").map_or(endpoint, |(_, r)| r);
+    let authority = rest.split('/').next().unwrap_or(rest);
+    if let Some(v6) = authority.strip_prefix('[') {
+        return v6.split(']').next().unwrap_or(v6).to_string();
+    }
+    authority
+        .rsplit_once(':')
+        .map_or(authority, |(h, _)| h)
+        .to_string()
+}
+
+/// A configuration that cannot be used, with the key at fault.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file could not be read.
+    #[error("cannot read {path}: {source}")]
+    Read {
+        /// The config file.
+        path: PathBuf,
+        /// The I/O error.
+        source: std::io::Error,
+    },
+    /// The file is not valid TOML for this schema (the message names the key).
+    #[error("{path}: {message}")]
+    Parse {
+        /// The config file.
+        path: PathBuf,
+        /// The parser's message, with line and key.
+        message: String,
+    },
+    /// A value is out of its allowed range.
+    #[error("{key}: {message}")]
+    Invalid {
+        /// The key at fault.
+        key: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// A TLS file is missing or wrong.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+}
+
+/// A checked configuration with its TLS material loaded.
+#[derive(Clone)]
+pub struct LoadedGatewayConfig {
+    /// The configuration.
+    pub config: GatewayConfig,
+    /// TLS material.
+    pub tls: TlsMaterial,
+    /// The small-cell re-check.
+    pub small_cells: SmallCellRule,
+}
+
+impl GatewayConfig {
+    /// Reads, parses and checks `path`; relative paths in it are relative to its directory.
+    pub fn load(path: &Path) -> Result<LoadedGatewayConfig, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_path_buf(),
+            source,
+        })?;
+        let mut config: GatewayConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
+            path: path.to_path_buf(),
+            message: e.to_string(),
+        })?;
+        config
+            .tls
+            .resolve_relative(path.parent().unwrap_or(Path::new(".")));
+        config.check()
+    }
+
+    /// Checks every value and loads the TLS files.
+    pub fn check(self) -> Result<LoadedGatewayConfig, ConfigError> {
+        let invalid = |key: &str, message: String| ConfigError::Invalid {
+            key: key.to_string(),
+            message,
+        };
+        check_name(&self.network).map_err(|e| invalid("network", e.to_string()))?;
+        let small_cells = SmallCellRule::new(self.disclosure.min_cell_count)
+            .map_err(|e| invalid("disclosure.min_cell_count", e.to_string()))?;
+        if self.fanout.node_deadline_ms == 0 || self.fanout.connect_timeout_ms == 0 {
+            return Err(invalid("fanout", "timeouts must be at least 1 ms".into()));
+        }
+        let mut ids = HashSet::new();
+        for (i, f) in self.facilities.iter().enumerate() {
+            check_name(&f.id)
+                .map_err(|e| invalid(&format!("facilities[{i}].id"), e.to_string()))?;
+            if !ids.insert(f.id.as_str()) {
+                return Err(invalid(
+                    &format!("facilities[{i}].id"),
+                    format!("{} is listed twice", f.id),
+                ));
+            }
+            if !f.endpoint.starts_with("https://") {
+                return Err(invalid(
+                    &format!("facilities[{i}].endpoint"),
+                    format!(
+                        "{:?} must start with https:// (nodes only speak mutual TLS)",
+                        f.endpoint
+                    ),
+                ));
+            }
+        }
+        Ok(LoadedGatewayConfig {
+            tls: self.tls.load("tls")?,
+            small_cells,
+            config: self,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_names_default_to_the_endpoint_host() {
+        let entry = |e: &str| FacilityEntry {
+            id: "f".into(),
+            endpoint: e.into(),
+            server_name: None,
+        };
+        assert_eq!(entry("https://127.0.0.1:7112").server_name(), "127.0.0.1");
+        assert_eq!(
+            entry("https://node.example.org:7112/").server_name(),
+            "node.example.org"
+        );
+        assert_eq!(entry("https://[::1]:7112").server_name(), "::1");
+    }
+}

@@ -1,0 +1,202 @@
+//! Merging facility aggregates into network figures.
+//!
+//! Each node's answer is checked before it counts: months must lie in the asked range,
+//! categories must be known, and every cell passes the gateway's own small-cell rule again, so a
+//! misconfigured node cannot push a small count into a network figure.
+
+use psonet_core::event::EventCategory;
+use psonet_core::month::{Month, MonthRange};
+use psonet_core::pb;
+use psonet_core::suppression::{CellRelease, SmallCellRule};
+use std::collections::{BTreeMap, HashMap};
+
+/// One facility's usable figures for a range.
+#[derive(Debug, Default)]
+pub struct FacilityFigures {
+    /// Released events per (month, category), summed over harm levels.
+    events: HashMap<(Month, EventCategory), u64>,
+    /// Withheld cells per (month, category).
+    suppressed: HashMap<(Month, EventCategory), u32>,
+    /// Patient days per month, all unit types.
+    patient_days: HashMap<Month, u64>,
+}
+
+impl FacilityFigures {
+    /// Checks a node's answer for `range` and re-applies `rule`; `Err` says why it is unusable.
+    pub fn from_wire(
+        answer: &pb::AggregateResponse,
+        range: MonthRange,
+        rule: &SmallCellRule,
+    ) -> Result<Self, String> {
+        let mut figures = FacilityFigures::default();
+        for cell in &answer.cells {
+            let month = month_in_range(&cell.month, range)?;
+            let category = EventCategory::try_from(cell.category)
+                .ok()
+                .filter(|c| *c != EventCategory::Unspecified)
+                .ok_or_else(|| format!("unknown category {}", cell.category))?;
+            let released = if cell.suppressed {
+                CellRelease::Suppressed
+            } else {
+                rule.release(cell.count)
+            };
+            match released {
+                CellRelease::Released(n) => {
+                    *figures.events.entry((month, category)).or_default() += n
+                }
+                CellRelease::Suppressed => {
+                    *figures.suppressed.entry((month, category)).or_default() += 1
+                }
+            }
+        }
+        for exposure in &answer.exposure {
+            let month = month_in_range(&exposure.month, range)?;
+            *figures.patient_days.entry(month).or_default() += exposure.patient_days;
+        }
+        Ok(figures)
+    }
+}
+
+fn month_in_range(text: &str, range: MonthRange) -> Result<Month, String> {
+    let month: Month = text
+        .parse()
+        .map_err(|e| format!("bad month in answer: {e}"))?;
+    if range.contains(month) {
+        Ok(month)
+    } else {
+        Err(format!("answer holds {month}, outside the asked range"))
+    }
+}
+
+#[derive(Debug, Default, Clone, Copy)]
+struct RowTotals {
+    events: u64,
+    contributing: u32,
+    suppressed_cells: u32,
+}
+
+/// Network figures summed over the facilities that answered.
+#[derive(Debug, Default)]
+pub struct NetworkFigures {
+    rows: BTreeMap<(Month, EventCategory), RowTotals>,
+    patient_days: BTreeMap<Month, u64>,
+}
+
+impl NetworkFigures {
+    /// Adds one facility's figures.
+    pub fn add(&mut self, facility: &FacilityFigures) {
+        for (key, events) in &facility.events {
+            let row = self.rows.entry(*key).or_default();
+            row.events += events;
+            row.contributing += u32::from(*events > 0);
+        }
+        for (key, n) in &facility.suppressed {
+            self.rows.entry(*key).or_default().suppressed_cells += n;
+        }
+        for (month, days) in &facility.patient_days {
+            *self.patient_days.entry(*month).or_default() += days;
+        }
+    }
+
+    /// Rows for `categories` (all when empty), in month then category order.
+    pub fn rows(&self, categories: &[EventCategory]) -> Vec<pb::BenchmarkRow> {
+        self.rows
+            .iter()
+            .filter(|((_, c), _)| categories.is_empty() || categories.contains(c))
+            .filter(|(_, t)| t.events > 0 || t.suppressed_cells > 0)
+            .map(|((month, category), t)| {
+                let patient_days = self.patient_days.get(month).copied().unwrap_or(0);
+                pb::BenchmarkRow {
+                    month: month.to_string(),
+                    category: *category as i32,
+                    events: t.events,
+                    patient_days,
+                    rate_per_1000_patient_days: (patient_days > 0)
+                        .then(|| t.events as f64 * 1000.0 / patient_days as f64),
+                    contributing_facilities: t.contributing,
+                    suppressed_cells: t.suppressed_cells,
+                }
+            })
+            .collect()
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn range() -> MonthRange {
+        MonthRange::new("2025-01".parse().unwrap(), "2025-03".parse().unwrap()).unwrap()
+    }
+
+    fn cell(
+        month: &str,
+        category: EventCategory,
+        harm: i32,
+        count: u64,
+        suppressed: bool,
+    ) -> pb::AggregateCell {
+        pb::AggregateCell {
+            month: month.into(),
+            category: category as i32,
+            harm,
+            count,
+            suppressed,
+        }
+    }
+
+    #[test]
+    fn sums_released_cells_and_counts_withheld_ones() {
+        let rule = SmallCellRule::default();
+        let a = pb::AggregateResponse {
+            cells: vec![
+                cell("2025-01", EventCategory::Fall, 1, 20, false),
+                cell("2025-01", EventCategory::Fall, 2, 0, true),
+                // A node that forgot to suppress: the gateway withholds it.
+                cell("2025-01", EventCategory::Fall, 3, 4, false),
+            ],
+            exposure: vec![pb::ExposureCell {
+                month: "2025-01".into(),
+                unit_type: 5,
+                patient_days: 1000,
+            }],
+            min_cell_count: 11,
+        };
+        let b = pb::AggregateResponse {
+            cells: vec![cell("2025-01", EventCategory::Fall, 1, 30, false)],
+            exposure: vec![pb::ExposureCell {
+                month: "2025-01".into(),
+                unit_type: 6,
+                patient_days: 4000,
+            }],
+            min_cell_count: 11,
+        };
+        let mut net = NetworkFigures::default();
+        for answer in [&a, &b] {
+            net.add(&FacilityFigures::from_wire(answer, range(), &rule).unwrap());
+        }
+        let rows = net.rows(&[]);
+        assert_eq!(rows.len(), 1);
+        let row = &rows[0];
+        assert_eq!(
+            (
+                row.events,
+                row.patient_days,
+                row.contributing_facilities,
+                row.suppressed_cells
+            ),
+            (50, 5000, 2, 2)
+        );
+        assert_eq!(row.rate_per_1000_patient_days, Some(10.0));
+        assert!(net.rows(&[EventCategory::Medication]).is_empty());
+    }
+
+    #[test]
+    fn answers_outside_the_range_are_unusable() {
+        let answer = pb::AggregateResponse {
+            cells: vec![cell("2024-12", EventCategory::Fall, 1, 20, false)],
+            ..Default::default()
+        };
+        assert!(FacilityFigures::from_wire(&answer, range(), &SmallCellRule::default()).is_err());
+    }
+}
