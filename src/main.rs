@@ -1,1 +1,363 @@
-fn main() {}
+//! The `psonet` command: thin argument parsing over the psonet crates.
+
+use anyhow::{Context, Result, bail};
+use clap::{Parser, Subcommand};
+use psonet::ndjson::{EventLine, ExposureLine, Line};
+use psonet::pki::{self, InitOptions};
+use psonet::{client, submit, synth, table};
+use psonet_core::month::Month;
+use psonet_core::pb::{self, benchmark_service_client::BenchmarkServiceClient};
+use std::io::{BufRead, Write};
+use std::path::PathBuf;
+
+#[derive(Parser)]
+#[command(
+    name = "psonet",
+    version,
+    about = "Federated patient safety benchmarking: facility nodes, PSO gateway, tools."
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Run a facility node (local + federation listeners).
+    Node {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Run the PSO gateway.
+    Gateway {
+        /// The gateway's config file.
+        #[arg(long)]
+        config: PathBuf,
+    },
+    /// Certificates for a network.
+    Pki {
+        #[command(subcommand)]
+        command: PkiCommand,
+    },
+    /// A whole network on loopback with synthetic data, then a benchmark (no setup needed).
+    Demo,
+    /// Send events and exposure records from an NDJSON file to a node's local listener.
+    Submit {
+        /// The node's local listener, e.g. 127.0.0.1:7111.
+        #[arg(long)]
+        node: String,
+        /// Identity directory of a facility client (ca.pem, cert.pem, key.pem).
+        #[arg(long)]
+        identity: PathBuf,
+        /// NDJSON file: one event or exposure record per line.
+        file: PathBuf,
+    },
+    /// Ask the gateway for a network benchmark and print it as a table.
+    Benchmark {
+        /// The gateway, e.g. 127.0.0.1:7100.
+        #[arg(long)]
+        gateway: String,
+        /// Identity directory of a partner or facility client.
+        #[arg(long)]
+        identity: PathBuf,
+        /// First month, YYYY-MM (default: 11 months before --to).
+        #[arg(long)]
+        from: Option<String>,
+        /// Last month, YYYY-MM (default: this month).
+        #[arg(long)]
+        to: Option<String>,
+        /// Categories to show, e.g. FALL (repeatable; default all).
+        #[arg(long = "category")]
+        categories: Vec<String>,
+    },
+    /// Write synthetic events and exposure as NDJSON to standard output.
+    Synth {
+        /// Number of events.
+        #[arg(long, default_value_t = 3000)]
+        events: usize,
+        /// Months covered, ending this month.
+        #[arg(long, default_value_t = 12)]
+        months: u32,
+        /// Staffed beds (sets patient days).
+        #[arg(long, default_value_t = 300)]
+        beds: u32,
+        /// Prefix of idempotency keys.
+        #[arg(long, default_value = "synth")]
+        key_prefix: String,
+        /// Random seed.
+        #[arg(long, default_value_t = 1)]
+        seed: u64,
+    },
+}
+
+#[derive(Subcommand)]
+enum PkiCommand {
+    /// Create a CA, certificates for a gateway, facilities and a partner, and example configs.
+    Init {
+        /// Network name (the SPIFFE trust domain), e.g. midwest-pso.
+        #[arg(long)]
+        network: String,
+        /// Output directory.
+        #[arg(long)]
+        out: PathBuf,
+        /// Number of facilities, named facility-1.. (ignored when --facility is given).
+        #[arg(long, default_value_t = 3)]
+        facilities: usize,
+        /// A facility id (repeatable).
+        #[arg(long = "facility")]
+        facility_ids: Vec<String>,
+        /// Extra host name or IP for server certificates (repeatable).
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// First port of the example configs: gateway on it, facility i on +10i+1 and +10i+2.
+        #[arg(long, default_value_t = 7100)]
+        base_port: u16,
+        /// Years the certificates are valid.
+        #[arg(long, default_value_t = 2)]
+        years: i32,
+    },
+}
+
+fn main() -> Result<()> {
+    let cli = Cli::parse();
+    let server = matches!(cli.command, Command::Node { .. } | Command::Gateway { .. });
+    init_logging(if server { "info" } else { "warn" });
+    psonet_core::tls::install_crypto_provider();
+    let runtime = tokio::runtime::Runtime::new().context("starting the async runtime")?;
+    runtime.block_on(run(cli.command))
+}
+
+fn init_logging(default: &str) {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
+    tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr)
+        .init();
+}
+
+async fn run(command: Command) -> Result<()> {
+    match command {
+        Command::Node { config } => run_node(config).await,
+        Command::Gateway { config } => run_gateway(config).await,
+        Command::Pki {
+            command:
+                PkiCommand::Init {
+                    network,
+                    out,
+                    facilities,
+                    facility_ids,
+                    hosts,
+                    base_port,
+                    years,
+                },
+        } => {
+            let facilities = if facility_ids.is_empty() {
+                (1..=facilities).map(|i| format!("facility-{i}")).collect()
+            } else {
+                facility_ids
+            };
+            let layout = pki::init(&InitOptions {
+                network,
+                out,
+                facilities,
+                hosts,
+                base_port: Some(base_port),
+                years,
+            })?;
+            print_layout(&layout);
+            Ok(())
+        }
+        Command::Demo => psonet::demo::run(&mut std::io::stdout()).await,
+        Command::Submit {
+            node,
+            identity,
+            file,
+        } => run_submit(&node, &identity, &file).await,
+        Command::Benchmark {
+            gateway,
+            identity,
+            from,
+            to,
+            categories,
+        } => run_benchmark(&gateway, &identity, from, to, categories).await,
+        Command::Synth {
+            events,
+            months,
+            beds,
+            key_prefix,
+            seed,
+        } => {
+            let options = synth::SynthOptions {
+                events,
+                months,
+                last_month: Month::current(),
+                key_prefix,
+                beds,
+                seed,
+            };
+            let mut out = std::io::BufWriter::new(std::io::stdout().lock());
+            for record in synth::exposure(&options) {
+                serde_json::to_writer(&mut out, &ExposureLine::from_wire(&record))?;
+                out.write_all(b"\n")?;
+            }
+            for event in synth::events(&options) {
+                serde_json::to_writer(&mut out, &EventLine::from_wire(&event))?;
+                out.write_all(b"\n")?;
+            }
+            out.flush()?;
+            Ok(())
+        }
+    }
+}
+
+async fn run_node(config: PathBuf) -> Result<()> {
+    let loaded = psonet_node::NodeConfig::load(&config)?;
+    let facility = loaded.config.facility_id.clone();
+    let node = psonet_node::RunningNode::start(loaded).await?;
+    println!(
+        "psonet node ready facility={facility} local={} federation={}",
+        node.local_addr, node.federation_addr
+    );
+    stop_signal().await?;
+    node.shutdown().await?;
+    Ok(())
+}
+
+async fn run_gateway(config: PathBuf) -> Result<()> {
+    let loaded = psonet_gateway::GatewayConfig::load(&config)?;
+    let gateway = psonet_gateway::RunningGateway::start(loaded).await?;
+    println!("psonet gateway ready listen={}", gateway.addr);
+    stop_signal().await?;
+    gateway.shutdown().await?;
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C.
+async fn stop_signal() -> Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut term = signal(SignalKind::terminate())?;
+    tokio::select! {
+        _ = term.recv() => {}
+        r = tokio::signal::ctrl_c() => r?,
+    }
+    Ok(())
+}
+
+async fn run_submit(node: &str, identity: &std::path::Path, file: &std::path::Path) -> Result<()> {
+    let reader = std::io::BufReader::new(
+        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?,
+    );
+    let (mut events, mut exposure) = (Vec::new(), Vec::new());
+    for (i, line) in reader.lines().enumerate() {
+        let line = line.with_context(|| format!("reading {}", file.display()))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        match psonet::ndjson::parse_line(i + 1, &line)? {
+            Line::Event(e) => events.push(e.to_wire().with_context(|| format!("line {}", i + 1))?),
+            Line::Exposure(x) => {
+                exposure.push(x.to_wire().with_context(|| format!("line {}", i + 1))?)
+            }
+        }
+    }
+    let peer = format!("the node at {node}");
+    let channel = client::channel(node, identity)?;
+    if !exposure.is_empty() {
+        let n = submit::exposure(channel.clone(), exposure, &peer).await?;
+        println!("exposure: {n} records written");
+    }
+    if !events.is_empty() {
+        let s = submit::events(channel, events, &peer).await?;
+        println!(
+            "events: {} accepted, {} duplicates, {} rejected",
+            s.accepted, s.duplicates, s.rejected
+        );
+        for r in &s.rejections {
+            for v in &r.violations {
+                println!(
+                    "  event #{} ({}): {}: {}",
+                    r.index + 1,
+                    r.idempotency_key,
+                    v.field,
+                    v.description
+                );
+            }
+        }
+        if s.rejected > 0 {
+            bail!("{} events were rejected", s.rejected);
+        }
+    }
+    Ok(())
+}
+
+async fn run_benchmark(
+    gateway: &str,
+    identity: &std::path::Path,
+    from: Option<String>,
+    to: Option<String>,
+    categories: Vec<String>,
+) -> Result<()> {
+    let to = to.unwrap_or_else(|| Month::current().to_string());
+    let from = match from {
+        Some(f) => f,
+        None => to.parse::<Month>().context("--to")?.minus(11).to_string(),
+    };
+    let categories = categories
+        .iter()
+        .map(|c| {
+            let name = if c.starts_with("EVENT_CATEGORY_") {
+                c.clone()
+            } else {
+                format!("EVENT_CATEGORY_{}", c.to_uppercase())
+            };
+            pb::EventCategory::from_str_name(&name)
+                .map(|v| v as i32)
+                .with_context(|| format!("--category {c}: unknown category"))
+        })
+        .collect::<Result<Vec<_>>>()?;
+    let channel = client::channel(gateway, identity)?;
+    let response = BenchmarkServiceClient::new(channel)
+        .network_benchmark(pb::NetworkBenchmarkRequest {
+            month_from: from,
+            month_to: to,
+            categories,
+        })
+        .await
+        .map_err(|s| client::explain(s, &format!("the gateway at {gateway}")))?
+        .into_inner();
+    print!("{}", table::benchmark(&response));
+    Ok(())
+}
+
+fn print_layout(layout: &pki::NetworkLayout) {
+    println!(
+        "wrote a CA, certificates and configs to {}",
+        layout.out.display()
+    );
+    println!(
+        "  gateway:  psonet gateway --config {}",
+        layout.gateway_config.display()
+    );
+    for f in &layout.facilities {
+        println!(
+            "  {:<9} psonet node --config {}",
+            format!("{}:", f.id),
+            f.node_config.display()
+        );
+        println!(
+            "  {:<9} client identity {}",
+            "",
+            f.client_identity.display()
+        );
+    }
+    println!(
+        "  partner:  client identity {}",
+        layout.partner_identity.display()
+    );
+    println!(
+        "keep {} offline: it signs every identity of the network",
+        layout.out.join("ca.key").display()
+    );
+}

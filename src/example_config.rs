@@ -1,0 +1,91 @@
+//! Ready-to-run configuration files, written from the same typed structs the servers load, so
+//! an example can never drift from what the loader accepts.
+
+use anyhow::Result;
+use psonet_core::tls::TlsFiles;
+use psonet_gateway::config::{FacilityEntry, FanoutConfig, GatewayConfig, GatewayDisclosureConfig};
+use psonet_node::config::{DisclosureConfig, ListenerConfig, NodeConfig, StoreConfig};
+use std::net::SocketAddr;
+use std::path::Path;
+
+/// A node config; paths are written relative to `dir`, where the file goes.
+pub fn node(
+    network: &str,
+    id: &str,
+    local: u16,
+    federation: u16,
+    tls: &TlsFiles,
+    dir: &Path,
+) -> Result<String> {
+    let tls = relative(tls, dir);
+    let config = NodeConfig {
+        facility_id: id.to_string(),
+        network: network.to_string(),
+        data_dir: "data".into(),
+        local: ListenerConfig {
+            listen: loopback(local),
+            tls: tls.clone(),
+        },
+        federation: ListenerConfig {
+            listen: loopback(federation),
+            tls,
+        },
+        disclosure: DisclosureConfig::default(),
+        store: StoreConfig::default(),
+    };
+    Ok(format!(
+        "# psonet facility node {id}. Start with: psonet node --config {}\n\
+         # The local listener serves this facility's own systems; the federation listener only\n\
+         # the PSO gateway. Paths are relative to this file.\n{}",
+        dir.join("node.toml").display(),
+        toml::to_string(&config)?
+    ))
+}
+
+/// A gateway config; paths are written relative to `dir`, where the file goes.
+pub fn gateway(
+    network: &str,
+    port: u16,
+    tls: &TlsFiles,
+    dir: &Path,
+    facilities: &[(String, String)],
+) -> Result<String> {
+    let config = GatewayConfig {
+        network: network.to_string(),
+        listen: loopback(port),
+        tls: relative(tls, dir),
+        fanout: FanoutConfig::default(),
+        disclosure: GatewayDisclosureConfig::default(),
+        facilities: facilities
+            .iter()
+            .map(|(id, endpoint)| FacilityEntry {
+                id: id.clone(),
+                endpoint: endpoint.clone(),
+                server_name: None,
+            })
+            .collect(),
+    };
+    Ok(format!(
+        "# psonet PSO gateway. Start with: psonet gateway --config {}\n\
+         # Paths are relative to this file.\n{}",
+        dir.join("gateway.toml").display(),
+        toml::to_string(&config)?
+    ))
+}
+
+fn loopback(port: u16) -> SocketAddr {
+    SocketAddr::from(([127, 0, 0, 1], port))
+}
+
+fn relative(tls: &TlsFiles, dir: &Path) -> TlsFiles {
+    let rel = |p: &Path| {
+        p.strip_prefix(dir)
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|_| p.to_path_buf())
+    };
+    TlsFiles {
+        ca: rel(&tls.ca),
+        cert: rel(&tls.cert),
+        key: rel(&tls.key),
+    }
+}
