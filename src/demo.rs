@@ -78,11 +78,8 @@ pub async fn run(out: &mut impl Write) -> Result<()> {
             let addr = node.local_addr.to_string();
             let identity = facility.client_identity.clone();
             async move {
-                let peer = format!("the node at {addr}");
-                let channel = client::channel(&addr, &identity)?;
-                let summary =
-                    submit::events(channel.clone(), synth::events(&options), &peer).await?;
-                submit::exposure(channel, synth::exposure(&options), &peer).await?;
+                let summary = submit::events(&addr, &identity, synth::events(&options)).await?;
+                submit::exposure(&addr, &identity, synth::exposure(&options)).await?;
                 anyhow::Ok(summary)
             }
         });
@@ -110,12 +107,19 @@ pub async fn run(out: &mut impl Write) -> Result<()> {
         .to_vec(),
     };
     let gateway_addr = gateway.addr.to_string();
-    let channel = client::channel(&gateway_addr, &layout.partner_identity)?;
-    let response = BenchmarkServiceClient::new(channel)
-        .network_benchmark(request.clone())
-        .await
-        .map_err(|s| client::explain(s, &format!("the gateway at {gateway_addr}")))?
-        .into_inner();
+    let response = match BenchmarkServiceClient::new(client::channel(
+        &gateway_addr,
+        &layout.partner_identity,
+    )?)
+    .network_benchmark(request.clone())
+    .await
+    {
+        Ok(response) => response.into_inner(),
+        Err(s) => {
+            let peer = format!("the gateway at {gateway_addr}");
+            return Err(client::explain(s, &gateway_addr, &peer, &layout.partner_identity).await);
+        }
+    };
     writeln!(
         out,
         "\nNetworkBenchmark over mTLS as spiffe://demo/partner/analyst, {} to {}:\n",

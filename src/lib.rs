@@ -12,3 +12,4 @@ pub mod pki;
 pub mod submit;
 pub mod synth;
 pub mod table;
+pub mod tls_probe;

@@ -262,14 +262,12 @@ async fn run_submit(node: &str, identity: &std::path::Path, file: &std::path::Pa
             }
         }
     }
-    let peer = format!("the node at {node}");
-    let channel = client::channel(node, identity)?;
     if !exposure.is_empty() {
-        let n = submit::exposure(channel.clone(), exposure, &peer).await?;
+        let n = submit::exposure(node, identity, exposure).await?;
         println!("exposure: {n} records written");
     }
     if !events.is_empty() {
-        let s = submit::events(channel, events, &peer).await?;
+        let s = submit::events(node, identity, events).await?;
         println!(
             "events: {} accepted, {} duplicates, {} rejected",
             s.accepted, s.duplicates, s.rejected
@@ -317,16 +315,26 @@ async fn run_benchmark(
                 .with_context(|| format!("--category {c}: unknown category"))
         })
         .collect::<Result<Vec<_>>>()?;
-    let channel = client::channel(gateway, identity)?;
-    let response = BenchmarkServiceClient::new(channel)
-        .network_benchmark(pb::NetworkBenchmarkRequest {
-            month_from: from,
-            month_to: to,
-            categories,
-        })
+    let request = pb::NetworkBenchmarkRequest {
+        month_from: from,
+        month_to: to,
+        categories,
+    };
+    let response = match BenchmarkServiceClient::new(client::channel(gateway, identity)?)
+        .network_benchmark(request)
         .await
-        .map_err(|s| client::explain(s, &format!("the gateway at {gateway}")))?
-        .into_inner();
+    {
+        Ok(response) => response.into_inner(),
+        Err(s) => {
+            return Err(client::explain(
+                s,
+                gateway,
+                &format!("the gateway at {gateway}"),
+                identity,
+            )
+            .await);
+        }
+    };
     print!("{}", table::benchmark(&response));
     Ok(())
 }

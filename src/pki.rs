@@ -44,15 +44,17 @@ pub struct IssuedIdentity {
 }
 
 impl Authority {
-    /// A new CA for `network`, valid from the start of last month for `years` years.
+    /// A new CA for `network`, valid from the start of last month for `years` years. Its name
+    /// carries a random tag so two CAs of one network never share a distinguished name.
     pub fn new(network: &str, years: i32) -> Result<Self> {
         check_name(network).context("--network")?;
         let key = KeyPair::generate()?;
         let mut params = CertificateParams::new(Vec::<String>::new())?;
         params.is_ca = IsCa::Ca(BasicConstraints::Unconstrained);
-        params
-            .distinguished_name
-            .push(DnType::CommonName, format!("psonet {network} network CA"));
+        params.distinguished_name.push(
+            DnType::CommonName,
+            format!("psonet {network} network CA {:08x}", rand::random::<u32>()),
+        );
         params.key_usages = vec![
             KeyUsagePurpose::KeyCertSign,
             KeyUsagePurpose::CrlSign,

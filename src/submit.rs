@@ -1,37 +1,43 @@
 //! Sending events and exposure to a node's local listener.
 
-use crate::client::explain;
+use crate::client::{channel, explain};
 use anyhow::Result;
 use psonet_core::pb::{self, reporting_service_client::ReportingServiceClient};
-use tonic::transport::Channel;
+use std::path::Path;
 
-/// Streams `events` through `SubmitEvents` and returns the node's summary.
+/// Streams `events` through `SubmitEvents` to the node at `addr` as `identity`, and returns the
+/// node's summary.
 pub async fn events(
-    channel: Channel,
+    addr: &str,
+    identity: &Path,
     events: Vec<pb::Event>,
-    peer: &str,
 ) -> Result<pb::SubmitEventsResponse> {
     let stream = tokio_stream::iter(
         events
             .into_iter()
             .map(|event| pb::SubmitEventsRequest { event: Some(event) }),
     );
-    ReportingServiceClient::new(channel)
+    match ReportingServiceClient::new(channel(addr, identity)?)
         .submit_events(stream)
         .await
-        .map(tonic::Response::into_inner)
-        .map_err(|s| explain(s, peer))
+    {
+        Ok(response) => Ok(response.into_inner()),
+        Err(s) => Err(explain(s, addr, &format!("the node at {addr}"), identity).await),
+    }
 }
 
-/// Records exposure, all records in one request.
+/// Records exposure at the node at `addr`, all records in one request.
 pub async fn exposure(
-    channel: Channel,
+    addr: &str,
+    identity: &Path,
     records: Vec<pb::ExposureRecord>,
-    peer: &str,
 ) -> Result<u32> {
-    ReportingServiceClient::new(channel)
-        .record_exposure(pb::RecordExposureRequest { records })
+    let request = pb::RecordExposureRequest { records };
+    match ReportingServiceClient::new(channel(addr, identity)?)
+        .record_exposure(request)
         .await
-        .map(|r| r.into_inner().recorded)
-        .map_err(|s| explain(s, peer))
+    {
+        Ok(response) => Ok(response.into_inner().recorded),
+        Err(s) => Err(explain(s, addr, &format!("the node at {addr}"), identity).await),
+    }
 }

@@ -92,11 +92,24 @@ fn from_source_chain(status: &Status, peer: &str) -> Option<Failure> {
     None
 }
 
+/// Classifies an I/O error from a TLS connection (e.g. a handshake or a read), if it is one.
+pub fn diagnose_tls_io(err: &std::io::Error, peer: &str) -> Option<Failure> {
+    if let Some(inner) = err.get_ref() {
+        if let Some(f) = from_error(inner, peer) {
+            return Some(f);
+        }
+    }
+    from_error(err, peer)
+}
+
 fn from_error(err: &(dyn StdError + 'static), peer: &str) -> Option<Failure> {
     if let Some(tls) = err.downcast_ref::<rustls::Error>() {
         return Some(from_tls(tls, peer));
     }
     let io = err.downcast_ref::<std::io::Error>()?;
+    if let Some(f) = from_tls_text(&io.to_string(), peer) {
+        return Some(f);
+    }
     use std::io::ErrorKind::*;
     match io.kind() {
         ConnectionRefused => Some(Failure::Unreachable(format!(
@@ -108,6 +121,35 @@ fn from_error(err: &(dyn StdError + 'static), peer: &str) -> Option<Failure> {
         TimedOut => Some(Failure::TimedOut(format!("connecting to {peer} timed out"))),
         _ => None,
     }
+}
+
+/// Some layers keep only the text of a rustls error ("received fatal alert: UnknownCA").
+fn from_tls_text(text: &str, peer: &str) -> Option<Failure> {
+    use rustls::Error as E;
+    let alert = text.strip_prefix("received fatal alert: ").map(str::trim);
+    let tls = match alert {
+        Some("UnknownCA") => E::AlertReceived(AlertDescription::UnknownCA),
+        Some("CertificateRequired") => E::AlertReceived(AlertDescription::CertificateRequired),
+        Some("CertificateExpired") => E::AlertReceived(AlertDescription::CertificateExpired),
+        Some("BadCertificate") => E::AlertReceived(AlertDescription::BadCertificate),
+        Some("DecryptError") => E::AlertReceived(AlertDescription::DecryptError),
+        Some(other) => {
+            return Some(Failure::Unreachable(format!(
+                "{peer} ended the TLS handshake with alert {other}"
+            )));
+        }
+        None if text.contains("invalid peer certificate: UnknownIssuer") => {
+            E::InvalidCertificate(CertificateError::UnknownIssuer)
+        }
+        None if text.contains("invalid peer certificate: NotValidForName") => {
+            E::InvalidCertificate(CertificateError::NotValidForName)
+        }
+        None if text.contains("invalid peer certificate: Expired") => {
+            E::InvalidCertificate(CertificateError::Expired)
+        }
+        None => return None,
+    };
+    Some(from_tls(&tls, peer))
 }
 
 fn from_tls(tls: &rustls::Error, peer: &str) -> Failure {
@@ -130,6 +172,11 @@ fn from_tls(tls: &rustls::Error, peer: &str) -> Failure {
             AlertDescription::BadCertificate | AlertDescription::UnsupportedCertificate,
         ) => {
             return Failure::Refused(format!("{peer} refused our certificate as invalid"));
+        }
+        E::AlertReceived(AlertDescription::DecryptError) => {
+            return Failure::Refused(format!(
+                "{peer} refused our certificate: its signature does not verify (issued by another CA of the same name?)"
+            ));
         }
         E::AlertReceived(other) => format!("{peer} ended the TLS handshake with alert {other:?}"),
         E::InvalidCertificate(CertificateError::UnknownIssuer) => {

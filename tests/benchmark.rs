@@ -1,0 +1,227 @@
+//! The benchmark path end to end: figures equal a brute-force count (8a), and a node that is
+//! down or frozen never makes the benchmark wait past its deadline (8f).
+
+mod common;
+
+use common::*;
+use psonet::synth::{self, SynthOptions};
+use psonet_core::month::Month;
+use psonet_core::pb::{self, CoverageStatus};
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+const K: u64 = 11;
+
+fn options(i: usize, last: Month) -> SynthOptions {
+    SynthOptions {
+        events: 1500 + 500 * i,
+        months: 6,
+        last_month: last,
+        key_prefix: format!("f{i}"),
+        beds: 150 + 100 * i as u32,
+        seed: 100 + i as u64,
+    }
+}
+
+/// Per (month, category): released events, facilities with a released non-zero count, and
+/// suppressed cells — computed from the submitted events alone.
+#[derive(Default, Debug, PartialEq)]
+struct Expected {
+    events: u64,
+    contributing: u32,
+    suppressed: u32,
+}
+
+fn brute_force(
+    per_facility: &[Vec<pb::Event>],
+    from: Month,
+    to: Month,
+) -> BTreeMap<(String, i32), Expected> {
+    let mut rows: BTreeMap<(String, i32), Expected> = BTreeMap::new();
+    for events in per_facility {
+        let mut cells: BTreeMap<(String, i32, i32), u64> = BTreeMap::new();
+        for e in events {
+            let month: Month = e.discovery_month.parse().unwrap();
+            if month < from || month > to {
+                continue;
+            }
+            for c in &e.categories {
+                *cells
+                    .entry((e.discovery_month.clone(), *c, e.harm))
+                    .or_default() += 1;
+            }
+        }
+        let mut facility_rows: BTreeMap<(String, i32), (u64, u32)> = BTreeMap::new();
+        for ((month, category, _), n) in cells {
+            let row = facility_rows.entry((month, category)).or_default();
+            if n >= K {
+                row.0 += n;
+            } else {
+                row.1 += 1;
+            }
+        }
+        for (key, (released, suppressed)) in facility_rows {
+            let row = rows.entry(key).or_default();
+            row.events += released;
+            row.contributing += u32::from(released > 0);
+            row.suppressed += suppressed;
+        }
+    }
+    rows
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
+    psonet_core::tls::install_crypto_provider();
+    let mut net = TestNetwork::start(3);
+    net.start_gateway(3_000);
+    let last = Month::current();
+    let mut submitted = Vec::new();
+    let mut patient_days: BTreeMap<String, u64> = BTreeMap::new();
+    for (i, node) in net.nodes.iter().enumerate() {
+        let opts = options(i, last);
+        let events = synth::events(&opts);
+        let summary = submit_all(&mut node.reporting(), events.clone()).await;
+        assert_eq!(
+            (summary.accepted, summary.rejected),
+            (events.len() as u64, 0)
+        );
+        let exposure = synth::exposure(&opts);
+        for r in &exposure {
+            *patient_days.entry(r.month.clone()).or_default() += r.patient_days;
+        }
+        node.reporting()
+            .record_exposure(pb::RecordExposureRequest { records: exposure })
+            .await
+            .unwrap();
+        submitted.push(events);
+    }
+
+    // Ask for a range that starts one month before the data and ends at the current month.
+    let (from, to) = (last.minus(6), last);
+    let response = net
+        .benchmark_client()
+        .network_benchmark(pb::NetworkBenchmarkRequest {
+            month_from: from.to_string(),
+            month_to: to.to_string(),
+            categories: vec![],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        response
+            .coverage
+            .iter()
+            .all(|c| c.status == CoverageStatus::Ok as i32),
+        "{:?}",
+        response.coverage
+    );
+    let expected = brute_force(&submitted, from, to);
+    assert!(
+        expected.values().any(|e| e.suppressed > 0),
+        "the data must exercise suppression"
+    );
+    assert_eq!(response.rows.len(), expected.len());
+    for row in &response.rows {
+        let want = &expected[&(row.month.clone(), row.category)];
+        let got = Expected {
+            events: row.events,
+            contributing: row.contributing_facilities,
+            suppressed: row.suppressed_cells,
+        };
+        assert_eq!(&got, want, "row {} {}", row.month, row.category);
+        let days = patient_days[&row.month];
+        assert_eq!(row.patient_days, days);
+        let rate = row.rate_per_1000_patient_days.unwrap();
+        assert!((rate - row.events as f64 * 1000.0 / days as f64).abs() < 1e-9);
+    }
+
+    // A category filter narrows the rows to that category.
+    let falls = net
+        .benchmark_client()
+        .network_benchmark(pb::NetworkBenchmarkRequest {
+            month_from: from.to_string(),
+            month_to: to.to_string(),
+            categories: vec![pb::EventCategory::Fall as i32],
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!falls.rows.is_empty());
+    assert!(
+        falls
+            .rows
+            .iter()
+            .all(|r| r.category == pb::EventCategory::Fall as i32)
+    );
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline() {
+    psonet_core::tls::install_crypto_provider();
+    let mut net = TestNetwork::start(3);
+    let deadline = Duration::from_millis(800);
+    net.start_gateway(deadline.as_millis() as u64);
+    let month = Month::current().to_string();
+    let request = pb::NetworkBenchmarkRequest {
+        month_from: month.clone(),
+        month_to: month.clone(),
+        categories: vec![],
+    };
+    let mut client = net.benchmark_client();
+    let warm = client
+        .network_benchmark(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        warm.coverage
+            .iter()
+            .all(|c| c.status == CoverageStatus::Ok as i32)
+    );
+
+    // Down: the process is gone, its port refuses connections.
+    net.nodes[1].kill();
+    let started = Instant::now();
+    let response = client
+        .network_benchmark(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        started.elapsed() < deadline + deadline / 10,
+        "took {:?}",
+        started.elapsed()
+    );
+    let status: Vec<i32> = response.coverage.iter().map(|c| c.status).collect();
+    assert_eq!(
+        status,
+        [
+            CoverageStatus::Ok as i32,
+            CoverageStatus::Unavailable as i32,
+            CoverageStatus::Ok as i32
+        ]
+    );
+    assert_eq!(response.coverage[1].facility_id, "facility-2");
+    assert!(!response.coverage[1].detail.is_empty());
+
+    // Frozen: TCP stays open but nothing answers.
+    net.nodes[2].process.as_ref().unwrap().signal("STOP");
+    let started = Instant::now();
+    let response = client
+        .network_benchmark(request.clone())
+        .await
+        .unwrap()
+        .into_inner();
+    let took = started.elapsed();
+    net.nodes[2].process.as_ref().unwrap().signal("CONT");
+    assert!(took < deadline + deadline / 10, "took {took:?}");
+    assert_eq!(
+        response.coverage[2].status,
+        CoverageStatus::TimedOut as i32,
+        "{:?}",
+        response.coverage[2]
+    );
+    assert_eq!(response.coverage[0].status, CoverageStatus::Ok as i32);
+}

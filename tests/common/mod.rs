@@ -1,0 +1,292 @@
+//! A psonet network started the way a user starts one: certificates from `pki init`, then
+//! `psonet node --config …` and `psonet gateway --config …` as real processes on loopback.
+
+#![allow(dead_code)]
+
+use psonet::pki::{self, InitOptions, NetworkLayout};
+use psonet_core::pb::{
+    self, aggregate_service_client::AggregateServiceClient,
+    benchmark_service_client::BenchmarkServiceClient,
+    reporting_service_client::ReportingServiceClient,
+};
+use psonet_gateway::GatewayConfig;
+use std::io::{BufRead, BufReader};
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::sync::mpsc;
+use std::time::Duration;
+use tempfile::TempDir;
+use tonic::transport::Channel;
+
+pub const NETWORK: &str = "testnet";
+
+/// A running `psonet` server process; killed when dropped.
+pub struct ServerProcess {
+    child: Child,
+    /// `key=value` pairs of its ready line (e.g. local, federation, listen).
+    ready: Vec<(String, String)>,
+}
+
+impl ServerProcess {
+    /// Starts `psonet <args>` and waits for its ready line.
+    pub fn spawn(args: &[&str], log: &Path) -> Self {
+        let log_file = std::fs::File::create(log).expect("log file");
+        let mut child = Command::new(env!("CARGO_BIN_EXE_psonet"))
+            .args(args)
+            .env("RUST_LOG", "info")
+            .stdout(Stdio::piped())
+            .stderr(Stdio::from(log_file))
+            .spawn()
+            .expect("spawn psonet");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, rx) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if line.contains(" ready ") {
+                    let _ = tx.send(line);
+                }
+            }
+        });
+        let line = match rx.recv_timeout(Duration::from_secs(30)) {
+            Ok(line) => line,
+            Err(_) => {
+                let _ = child.kill();
+                panic!(
+                    "psonet {args:?} did not become ready; log:\n{}",
+                    std::fs::read_to_string(log).unwrap_or_default()
+                );
+            }
+        };
+        let ready = line
+            .split_whitespace()
+            .filter_map(|kv| kv.split_once('='))
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
+        Self { child, ready }
+    }
+
+    /// An address from the ready line.
+    pub fn addr(&self, key: &str) -> SocketAddr {
+        self.ready
+            .iter()
+            .find(|(k, _)| k == key)
+            .and_then(|(_, v)| v.parse().ok())
+            .unwrap_or_else(|| panic!("no {key} in ready line {:?}", self.ready))
+    }
+
+    /// Process id.
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
+    /// SIGKILL and reap: a crash, not a shutdown.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+
+    /// Sends a signal by name (`STOP`, `CONT`, `TERM`).
+    pub fn signal(&self, name: &str) {
+        let status = Command::new("kill")
+            .args([format!("-{name}"), self.pid().to_string()])
+            .status()
+            .expect("kill");
+        assert!(status.success());
+    }
+
+    /// Waits for the process to exit and returns whether it exited successfully.
+    pub fn wait_success(&mut self) -> bool {
+        self.child.wait().map(|s| s.success()).unwrap_or(false)
+    }
+}
+
+impl Drop for ServerProcess {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+/// A facility node process and where its files are.
+pub struct TestNode {
+    pub id: String,
+    pub config: PathBuf,
+    pub client_identity: PathBuf,
+    pub process: Option<ServerProcess>,
+    log: PathBuf,
+}
+
+impl TestNode {
+    pub fn local(&self) -> SocketAddr {
+        self.process.as_ref().expect("node running").addr("local")
+    }
+
+    pub fn federation(&self) -> SocketAddr {
+        self.process
+            .as_ref()
+            .expect("node running")
+            .addr("federation")
+    }
+
+    /// Starts (or restarts) the node on its config and data directory.
+    pub fn start(&mut self) {
+        let config = self.config.to_string_lossy().to_string();
+        self.process = Some(ServerProcess::spawn(
+            &["node", "--config", &config],
+            &self.log,
+        ));
+    }
+
+    /// SIGKILLs the node.
+    pub fn kill(&mut self) {
+        if let Some(mut p) = self.process.take() {
+            p.kill();
+        }
+    }
+
+    /// A `ReportingService` client with this facility's own client identity.
+    pub fn reporting(&self) -> ReportingServiceClient<Channel> {
+        ReportingServiceClient::new(channel(&self.local(), &self.client_identity))
+    }
+}
+
+/// Nodes and, once started, a gateway.
+pub struct TestNetwork {
+    pub dir: TempDir,
+    pub layout: NetworkLayout,
+    pub nodes: Vec<TestNode>,
+    pub gateway: Option<ServerProcess>,
+}
+
+impl TestNetwork {
+    /// Issues certificates with `pki init` and starts `facilities` node processes.
+    pub fn start(facilities: usize) -> Self {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let layout = pki::init(&InitOptions {
+            network: NETWORK.into(),
+            out: dir.path().join("pki"),
+            facilities: (1..=facilities).map(|i| format!("facility-{i}")).collect(),
+            hosts: Vec::new(),
+            base_port: None,
+            years: 1,
+        })
+        .expect("pki init");
+        let nodes = layout
+            .facilities
+            .iter()
+            .map(|f| {
+                let mut node = TestNode {
+                    id: f.id.clone(),
+                    config: f.node_config.clone(),
+                    client_identity: f.client_identity.clone(),
+                    process: None,
+                    log: dir.path().join(format!("{}.log", f.id)),
+                };
+                node.start();
+                node
+            })
+            .collect();
+        Self {
+            dir,
+            layout,
+            nodes,
+            gateway: None,
+        }
+    }
+
+    /// Starts the gateway with the nodes' real addresses and a per-node deadline.
+    pub fn start_gateway(&mut self, node_deadline_ms: u64) {
+        let mut config: GatewayConfig =
+            toml::from_str(&std::fs::read_to_string(&self.layout.gateway_config).unwrap()).unwrap();
+        for (entry, node) in config.facilities.iter_mut().zip(&self.nodes) {
+            entry.endpoint = format!("https://127.0.0.1:{}", node.federation().port());
+        }
+        config.fanout.node_deadline_ms = node_deadline_ms;
+        let path = self.layout.out.join("gateway-test.toml");
+        std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
+        let path = path.to_string_lossy().to_string();
+        let log = self.dir.path().join("gateway.log");
+        self.gateway = Some(ServerProcess::spawn(&["gateway", "--config", &path], &log));
+    }
+
+    pub fn gateway_addr(&self) -> SocketAddr {
+        self.gateway
+            .as_ref()
+            .expect("gateway running")
+            .addr("listen")
+    }
+
+    /// A `BenchmarkService` client as the partner.
+    pub fn benchmark_client(&self) -> BenchmarkServiceClient<Channel> {
+        BenchmarkServiceClient::new(channel(&self.gateway_addr(), &self.layout.partner_identity))
+    }
+
+    /// The gateway's own identity directory.
+    pub fn gateway_identity(&self) -> PathBuf {
+        self.layout.out.join("gateway")
+    }
+
+    /// An `AggregateService` client to node `i`, as the gateway.
+    pub fn aggregate_client(&self, i: usize) -> AggregateServiceClient<Channel> {
+        AggregateServiceClient::new(channel(
+            &self.nodes[i].federation(),
+            &self.gateway_identity(),
+        ))
+    }
+}
+
+/// An mTLS channel to `addr` with the identity directory `identity`.
+pub fn channel(addr: &SocketAddr, identity: &Path) -> Channel {
+    psonet::client::channel(&addr.to_string(), identity).expect("channel")
+}
+
+/// A minimal valid event.
+pub fn event(
+    key: &str,
+    month: &str,
+    category: pb::EventCategory,
+    harm: pb::HarmLevel,
+) -> pb::Event {
+    pb::Event {
+        idempotency_key: key.into(),
+        cf_version: 0,
+        event_type: pb::EventType::Incident as i32,
+        categories: vec![category as i32],
+        harm: harm as i32,
+        discovery_month: month.into(),
+        unit_type: pb::UnitType::Medical as i32,
+        narrative: format!("test event {key}"),
+    }
+}
+
+/// Streams `events` to a node and returns the summary.
+pub async fn submit_all(
+    client: &mut ReportingServiceClient<Channel>,
+    events: Vec<pb::Event>,
+) -> pb::SubmitEventsResponse {
+    let stream = tokio_stream::iter(
+        events
+            .into_iter()
+            .map(|e| pb::SubmitEventsRequest { event: Some(e) }),
+    );
+    client
+        .submit_events(stream)
+        .await
+        .expect("submit_events")
+        .into_inner()
+}
+
+/// Total events in the released cells of an aggregate, and the number of suppressed cells.
+pub fn released_total(response: &pb::AggregateResponse) -> (u64, usize) {
+    let total = response.cells.iter().map(|c| c.count).sum();
+    let suppressed = response.cells.iter().filter(|c| c.suppressed).count();
+    (total, suppressed)
+}
+
+pub fn aggregate_request(from: &str, to: &str) -> pb::AggregateRequest {
+    pb::AggregateRequest {
+        month_from: from.into(),
+        month_to: to.into(),
+    }
+}

@@ -1,0 +1,367 @@
+//! Ingest at a node: malformed events are refused and leave nothing (8c), idempotency keys
+//! store an event once (8d), and acknowledged events survive a crash (8e).
+
+mod common;
+
+use common::*;
+use futures::future::join_all;
+use psonet_core::month::Month;
+use psonet_core::pb::{self, EventCategory, HarmLevel};
+use tonic::Code;
+use tonic_types::StatusExt;
+
+fn month() -> String {
+    Month::current().minus(1).to_string()
+}
+
+fn by_key(key: &str) -> pb::GetEventRequest {
+    pb::GetEventRequest {
+        key: Some(pb::get_event_request::Key::IdempotencyKey(key.into())),
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
+    psonet_core::tls::install_crypto_provider();
+    let net = TestNetwork::start(1);
+    let mut client = net.nodes[0].reporting();
+    let valid = event("ok-1", &month(), EventCategory::Fall, HarmLevel::Mild);
+    let cases: Vec<(pb::Event, &str)> = vec![
+        (
+            pb::Event {
+                idempotency_key: String::new(),
+                ..valid.clone()
+            },
+            "event.idempotency_key",
+        ),
+        (
+            pb::Event {
+                categories: vec![],
+                ..valid.clone()
+            },
+            "event.categories",
+        ),
+        (
+            pb::Event {
+                categories: vec![3, 99],
+                ..valid.clone()
+            },
+            "event.categories[1]",
+        ),
+        (
+            pb::Event {
+                harm: 0,
+                ..valid.clone()
+            },
+            "event.harm",
+        ),
+        (
+            pb::Event {
+                event_type: pb::EventType::NearMiss as i32,
+                ..valid.clone()
+            },
+            "event.harm",
+        ),
+        (
+            pb::Event {
+                discovery_month: "2026-13".into(),
+                ..valid.clone()
+            },
+            "event.discovery_month",
+        ),
+        (
+            pb::Event {
+                discovery_month: "2026-01-15".into(),
+                ..valid.clone()
+            },
+            "event.discovery_month",
+        ),
+        (
+            pb::Event {
+                discovery_month: Month::current().next().to_string(),
+                ..valid.clone()
+            },
+            "event.discovery_month",
+        ),
+        (
+            pb::Event {
+                unit_type: 0,
+                ..valid.clone()
+            },
+            "event.unit_type",
+        ),
+        (
+            pb::Event {
+                event_type: 7,
+                ..valid.clone()
+            },
+            "event.event_type",
+        ),
+    ];
+    for (i, (bad, field)) in cases.into_iter().enumerate() {
+        let bad = pb::Event {
+            idempotency_key: if bad.idempotency_key.is_empty() {
+                String::new()
+            } else {
+                format!("bad-{i}")
+            },
+            ..bad
+        };
+        let status = client
+            .submit_event(pb::SubmitEventRequest { event: Some(bad) })
+            .await
+            .unwrap_err();
+        assert_eq!(status.code(), Code::InvalidArgument, "case {i}: {status:?}");
+        let details = status
+            .get_details_bad_request()
+            .expect("BadRequest details");
+        let fields: Vec<&str> = details
+            .field_violations
+            .iter()
+            .map(|v| v.field.as_str())
+            .collect();
+        assert_eq!(fields, [field], "case {i}");
+        if i > 0 {
+            let missing = client
+                .get_event(by_key(&format!("bad-{i}")))
+                .await
+                .unwrap_err();
+            assert_eq!(missing.code(), Code::NotFound, "case {i} was stored");
+        }
+    }
+    let missing = client
+        .submit_event(pb::SubmitEventRequest { event: None })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::InvalidArgument);
+
+    // In a stream, the bad events are listed and the good ones stored.
+    let mut stream = vec![valid.clone()];
+    stream.push(pb::Event {
+        idempotency_key: "bad-stream".into(),
+        categories: vec![],
+        ..valid.clone()
+    });
+    let summary = submit_all(&mut client, stream).await;
+    assert_eq!((summary.accepted, summary.rejected), (1, 1));
+    assert_eq!(summary.rejections[0].index, 1);
+    assert_eq!(
+        summary.rejections[0].violations[0].field,
+        "event.categories"
+    );
+    assert_eq!(
+        client
+            .get_event(by_key("bad-stream"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+
+    // The counters hold exactly the one valid event.
+    let aggregate = net
+        .aggregate_client(0)
+        .aggregate(aggregate_request(&month(), &month()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(aggregate.cells.len(), 1);
+    assert!(
+        aggregate.cells[0].suppressed,
+        "one event is a suppressed cell"
+    );
+
+    // Exposure is all or nothing.
+    let status = client
+        .record_exposure(pb::RecordExposureRequest {
+            records: vec![
+                pb::ExposureRecord {
+                    month: month(),
+                    unit_type: pb::UnitType::Medical as i32,
+                    patient_days: 100,
+                },
+                pb::ExposureRecord {
+                    month: month(),
+                    unit_type: 0,
+                    patient_days: 100,
+                },
+            ],
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let fields: Vec<String> = status
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    assert_eq!(fields, ["records[1].unit_type"]);
+    let aggregate = net
+        .aggregate_client(0)
+        .aggregate(aggregate_request(&month(), &month()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(aggregate.exposure.is_empty());
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_same_idempotency_key_is_stored_once() {
+    psonet_core::tls::install_crypto_provider();
+    let net = TestNetwork::start(1);
+    let mut client = net.nodes[0].reporting();
+    let e = event(
+        "IR-42",
+        &month(),
+        EventCategory::Medication,
+        HarmLevel::NoHarm,
+    );
+    let first = client
+        .submit_event(pb::SubmitEventRequest {
+            event: Some(e.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let again = client
+        .submit_event(pb::SubmitEventRequest {
+            event: Some(e.clone()),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!first.duplicate);
+    assert!(again.duplicate);
+    assert_eq!(first.event_id, again.event_id);
+
+    // Eleven more with distinct keys, then a stream that repeats keys, also within itself.
+    let others: Vec<pb::Event> = (0..11)
+        .map(|i| {
+            event(
+                &format!("IR-{i}"),
+                &month(),
+                EventCategory::Medication,
+                HarmLevel::NoHarm,
+            )
+        })
+        .collect();
+    let summary = submit_all(&mut client, others.clone()).await;
+    assert_eq!((summary.accepted, summary.duplicates), (11, 0));
+    let mut replay = others.clone();
+    replay.push(e.clone());
+    replay.push(others[0].clone());
+    let summary = submit_all(&mut client, replay).await;
+    assert_eq!((summary.accepted, summary.duplicates), (0, 13));
+
+    // Concurrent retries of one new key: exactly one is stored.
+    let fresh = event(
+        "IR-race",
+        &month(),
+        EventCategory::Medication,
+        HarmLevel::NoHarm,
+    );
+    let calls = (0..8).map(|_| {
+        let mut c = client.clone();
+        let fresh = fresh.clone();
+        async move {
+            c.submit_event(pb::SubmitEventRequest { event: Some(fresh) })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    });
+    let answers = join_all(calls).await;
+    assert_eq!(answers.iter().filter(|a| !a.duplicate).count(), 1);
+    assert!(answers.iter().all(|a| a.event_id == answers[0].event_id));
+
+    // 1 + 11 + 1 events: one released cell of 13.
+    let aggregate = net
+        .aggregate_client(0)
+        .aggregate(aggregate_request(&month(), &month()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(released_total(&aggregate), (13, 0));
+    let stored = client
+        .get_event(by_key("IR-42"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(stored.event_id, first.event_id);
+    assert_eq!(stored.event.unwrap().narrative, e.narrative);
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn acknowledged_events_survive_a_crash_and_restart() {
+    psonet_core::tls::install_crypto_provider();
+    let mut net = TestNetwork::start(1);
+    let mut client = net.nodes[0].reporting();
+    // Unary submits from concurrent clients, each acknowledged…
+    let calls = (0..40).map(|i| {
+        let mut c = client.clone();
+        async move {
+            let e = event(
+                &format!("unary-{i}"),
+                &month(),
+                EventCategory::Fall,
+                HarmLevel::Mild,
+            );
+            c.submit_event(pb::SubmitEventRequest { event: Some(e) })
+                .await
+                .unwrap()
+                .into_inner()
+        }
+    });
+    let acks = join_all(calls).await;
+    // …and a stream whose summary acknowledges it.
+    let streamed: Vec<pb::Event> = (0..500)
+        .map(|i| {
+            event(
+                &format!("stream-{i}"),
+                &month(),
+                EventCategory::Medication,
+                HarmLevel::NoHarm,
+            )
+        })
+        .collect();
+    assert_eq!(submit_all(&mut client, streamed).await.accepted, 500);
+    client
+        .record_exposure(pb::RecordExposureRequest {
+            records: vec![pb::ExposureRecord {
+                month: month(),
+                unit_type: pb::UnitType::Medical as i32,
+                patient_days: 777,
+            }],
+        })
+        .await
+        .unwrap();
+
+    // A crash: SIGKILL, no shutdown, no flush on exit.
+    net.nodes[0].kill();
+    net.nodes[0].start();
+    let mut client = net.nodes[0].reporting();
+    for (i, ack) in acks.iter().enumerate() {
+        let stored = client
+            .get_event(by_key(&format!("unary-{i}")))
+            .await
+            .unwrap()
+            .into_inner();
+        assert_eq!(stored.event_id, ack.event_id);
+    }
+    for i in 0..500 {
+        client
+            .get_event(by_key(&format!("stream-{i}")))
+            .await
+            .unwrap();
+    }
+    let aggregate = net
+        .aggregate_client(0)
+        .aggregate(aggregate_request(&month(), &month()))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(released_total(&aggregate), (540, 0));
+    assert_eq!(aggregate.exposure[0].patient_days, 777);
+}
