@@ -57,15 +57,13 @@ pub async fn explain_failure(
 ) -> Failure {
     let first = diagnose(status, peer);
     // A status with a source was made by the transport, not sent by the peer.
-    let hidden = std::error::Error::source(status).is_some() && !matches!(first, Failure::Refused(_));
-    if hidden {
-        if let Ok((_, host_port, host)) = parse_addr(addr) {
-            if let Some(found) =
-                crate::tls_probe::probe(&host_port, &host, ca, identity, peer).await
-            {
-                return found;
-            }
-        }
+    let hidden =
+        std::error::Error::source(status).is_some() && !matches!(first, Failure::Refused(_));
+    if hidden
+        && let Ok((_, host_port, host)) = parse_addr(addr)
+        && let Some(found) = crate::tls_probe::probe(&host_port, &host, ca, identity, peer).await
+    {
+        return found;
     }
     first
 }

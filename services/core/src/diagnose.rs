@@ -79,13 +79,10 @@ fn from_source_chain(status: &Status, peer: &str) -> Option<Failure> {
         if let Some(f) = from_error(err, peer) {
             return Some(f);
         }
-        if let Some(inner) = err
-            .downcast_ref::<std::io::Error>()
-            .and_then(|io| io.get_ref())
+        if let Some(io) = err.downcast_ref::<std::io::Error>()
+            && let Some(f) = diagnose_tls_io(io, peer)
         {
-            if let Some(f) = from_error(inner, peer) {
-                return Some(f);
-            }
+            return Some(f);
         }
         next = err.source();
     }
@@ -94,12 +91,9 @@ fn from_source_chain(status: &Status, peer: &str) -> Option<Failure> {
 
 /// Classifies an I/O error from a TLS connection (e.g. a handshake or a read), if it is one.
 pub fn diagnose_tls_io(err: &std::io::Error, peer: &str) -> Option<Failure> {
-    if let Some(inner) = err.get_ref() {
-        if let Some(f) = from_error(inner, peer) {
-            return Some(f);
-        }
-    }
-    from_error(err, peer)
+    err.get_ref()
+        .and_then(|inner| from_error(inner, peer))
+        .or_else(|| from_error(err, peer))
 }
 
 fn from_error(err: &(dyn StdError + 'static), peer: &str) -> Option<Failure> {

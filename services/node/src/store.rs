@@ -102,7 +102,7 @@ impl Store {
                         continue;
                     }
                     let id_bytes = id.to_be_bytes();
-                    let record = stored_record(event, *id, received_at.clone());
+                    let record = stored_record(event, *id, received_at);
                     events_tx.insert(&id_bytes, record)?;
                     keys_tx.insert(event.idempotency_key.as_bytes(), &id_bytes)?;
                     for key in CounterKey::for_event(event) {

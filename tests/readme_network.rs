@@ -1,0 +1,175 @@
+//! The README's hand-run network, command for command: `psonet pki init`, three `psonet node`
+//! and one `psonet gateway` from the generated configs, `psonet synth | psonet submit`, then
+//! `psonet benchmark` — all through the real binary.
+
+mod common;
+
+use common::ServerProcess;
+use std::net::TcpListener;
+use std::path::Path;
+use std::process::{Command, Output};
+
+fn psonet(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_psonet"))
+        .args(args)
+        .output()
+        .expect("run psonet")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// A base port whose gateway and three facilities' ports are all free right now.
+fn free_base_port() -> u16 {
+    let offsets = [0u16, 11, 12, 21, 22, 31, 32];
+    (0..200)
+        .map(|i| 20_000 + ((std::process::id() as u16 % 2_000) * 10 + i * 97) % 40_000)
+        .find(|base| {
+            offsets
+                .iter()
+                .all(|o| TcpListener::bind(("127.0.0.1", base + o)).is_ok())
+        })
+        .expect("no free ports")
+}
+
+#[test]
+fn a_network_started_by_hand_from_the_readme_answers_psonet_benchmark() {
+    let dir = tempfile::tempdir().unwrap();
+    let pki = dir.path().join("pki");
+    let pki_s = pki.to_str().unwrap();
+    let base = free_base_port().to_string();
+    let init = psonet(&[
+        "pki",
+        "init",
+        "--network",
+        "midwest-pso",
+        "--out",
+        pki_s,
+        "--base-port",
+        &base,
+    ]);
+    assert!(init.status.success(), "{}", text(&init));
+    assert!(text(&init).contains("psonet gateway --config"));
+    let again = psonet(&["pki", "init", "--network", "midwest-pso", "--out", pki_s]);
+    assert!(
+        !again.status.success(),
+        "a second init must not overwrite the CA"
+    );
+
+    let _nodes: Vec<ServerProcess> = (1..=3)
+        .map(|i| {
+            let config = pki.join(format!("facility-{i}/node.toml"));
+            ServerProcess::spawn(
+                &["node", "--config", config.to_str().unwrap()],
+                &dir.path().join(format!("n{i}.log")),
+            )
+        })
+        .collect();
+    let gateway_config = pki.join("gateway.toml");
+    let _gateway = ServerProcess::spawn(
+        &["gateway", "--config", gateway_config.to_str().unwrap()],
+        &dir.path().join("gw.log"),
+    );
+
+    for i in 1..=3u16 {
+        let synth = psonet(&[
+            "synth",
+            "--events",
+            "1500",
+            "--months",
+            "3",
+            "--seed",
+            &i.to_string(),
+            "--key-prefix",
+            &format!("f{i}"),
+        ]);
+        assert!(synth.status.success());
+        let file = dir.path().join(format!("f{i}.ndjson"));
+        std::fs::write(&file, &synth.stdout).unwrap();
+        let node = format!("127.0.0.1:{}", base.parse::<u16>().unwrap() + 10 * i + 1);
+        let identity = pki.join(format!("facility-{i}/client"));
+        let submit = psonet(&[
+            "submit",
+            "--node",
+            &node,
+            "--identity",
+            identity.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ]);
+        assert!(submit.status.success(), "{}", text(&submit));
+        assert!(
+            text(&submit).contains("events: 1500 accepted, 0 duplicates, 0 rejected"),
+            "{}",
+            text(&submit)
+        );
+        // Submitting the same file again stores nothing new.
+        let again = psonet(&[
+            "submit",
+            "--node",
+            &node,
+            "--identity",
+            identity.to_str().unwrap(),
+            file.to_str().unwrap(),
+        ]);
+        assert!(
+            text(&again).contains("events: 0 accepted, 1500 duplicates"),
+            "{}",
+            text(&again)
+        );
+    }
+
+    let gateway = format!("127.0.0.1:{base}");
+    let partner = pki.join("partner");
+    let bench = psonet(&[
+        "benchmark",
+        "--gateway",
+        &gateway,
+        "--identity",
+        partner.to_str().unwrap(),
+        "--category",
+        "FALL",
+    ]);
+    let out = text(&bench);
+    assert!(bench.status.success(), "{out}");
+    assert!(out.contains("3 of 3 facilities answered"), "{out}");
+    assert!(out.contains("FALL"), "{out}");
+    assert!(!out.contains("MEDICATION"), "{out}");
+
+    // Plain words when the caller is refused: the gateway's own identity is not a partner…
+    let gateway_identity = pki.join("gateway");
+    let wrong = psonet(&[
+        "benchmark",
+        "--gateway",
+        &gateway,
+        "--identity",
+        gateway_identity.to_str().unwrap(),
+    ]);
+    assert!(!wrong.status.success());
+    assert!(text(&wrong).contains("denied the call"), "{}", text(&wrong));
+    // …and a certificate from another network's CA is refused as such.
+    let other = dir.path().join("other");
+    let init = psonet(&[
+        "pki",
+        "init",
+        "--network",
+        "other",
+        "--out",
+        other.to_str().unwrap(),
+    ]);
+    assert!(init.status.success());
+    let foreign = psonet(&[
+        "benchmark",
+        "--gateway",
+        &gateway,
+        "--identity",
+        Path::new(&other).join("partner").to_str().unwrap(),
+    ]);
+    assert!(!foreign.status.success());
+    let out = text(&foreign);
+    assert!(out.contains("our CA did not issue"), "{out}");
+}
