@@ -130,7 +130,7 @@ fn endpoint_host(endpoint: &str) -> String {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     /// The file could not be read.
-    #[error("cannot read {path}: {source}")]
+    #[error("cannot read {path}")]
     Read {
         /// The config file.
         path: PathBuf,

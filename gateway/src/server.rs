@@ -14,13 +14,13 @@ use tonic::transport::Server;
 #[derive(Debug, thiserror::Error)]
 pub enum GatewayError {
     /// The listener could not be bound.
-    #[error("{0}")]
+    #[error(transparent)]
     Bind(#[from] std::io::Error),
     /// The TLS setup, an endpoint or the server failed.
-    #[error("server: {0}")]
+    #[error("TLS setup or the server failed")]
     Transport(#[from] tonic::transport::Error),
     /// The server task panicked.
-    #[error("server task failed: {0}")]
+    #[error("a server task failed")]
     Task(#[from] tokio::task::JoinError),
 }
 

@@ -24,7 +24,7 @@ pub struct TlsFiles {
 #[derive(Debug, thiserror::Error)]
 pub enum TlsError {
     /// The file could not be read.
-    #[error("{key} = {path}: {source}")]
+    #[error("{key} = {path}: cannot read it")]
     Read {
         /// Configuration key that named the file.
         key: String,

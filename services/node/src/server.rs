@@ -17,16 +17,16 @@ use tonic::transport::Server;
 #[derive(Debug, thiserror::Error)]
 pub enum NodeError {
     /// The store could not be opened or flushed.
-    #[error("{0}")]
+    #[error(transparent)]
     Store(#[from] StoreError),
     /// A listener could not be bound.
-    #[error("{0}")]
+    #[error(transparent)]
     Bind(#[from] std::io::Error),
     /// The TLS setup or a server failed.
-    #[error("server: {0}")]
+    #[error("TLS setup or the server failed")]
     Transport(#[from] tonic::transport::Error),
     /// A server task panicked.
-    #[error("server task failed: {0}")]
+    #[error("a server task failed")]
     Task(#[from] tokio::task::JoinError),
 }
 

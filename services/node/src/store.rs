@@ -21,7 +21,7 @@ use std::time::{SystemTime, UNIX_EPOCH};
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
     /// sled failed (I/O, or another process holds the data directory).
-    #[error("store: {0}")]
+    #[error("the store failed")]
     Sled(#[from] sled::Error),
     /// Stored bytes do not decode.
     #[error("store is corrupt: {0}")]
