@@ -1,12 +1,14 @@
 //! The gateway's configuration file (`gateway.toml`): typed, defaulted and checked at load time.
 
+pub use psonet_core::config_file::ConfigError;
+use psonet_core::config_file::read_toml;
 use psonet_core::identity::check_name;
 use psonet_core::suppression::{DEFAULT_MIN_CELL_COUNT, SmallCellRule};
-use psonet_core::tls::{TlsError, TlsFiles, TlsMaterial};
+use psonet_core::tls::{TlsFiles, TlsMaterial};
 use serde::{Deserialize, Serialize};
 use std::collections::HashSet;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::time::Duration;
 
 /// Everything the gateway needs to run.
@@ -126,38 +128,6 @@ fn endpoint_host(endpoint: &str) -> String {
         .to_string()
 }
 
-/// A configuration that cannot be used, with the key at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}")]
-    Read {
-        /// The config file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML for this schema (the message names the key).
-    #[error("{path}: {message}")]
-    Parse {
-        /// The config file.
-        path: PathBuf,
-        /// The parser's message, with line and key.
-        message: String,
-    },
-    /// A value is out of its allowed range.
-    #[error("{key}: {message}")]
-    Invalid {
-        /// The key at fault.
-        key: String,
-        /// What is wrong.
-        message: String,
-    },
-    /// A TLS file is missing or wrong.
-    #[error(transparent)]
-    Tls(#[from] TlsError),
-}
-
 /// A checked configuration with its TLS material loaded.
 #[derive(Clone)]
 pub struct LoadedGatewayConfig {
@@ -172,45 +142,35 @@ pub struct LoadedGatewayConfig {
 impl GatewayConfig {
     /// Reads, parses and checks `path`; relative paths in it are relative to its directory.
     pub fn load(path: &Path) -> Result<LoadedGatewayConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut config: GatewayConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        config
-            .tls
-            .resolve_relative(path.parent().unwrap_or(Path::new(".")));
+        let (mut config, base): (GatewayConfig, _) = read_toml(path)?;
+        config.tls.resolve_relative(&base);
         config.check()
     }
 
     /// Checks every value and loads the TLS files.
     pub fn check(self) -> Result<LoadedGatewayConfig, ConfigError> {
-        let invalid = |key: &str, message: String| ConfigError::Invalid {
-            key: key.to_string(),
-            message,
-        };
-        check_name(&self.network).map_err(|e| invalid("network", e.to_string()))?;
+        check_name(&self.network).map_err(|e| ConfigError::invalid("network", e))?;
         let small_cells = SmallCellRule::new(self.disclosure.min_cell_count)
-            .map_err(|e| invalid("disclosure.min_cell_count", e.to_string()))?;
+            .map_err(|e| ConfigError::invalid("disclosure.min_cell_count", e))?;
         if self.fanout.node_deadline_ms == 0 || self.fanout.connect_timeout_ms == 0 {
-            return Err(invalid("fanout", "timeouts must be at least 1 ms".into()));
+            return Err(ConfigError::invalid(
+                "fanout",
+                "timeouts must be at least 1 ms",
+            ));
         }
         let mut ids = HashSet::new();
         for (i, f) in self.facilities.iter().enumerate() {
             check_name(&f.id)
-                .map_err(|e| invalid(&format!("facilities[{i}].id"), e.to_string()))?;
+                .map_err(|e| ConfigError::invalid(format!("facilities[{i}].id"), e.to_string()))?;
             if !ids.insert(f.id.as_str()) {
-                return Err(invalid(
-                    &format!("facilities[{i}].id"),
+                return Err(ConfigError::invalid(
+                    format!("facilities[{i}].id"),
                     format!("{} is listed twice", f.id),
                 ));
             }
             if !f.endpoint.starts_with("https://") {
-                return Err(invalid(
-                    &format!("facilities[{i}].endpoint"),
+                return Err(ConfigError::invalid(
+                    format!("facilities[{i}].endpoint"),
                     format!(
                         "{:?} must start with https:// (nodes only speak mutual TLS)",
                         f.endpoint

@@ -6,6 +6,7 @@
 //! here, once, so that `INVALID_ARGUMENT` with field violations is born in one place.
 
 pub mod auth;
+pub mod config_file;
 pub mod cube;
 pub mod diagnose;
 pub mod event;

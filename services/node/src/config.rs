@@ -1,8 +1,10 @@
 //! The node's configuration file (`node.toml`): typed, defaulted and checked at load time.
 
+pub use psonet_core::config_file::ConfigError;
+use psonet_core::config_file::read_toml;
 use psonet_core::identity::check_name;
 use psonet_core::suppression::{DEFAULT_MIN_CELL_COUNT, SmallCellRule};
-use psonet_core::tls::{TlsError, TlsFiles, TlsMaterial};
+use psonet_core::tls::{TlsFiles, TlsMaterial};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -81,38 +83,6 @@ impl Default for StoreConfig {
     }
 }
 
-/// A configuration that cannot be used, with the key at fault.
-#[derive(Debug, thiserror::Error)]
-pub enum ConfigError {
-    /// The file could not be read.
-    #[error("cannot read {path}")]
-    Read {
-        /// The config file.
-        path: PathBuf,
-        /// The I/O error.
-        source: std::io::Error,
-    },
-    /// The file is not valid TOML for this schema (the message names the key).
-    #[error("{path}: {message}")]
-    Parse {
-        /// The config file.
-        path: PathBuf,
-        /// The parser's message, with line and key.
-        message: String,
-    },
-    /// A value is out of its allowed range.
-    #[error("{key}: {message}")]
-    Invalid {
-        /// The key at fault.
-        key: &'static str,
-        /// What is wrong.
-        message: String,
-    },
-    /// A TLS file is missing or wrong.
-    #[error(transparent)]
-    Tls(#[from] TlsError),
-}
-
 /// A checked configuration with its TLS material loaded.
 #[derive(Clone)]
 pub struct LoadedNodeConfig {
@@ -129,16 +99,8 @@ pub struct LoadedNodeConfig {
 impl NodeConfig {
     /// Reads, parses and checks `path`; relative paths in it are relative to its directory.
     pub fn load(path: &Path) -> Result<LoadedNodeConfig, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_path_buf(),
-            source,
-        })?;
-        let mut config: NodeConfig = toml::from_str(&text).map_err(|e| ConfigError::Parse {
-            path: path.to_path_buf(),
-            message: e.to_string(),
-        })?;
-        let base = path.parent().unwrap_or(Path::new("."));
-        config.resolve_relative(base);
+        let (mut config, base): (NodeConfig, _) = read_toml(path)?;
+        config.resolve_relative(&base);
         config.check()
     }
 
@@ -153,23 +115,13 @@ impl NodeConfig {
 
     /// Checks every value and loads the TLS files.
     pub fn check(self) -> Result<LoadedNodeConfig, ConfigError> {
-        let invalid = |key, e: psonet_core::identity::IdentityError| ConfigError::Invalid {
-            key,
-            message: e.to_string(),
-        };
-        check_name(&self.facility_id).map_err(|e| invalid("facility_id", e))?;
-        check_name(&self.network).map_err(|e| invalid("network", e))?;
-        let small_cells = SmallCellRule::new(self.disclosure.min_cell_count).map_err(|e| {
-            ConfigError::Invalid {
-                key: "disclosure.min_cell_count",
-                message: e.to_string(),
-            }
-        })?;
+        use ConfigError as E;
+        check_name(&self.facility_id).map_err(|e| E::invalid("facility_id", e))?;
+        check_name(&self.network).map_err(|e| E::invalid("network", e))?;
+        let small_cells = SmallCellRule::new(self.disclosure.min_cell_count)
+            .map_err(|e| E::invalid("disclosure.min_cell_count", e))?;
         if self.store.cache_capacity_mb == 0 {
-            return Err(ConfigError::Invalid {
-                key: "store.cache_capacity_mb",
-                message: "must be at least 1".into(),
-            });
+            return Err(E::invalid("store.cache_capacity_mb", "must be at least 1"));
         }
         Ok(LoadedNodeConfig {
             local_tls: self.local.tls.load("local.tls")?,
