@@ -5,7 +5,7 @@ use crate::config::LoadedGatewayConfig;
 use crate::registry::Registry;
 use psonet_core::auth::{AccessRule, Audience};
 use psonet_core::pb::benchmark_service_server::BenchmarkServiceServer;
-use psonet_core::serve::{Shutdown, bind};
+use psonet_core::serve::{Shutdown, bind, with_operations};
 use std::net::SocketAddr;
 use tokio::task::JoinHandle;
 use tonic::transport::Server;
@@ -19,6 +19,9 @@ pub enum GatewayError {
     /// The TLS setup, an endpoint or the server failed.
     #[error("TLS setup or the server failed")]
     Transport(#[from] tonic::transport::Error),
+    /// The reflection service could not be built.
+    #[error("reflection setup failed")]
+    Reflection(#[from] tonic_reflection::server::Error),
     /// The server task panicked.
     #[error("a server task failed")]
     Task(#[from] tokio::task::JoinError),
@@ -39,14 +42,17 @@ impl RunningGateway {
         let registry = Registry::new(&config.facilities, &loaded.tls, &config.fanout)?;
         let listener = bind(config.listen, "gateway listener").await?;
         let shutdown = Shutdown::new();
+        let rule = AccessRule::new(&config.network, Audience::PartnersAndFacilities);
         let benchmarks = BenchmarkServiceServer::with_interceptor(
             Benchmarks::new(registry, config.fanout.node_deadline(), loaded.small_cells),
-            AccessRule::new(&config.network, Audience::PartnersAndFacilities),
+            rule.clone(),
         );
-        let server = Server::builder()
+        let router = Server::builder()
             .tls_config(loaded.tls.server_config())?
-            .add_service(benchmarks)
-            .serve_with_incoming_shutdown(listener.incoming, shutdown.signalled());
+            .add_service(benchmarks);
+        let (router, _health) =
+            with_operations(router, &rule, &["psonet.v1.BenchmarkService"]).await?;
+        let server = router.serve_with_incoming_shutdown(listener.incoming, shutdown.signalled());
         tracing::info!(addr = %listener.addr, facilities = config.facilities.len(), "gateway started");
         Ok(Self {
             addr: listener.addr,

@@ -217,6 +217,11 @@ impl TestNetwork {
             .addr("listen")
     }
 
+    /// A channel to the gateway as the partner.
+    pub fn benchmark_client_channel(&self) -> Channel {
+        channel(&self.gateway_addr(), &self.layout.partner_identity)
+    }
+
     /// A `BenchmarkService` client as the partner.
     pub fn benchmark_client(&self) -> BenchmarkServiceClient<Channel> {
         BenchmarkServiceClient::new(channel(&self.gateway_addr(), &self.layout.partner_identity))

@@ -7,11 +7,13 @@ use crate::store::{Store, StoreError};
 use psonet_core::auth::{AccessRule, Audience};
 use psonet_core::pb::aggregate_service_server::AggregateServiceServer;
 use psonet_core::pb::reporting_service_server::ReportingServiceServer;
-use psonet_core::serve::{Shutdown, bind};
+use psonet_core::serve::{Shutdown, bind, with_operations};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
 use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 /// Why a node could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -25,6 +27,9 @@ pub enum NodeError {
     /// The TLS setup or a server failed.
     #[error("TLS setup or the server failed")]
     Transport(#[from] tonic::transport::Error),
+    /// The reflection service could not be built.
+    #[error("reflection setup failed")]
+    Reflection(#[from] tonic_reflection::server::Error),
     /// A server task panicked.
     #[error("a server task failed")]
     Task(#[from] tokio::task::JoinError),
@@ -38,8 +43,14 @@ pub struct RunningNode {
     pub federation_addr: SocketAddr,
     store: Arc<Store>,
     shutdown: Shutdown,
+    health: Vec<(HealthReporter, &'static str)>,
     servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
 }
+
+/// Full name of the local listener's service.
+const REPORTING_SERVICE: &str = "psonet.v1.ReportingService";
+/// Full name of the federation listener's service.
+const AGGREGATE_SERVICE: &str = "psonet.v1.AggregateService";
 
 impl RunningNode {
     /// Opens the store and starts both listeners.
@@ -61,25 +72,33 @@ impl RunningNode {
         let federation = bind(config.federation.listen, "federation listener").await?;
         let shutdown = Shutdown::new();
 
+        let local_rule = AccessRule::new(
+            &config.network,
+            Audience::OwnFacility(config.facility_id.clone()),
+        );
         let reporting = ReportingServiceServer::with_interceptor(
             Reporting::new(store.clone()),
-            AccessRule::new(
-                &config.network,
-                Audience::OwnFacility(config.facility_id.clone()),
-            ),
+            local_rule.clone(),
         );
-        let local_server = Server::builder()
+        let local_router = Server::builder()
             .tls_config(loaded.local_tls.server_config())?
-            .add_service(reporting)
-            .serve_with_incoming_shutdown(local.incoming, shutdown.signalled());
+            .add_service(reporting);
+        let (local_router, local_health) =
+            with_operations(local_router, &local_rule, &[REPORTING_SERVICE]).await?;
+        let local_server =
+            local_router.serve_with_incoming_shutdown(local.incoming, shutdown.signalled());
 
+        let federation_rule = AccessRule::new(&config.network, Audience::Gateway);
         let aggregates = AggregateServiceServer::with_interceptor(
             Aggregates::new(store.clone(), loaded.small_cells),
-            AccessRule::new(&config.network, Audience::Gateway),
+            federation_rule.clone(),
         );
-        let federation_server = Server::builder()
+        let federation_router = Server::builder()
             .tls_config(loaded.federation_tls.server_config())?
-            .add_service(aggregates)
+            .add_service(aggregates);
+        let (federation_router, federation_health) =
+            with_operations(federation_router, &federation_rule, &[AGGREGATE_SERVICE]).await?;
+        let federation_server = federation_router
             .serve_with_incoming_shutdown(federation.incoming, shutdown.signalled());
 
         tracing::info!(
@@ -93,12 +112,21 @@ impl RunningNode {
             federation_addr: federation.addr,
             store,
             shutdown,
+            health: vec![
+                (local_health, REPORTING_SERVICE),
+                (federation_health, AGGREGATE_SERVICE),
+            ],
             servers: vec![tokio::spawn(local_server), tokio::spawn(federation_server)],
         })
     }
 
     /// Stops accepting calls, lets in-flight calls finish, and flushes the store.
     pub async fn shutdown(self) -> Result<(), NodeError> {
+        for (reporter, service) in &self.health {
+            reporter
+                .set_service_status(*service, ServingStatus::NotServing)
+                .await;
+        }
         self.shutdown.trigger();
         for server in self.servers {
             server.await??;
