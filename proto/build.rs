@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 const FILES: &[&str] = &[
     "psonet/v1/common.proto",
+    "psonet/v1/modules.proto",
     "psonet/v1/event.proto",
     "psonet/v1/reporting.proto",
     "psonet/v1/aggregate.proto",

@@ -1,13 +1,14 @@
 //! The `psonet` command: thin argument parsing over the psonet crates.
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use psonet::ndjson::{EventLine, ExposureLine, Line};
+use psonet::import::{self, ImportOptions};
+use psonet::ndjson::Codec;
 use psonet::pki::{self, InitOptions};
-use psonet::{client, submit, synth, table};
+use psonet::{client, synth, table};
 use psonet_core::month::Month;
 use psonet_core::pb::{self, benchmark_service_client::BenchmarkServiceClient};
-use std::io::{BufRead, Write};
+use std::io::Write;
 use std::path::PathBuf;
 
 #[derive(Parser)]
@@ -42,15 +43,19 @@ enum Command {
     },
     /// A whole network on loopback with synthetic data, then a benchmark (no setup needed).
     Demo,
-    /// Send events and exposure records from an NDJSON file to a node's local listener.
-    Submit {
+    /// Import events and exposure from an NDJSON or CSV file into a node, with progress.
+    #[command(visible_alias = "submit")]
+    Import {
         /// The node's local listener, e.g. 127.0.0.1:7111.
         #[arg(long)]
         node: String,
         /// Identity directory of a facility client (ca.pem, cert.pem, key.pem).
         #[arg(long)]
         identity: PathBuf,
-        /// NDJSON file: one event or exposure record per line.
+        /// Write every rejected line (line, field, reason) to this CSV file.
+        #[arg(long)]
+        errors: Option<PathBuf>,
+        /// The file: NDJSON (one event or exposure record per line) or .csv.
         file: PathBuf,
     },
     /// Ask the gateway for a network benchmark and print it as a table.
@@ -179,11 +184,21 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Demo => psonet::demo::run(&mut std::io::stdout()).await,
-        Command::Submit {
+        Command::Import {
             node,
             identity,
+            errors,
             file,
-        } => run_submit(&node, &identity, &file).await,
+        } => {
+            let options = ImportOptions {
+                node,
+                identity,
+                file,
+                errors,
+            };
+            let summary = import::run(&options).await?;
+            import::report(&summary, &options, &mut std::io::stdout())
+        }
         Command::Benchmark {
             gateway,
             identity,
@@ -206,14 +221,13 @@ async fn run(command: Command) -> Result<()> {
                 beds,
                 seed,
             };
+            let codec = Codec::new()?;
             let mut out = std::io::BufWriter::new(std::io::stdout().lock());
             for record in synth::exposure(&options) {
-                serde_json::to_writer(&mut out, &ExposureLine::from_wire(&record))?;
-                out.write_all(b"\n")?;
+                writeln!(out, "{}", codec.exposure_json(&record)?)?;
             }
             for event in synth::events(&options) {
-                serde_json::to_writer(&mut out, &EventLine::from_wire(&event))?;
-                out.write_all(b"\n")?;
+                writeln!(out, "{}", codec.event_json(&event)?)?;
             }
             out.flush()?;
             Ok(())
@@ -250,51 +264,6 @@ async fn stop_signal() -> Result<()> {
     tokio::select! {
         _ = term.recv() => {}
         r = tokio::signal::ctrl_c() => r?,
-    }
-    Ok(())
-}
-
-async fn run_submit(node: &str, identity: &std::path::Path, file: &std::path::Path) -> Result<()> {
-    let reader = std::io::BufReader::new(
-        std::fs::File::open(file).with_context(|| format!("opening {}", file.display()))?,
-    );
-    let (mut events, mut exposure) = (Vec::new(), Vec::new());
-    for (i, line) in reader.lines().enumerate() {
-        let line = line.with_context(|| format!("reading {}", file.display()))?;
-        if line.trim().is_empty() {
-            continue;
-        }
-        match psonet::ndjson::parse_line(i + 1, &line)? {
-            Line::Event(e) => events.push(e.to_wire().with_context(|| format!("line {}", i + 1))?),
-            Line::Exposure(x) => {
-                exposure.push(x.to_wire().with_context(|| format!("line {}", i + 1))?)
-            }
-        }
-    }
-    if !exposure.is_empty() {
-        let n = submit::exposure(node, identity, exposure).await?;
-        println!("exposure: {n} records written");
-    }
-    if !events.is_empty() {
-        let s = submit::events(node, identity, events).await?;
-        println!(
-            "events: {} accepted, {} duplicates, {} rejected",
-            s.accepted, s.duplicates, s.rejected
-        );
-        for r in &s.rejections {
-            for v in &r.violations {
-                println!(
-                    "  event #{} ({}): {}: {}",
-                    r.index + 1,
-                    r.idempotency_key,
-                    v.field,
-                    v.description
-                );
-            }
-        }
-        if s.rejected > 0 {
-            bail!("{} events were rejected", s.rejected);
-        }
     }
     Ok(())
 }

@@ -1,199 +1,218 @@
-//! The NDJSON file format of `psonet submit`: one JSON object a line, an event or an exposure
-//! record. Enum values are the proto names with or without their prefix (`"FALL"` or
-//! `"EVENT_CATEGORY_FALL"`), so files written by hand and by grpcurl both work.
+//! Event files: NDJSON and CSV, one event or exposure record per line or row.
+//!
+//! Lines are the proto3 JSON form of `psonet.v1.Event` and `psonet.v1.ExposureRecord` (proto
+//! field names), read through the API's own descriptors, so every element of the Common
+//! Formats model — category modules included — is accepted without a hand-kept mapping. Two
+//! conveniences on top: enum values may drop their prefix (`"FALL"` for
+//! `"EVENT_CATEGORY_FALL"`), and an exposure line may say `"patient_days": N`. A CSV file has a
+//! header of the same names (`fall.injury` for module fields) and `;` between list values.
 
-use anyhow::{Context, Result, anyhow};
+use anyhow::{Context, Result, anyhow, bail};
+use prost_reflect::{
+    DescriptorPool, DeserializeOptions, DynamicMessage, Kind, MessageDescriptor, SerializeOptions,
+};
 use psonet_core::pb;
-use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
 
-/// One line of an NDJSON file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(untagged)]
+/// One line of a file.
+#[derive(Debug, Clone, PartialEq)]
 pub enum Line {
-    /// Patient days of a unit type in a month.
-    Exposure(ExposureLine),
-    /// An event report.
-    Event(EventLine),
+    /// Exposure of a unit type in a month.
+    Exposure(pb::ExposureRecord),
+    /// An event report (boxed: it is much larger than an exposure record).
+    Event(Box<pb::Event>),
 }
 
-/// An event as written in a file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct EventLine {
-    /// Client-chosen key, unique per event.
-    pub idempotency_key: String,
-    /// `INCIDENT`, `NEAR_MISS` or `UNSAFE_CONDITION`.
-    pub event_type: String,
-    /// Categories, e.g. `["FALL"]`.
-    pub categories: Vec<String>,
-    /// Harm level (incidents only), e.g. `MILD`.
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub harm: Option<String>,
-    /// `YYYY-MM`.
-    pub discovery_month: String,
-    /// Unit type, e.g. `MED_SURG`.
-    pub unit_type: String,
-    /// Free text (stays on the node).
-    #[serde(default, skip_serializing_if = "String::is_empty")]
-    pub narrative: String,
-    /// `CFER_H_V1_2` or `CFER_H_V2_0` (default).
-    #[serde(default, skip_serializing_if = "Option::is_none")]
-    pub cf_version: Option<String>,
+/// Reads and writes lines with the API's descriptors.
+pub struct Codec {
+    event: MessageDescriptor,
+    exposure: MessageDescriptor,
 }
 
-/// An exposure record as written in a file.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-#[serde(deny_unknown_fields)]
-pub struct ExposureLine {
-    /// `YYYY-MM`.
-    pub month: String,
-    /// Unit type, e.g. `MED_SURG`.
-    pub unit_type: String,
-    /// Patient days.
-    pub patient_days: u64,
-}
-
-fn enum_value(prefix: &str, text: &str, parse: fn(&str) -> Option<i32>) -> Result<i32> {
-    let full = if text.starts_with(prefix) {
-        text.to_string()
-    } else {
-        format!("{prefix}{text}")
-    };
-    parse(&full).ok_or_else(|| anyhow!("{text:?} is not a known {}", prefix.trim_end_matches('_')))
-}
-
-fn event_type(s: &str) -> Result<i32> {
-    enum_value("EVENT_TYPE_", s, |n| {
-        pb::EventType::from_str_name(n).map(|v| v as i32)
-    })
-}
-fn category(s: &str) -> Result<i32> {
-    enum_value("EVENT_CATEGORY_", s, |n| {
-        pb::EventCategory::from_str_name(n).map(|v| v as i32)
-    })
-}
-fn harm(s: &str) -> Result<i32> {
-    enum_value("HARM_LEVEL_", s, |n| {
-        pb::HarmLevel::from_str_name(n).map(|v| v as i32)
-    })
-}
-fn unit(s: &str) -> Result<i32> {
-    enum_value("UNIT_TYPE_", s, |n| {
-        pb::UnitType::from_str_name(n).map(|v| v as i32)
-    })
-}
-fn cf_version(s: &str) -> Result<i32> {
-    enum_value("COMMON_FORMATS_VERSION_", s, |n| {
-        pb::CommonFormatsVersion::from_str_name(n).map(|v| v as i32)
-    })
-}
-
-fn short(name: &str, prefix: &str) -> String {
-    name.strip_prefix(prefix).unwrap_or(name).to_string()
-}
-
-impl EventLine {
-    /// The wire event; unknown enum names are errors naming the field.
-    pub fn to_wire(&self) -> Result<pb::Event> {
-        Ok(pb::Event {
-            idempotency_key: self.idempotency_key.clone(),
-            cf_version: self
-                .cf_version
-                .as_deref()
-                .map(cf_version)
-                .transpose()
-                .context("cf_version")?
-                .unwrap_or(0),
-            event_type: event_type(&self.event_type).context("event_type")?,
-            categories: self
-                .categories
-                .iter()
-                .map(|c| category(c))
-                .collect::<Result<_>>()
-                .context("categories")?,
-            harm: self
-                .harm
-                .as_deref()
-                .map(harm)
-                .transpose()
-                .context("harm")?
-                .unwrap_or(0),
-            discovery_month: self.discovery_month.clone(),
-            unit_type: unit(&self.unit_type).context("unit_type")?,
-            narrative: self.narrative.clone(),
+impl Codec {
+    /// A codec over the compiled `psonet.v1` descriptors.
+    pub fn new() -> Result<Self> {
+        let pool = DescriptorPool::decode(psonet_proto::FILE_DESCRIPTOR_SET)
+            .context("decoding the API descriptors")?;
+        let find = |name: &str| {
+            pool.get_message_by_name(name)
+                .ok_or_else(|| anyhow!("{name} missing from the API descriptors"))
+        };
+        Ok(Self {
+            event: find("psonet.v1.Event")?,
+            exposure: find("psonet.v1.ExposureRecord")?,
         })
     }
 
-    /// The file form of a wire event.
-    pub fn from_wire(e: &pb::Event) -> Self {
-        let name =
-            |v: Option<&'static str>, prefix: &str| short(v.unwrap_or("UNSPECIFIED"), prefix);
-        Self {
-            idempotency_key: e.idempotency_key.clone(),
-            event_type: name(
-                pb::EventType::try_from(e.event_type)
-                    .ok()
-                    .map(|v| v.as_str_name()),
-                "EVENT_TYPE_",
-            ),
-            categories: e
-                .categories
-                .iter()
-                .map(|c| {
-                    name(
-                        pb::EventCategory::try_from(*c)
-                            .ok()
-                            .map(|v| v.as_str_name()),
-                        "EVENT_CATEGORY_",
-                    )
-                })
-                .collect(),
-            harm: (e.harm != 0).then(|| {
-                name(
-                    pb::HarmLevel::try_from(e.harm)
-                        .ok()
-                        .map(|v| v.as_str_name()),
-                    "HARM_LEVEL_",
-                )
-            }),
-            discovery_month: e.discovery_month.clone(),
-            unit_type: name(
-                pb::UnitType::try_from(e.unit_type)
-                    .ok()
-                    .map(|v| v.as_str_name()),
-                "UNIT_TYPE_",
-            ),
-            narrative: e.narrative.clone(),
-            cf_version: None,
+    /// Parses one NDJSON line.
+    pub fn parse_json(&self, text: &str) -> Result<Line> {
+        let value: Value = serde_json::from_str(text).context("not JSON")?;
+        self.parse_value(value)
+    }
+
+    /// Parses one object (from JSON or a CSV row).
+    pub fn parse_value(&self, value: Value) -> Result<Line> {
+        let Value::Object(mut map) = value else {
+            bail!("expected a JSON object");
+        };
+        if map.contains_key("discovery_month") || map.contains_key("idempotency_key") {
+            normalize(&mut map, &self.event)?;
+            Ok(Line::Event(Box::new(self.decode(map, &self.event)?)))
+        } else if map.contains_key("month") {
+            if let Some(days) = map.remove("patient_days") {
+                map.insert("denominator".into(), "PATIENT_DAYS".into());
+                map.insert("value".into(), days);
+            }
+            normalize(&mut map, &self.exposure)?;
+            Ok(Line::Exposure(self.decode(map, &self.exposure)?))
+        } else {
+            bail!("neither an event (idempotency_key, discovery_month, …) nor exposure (month, …)")
+        }
+    }
+
+    fn decode<T: prost::Message + Default>(
+        &self,
+        map: Map<String, Value>,
+        desc: &MessageDescriptor,
+    ) -> Result<T> {
+        let options = DeserializeOptions::new().deny_unknown_fields(true);
+        let message =
+            DynamicMessage::deserialize_with_options(desc.clone(), Value::Object(map), &options)?;
+        Ok(message.transcode_to()?)
+    }
+
+    /// The NDJSON line of an event, with short enum names and default fields left out.
+    pub fn event_json(&self, event: &pb::Event) -> Result<String> {
+        self.to_json(event, &self.event)
+    }
+
+    /// The NDJSON line of an exposure record.
+    pub fn exposure_json(&self, record: &pb::ExposureRecord) -> Result<String> {
+        self.to_json(record, &self.exposure)
+    }
+
+    fn to_json<T: prost::Message>(&self, message: &T, desc: &MessageDescriptor) -> Result<String> {
+        let mut dynamic = DynamicMessage::new(desc.clone());
+        dynamic.transcode_from(message)?;
+        let options = SerializeOptions::new()
+            .use_proto_field_name(true)
+            .skip_default_fields(true);
+        let mut value = dynamic.serialize_with_options(serde_json::value::Serializer, &options)?;
+        if let Value::Object(map) = &mut value {
+            shorten(map, desc);
+        }
+        Ok(serde_json::to_string(&value)?)
+    }
+}
+
+/// The prefix every value of an enum shares (`EVENT_TYPE_` from `EVENT_TYPE_UNSPECIFIED`).
+fn enum_prefix(e: &prost_reflect::EnumDescriptor) -> String {
+    e.values()
+        .next()
+        .map(|v| v.name().trim_end_matches("UNSPECIFIED").to_string())
+        .unwrap_or_default()
+}
+
+/// Makes hand-written and CSV values proto3 JSON: full enum names, lists from `a;b`, numbers
+/// from digit strings, empty values dropped.
+fn normalize(map: &mut Map<String, Value>, desc: &MessageDescriptor) -> Result<()> {
+    map.retain(|_, v| !matches!(v, Value::String(s) if s.is_empty()) && !v.is_null());
+    for (name, value) in map.iter_mut() {
+        let Some(field) = desc
+            .get_field_by_name(name)
+            .or_else(|| desc.get_field_by_json_name(name))
+        else {
+            continue; // deny_unknown_fields reports it
+        };
+        if field.is_list()
+            && let Value::String(s) = value
+        {
+            *value = Value::Array(
+                s.split(';')
+                    .map(|x| Value::String(x.trim().to_string()))
+                    .collect(),
+            );
+        }
+        let items: Vec<&mut Value> = match value {
+            Value::Array(items) => items.iter_mut().collect(),
+            other => vec![other],
+        };
+        for item in items {
+            match (field.kind(), &mut *item) {
+                (Kind::Enum(e), Value::String(s)) => {
+                    let prefix = enum_prefix(&e);
+                    let upper = s.to_uppercase();
+                    *s = if upper.starts_with(&prefix) {
+                        upper
+                    } else {
+                        format!("{prefix}{upper}")
+                    };
+                }
+                (Kind::Uint32 | Kind::Uint64 | Kind::Int32 | Kind::Int64, Value::String(s)) => {
+                    let n: u64 = s
+                        .trim()
+                        .parse()
+                        .with_context(|| format!("{name}: {s:?} is not a number"))?;
+                    *item = Value::from(n);
+                }
+                (Kind::Message(m), Value::Object(inner)) => {
+                    normalize(inner, &m).with_context(|| name.clone())?;
+                }
+                _ => {}
+            }
+        }
+    }
+    Ok(())
+}
+
+/// Strips enum prefixes for output (the inverse of [`normalize`]'s enum step).
+fn shorten(map: &mut Map<String, Value>, desc: &MessageDescriptor) {
+    for (name, value) in map.iter_mut() {
+        let Some(field) = desc.get_field_by_name(name) else {
+            continue;
+        };
+        let items: Vec<&mut Value> = match value {
+            Value::Array(items) => items.iter_mut().collect(),
+            other => vec![other],
+        };
+        for item in items {
+            match (field.kind(), item) {
+                (Kind::Enum(e), Value::String(s)) => {
+                    let prefix = enum_prefix(&e);
+                    if let Some(short) = s.strip_prefix(&prefix) {
+                        *s = short.to_string();
+                    }
+                }
+                (Kind::Message(m), Value::Object(inner)) => shorten(inner, &m),
+                _ => {}
+            }
         }
     }
 }
 
-impl ExposureLine {
-    /// The wire record.
-    pub fn to_wire(&self) -> Result<pb::ExposureRecord> {
-        Ok(pb::ExposureRecord {
-            month: self.month.clone(),
-            unit_type: unit(&self.unit_type).context("unit_type")?,
-            patient_days: self.patient_days,
-        })
-    }
-
-    /// The file form of a wire record.
-    pub fn from_wire(r: &pb::ExposureRecord) -> Self {
-        let unit = pb::UnitType::try_from(r.unit_type).map_or("UNSPECIFIED", |u| u.as_str_name());
-        Self {
-            month: r.month.clone(),
-            unit_type: short(unit, "UNIT_TYPE_"),
-            patient_days: r.patient_days,
+/// Turns a CSV row into the object [`Codec::parse_value`] takes: `a.b` headers nest.
+pub fn csv_row(headers: &csv::StringRecord, row: &csv::StringRecord) -> Value {
+    let mut map = Map::new();
+    for (header, cell) in headers.iter().zip(row.iter()) {
+        let cell = cell.trim();
+        if cell.is_empty() {
+            continue;
+        }
+        match header.split_once('.') {
+            Some((outer, inner)) => {
+                let entry = map
+                    .entry(outer.to_string())
+                    .or_insert_with(|| Value::Object(Map::new()));
+                if let Value::Object(m) = entry {
+                    m.insert(inner.to_string(), Value::String(cell.to_string()));
+                }
+            }
+            None => {
+                map.insert(header.to_string(), Value::String(cell.to_string()));
+            }
         }
     }
-}
-
-/// Parses one line (1-based `number` for messages).
-pub fn parse_line(number: usize, text: &str) -> Result<Line> {
-    serde_json::from_str(text)
-        .with_context(|| format!("line {number}: not an event or exposure record"))
+    Value::Object(map)
 }
 
 #[cfg(test)]
@@ -201,26 +220,72 @@ mod tests {
     use super::*;
 
     #[test]
-    fn lines_parse_with_short_or_full_enum_names() {
-        let e = parse_line(1, r#"{"idempotency_key":"a","event_type":"INCIDENT","categories":["FALL","EVENT_CATEGORY_MEDICATION"],"harm":"MILD","discovery_month":"2026-01","unit_type":"MED_SURG"}"#).unwrap();
-        let Line::Event(e) = e else {
+    fn lines_parse_with_short_or_full_enum_names_and_modules() {
+        let codec = Codec::new().unwrap();
+        let line = r#"{"idempotency_key":"a","event_type":"INCIDENT","categories":["FALL","EVENT_CATEGORY_MEDICATION"],"harm":"MILD","discovery_month":"2026-01","unit_type":"MED_SURG","fall":{"injury":"FRACTURE"},"contributing_factors":["HANDOFF"]}"#;
+        let Line::Event(e) = codec.parse_json(line).unwrap() else {
             panic!("not an event")
         };
-        let wire = e.to_wire().unwrap();
-        assert_eq!(wire.categories, [3, 5]);
-        assert_eq!(
-            EventLine::from_wire(&wire).categories,
-            ["FALL", "MEDICATION"]
+        assert_eq!(e.categories, [3, 5]);
+        assert_eq!(e.fall.unwrap().injury, pb::FallInjury::Fracture as i32);
+        let back = codec.event_json(&e).unwrap();
+        assert!(
+            back.contains(r#""categories":["FALL","MEDICATION"]"#),
+            "{back}"
         );
-        let x = parse_line(
-            2,
-            r#"{"month":"2026-01","unit_type":"ICU","patient_days":5}"#,
-        )
-        .unwrap();
-        let Line::Exposure(x) = x else {
-            panic!("not exposure")
+        let Line::Event(again) = codec.parse_json(&back).unwrap() else {
+            panic!()
         };
-        assert!(x.to_wire().is_err());
-        assert!(parse_line(3, r#"{"month":"2026-01"}"#).is_err());
+        assert_eq!(again, e);
+
+        let Line::Exposure(x) = codec
+            .parse_json(r#"{"month":"2026-01","unit_type":"MED_SURG","patient_days":5}"#)
+            .unwrap()
+        else {
+            panic!()
+        };
+        assert_eq!(
+            (x.denominator, x.value),
+            (pb::DenominatorType::PatientDays as i32, 5)
+        );
+        assert!(
+            codec
+                .parse_json(r#"{"month":"2026-01","unit_type":"ICU","patient_days":5}"#)
+                .is_err()
+        );
+        assert!(
+            codec
+                .parse_json(r#"{"idempotency_key":"a","colour":"red"}"#)
+                .is_err()
+        );
+        assert!(codec.parse_json(r#"{"something":"else"}"#).is_err());
+    }
+
+    #[test]
+    fn csv_rows_nest_modules_and_split_lists() {
+        let codec = Codec::new().unwrap();
+        let headers = csv::StringRecord::from(vec![
+            "idempotency_key",
+            "event_type",
+            "categories",
+            "harm",
+            "discovery_month",
+            "unit_type",
+            "perinatal.gestational_age_weeks",
+        ]);
+        let row = csv::StringRecord::from(vec![
+            "p1",
+            "INCIDENT",
+            "PERINATAL;OTHER",
+            "NO_HARM",
+            "2026-02",
+            "LABOR_DELIVERY",
+            "38",
+        ]);
+        let Line::Event(e) = codec.parse_value(csv_row(&headers, &row)).unwrap() else {
+            panic!()
+        };
+        assert_eq!(e.categories, [6, 12]);
+        assert_eq!(e.perinatal.unwrap().gestational_age_weeks, 38);
     }
 }

@@ -48,6 +48,83 @@ const UNITS: &[(U, f64)] = &[
     (U::LaborDelivery, 0.05),
 ];
 
+const AGE_BANDS: &[(pb::AgeBand, f64)] = &[
+    (pb::AgeBand::Neonate028d, 0.01),
+    (pb::AgeBand::Infant29d1y, 0.01),
+    (pb::AgeBand::Child112, 0.03),
+    (pb::AgeBand::Adolescent1317, 0.02),
+    (pb::AgeBand::Adult1864, 0.45),
+    (pb::AgeBand::Older6589, 0.42),
+    (pb::AgeBand::Age90Plus, 0.05),
+    (pb::AgeBand::Unknown, 0.01),
+];
+const FACTORS: &[(pb::ContributingFactor, f64)] = &[
+    (pb::ContributingFactor::Communication, 0.25),
+    (pb::ContributingFactor::Handoff, 0.10),
+    (pb::ContributingFactor::HumanFactors, 0.25),
+    (pb::ContributingFactor::Policies, 0.10),
+    (pb::ContributingFactor::Equipment, 0.08),
+    (pb::ContributingFactor::Environment, 0.07),
+    (pb::ContributingFactor::HealthIt, 0.05),
+    (pb::ContributingFactor::StaffQualifications, 0.05),
+    (pb::ContributingFactor::Other, 0.05),
+];
+
+/// Up to two contributing factors, and preventability for incidents.
+fn add_factors(rng: &mut StdRng, event: &mut pb::Event) {
+    for _ in 0..rng.random_range(0..3) {
+        let f = pick(rng, FACTORS) as i32;
+        if !event.contributing_factors.contains(&f) {
+            event.contributing_factors.push(f);
+        }
+    }
+    if event.event_type == T::Incident as i32 {
+        event.preventability = rng.random_range(1..=5);
+    }
+}
+
+/// Category modules that agree with the event: fall injury, NCC MERP from type and harm,
+/// pressure injury stage.
+fn add_modules(rng: &mut StdRng, event: &mut pb::Event, harm: H) {
+    let has = |c: C| event.categories.contains(&(c as i32));
+    if has(C::Fall) && event.event_type == T::Incident as i32 {
+        let injury = if harm == H::NoHarm {
+            pb::FallInjury::None
+        } else {
+            pb::FallInjury::SkinTear
+        };
+        event.fall = Some(pb::FallDetail {
+            assistance: rng.random_range(1..=3),
+            injury: injury as i32,
+            ..Default::default()
+        });
+    }
+    if has(C::Medication) {
+        use pb::NccMerpCategory as M;
+        let merp = match (T::try_from(event.event_type), harm) {
+            (Ok(T::UnsafeCondition), _) => M::A,
+            (Ok(T::NearMiss), _) => M::B,
+            (_, H::NoHarm) => M::C,
+            (_, H::Mild | H::Moderate) => M::E,
+            (_, H::Severe) => M::G,
+            (_, H::Death) => M::I,
+            _ => M::Unspecified,
+        };
+        event.medication = Some(pb::MedicationDetail {
+            ncc_merp: merp as i32,
+            process_stage: rng.random_range(1..=10),
+            ..Default::default()
+        });
+    }
+    if has(C::PressureInjury) {
+        event.pressure_injury = Some(pb::PressureInjuryDetail {
+            stage: rng.random_range(1..=6),
+            present_on_admission: pb::PresentOnAdmission::NotPresent as i32,
+            ..Default::default()
+        });
+    }
+}
+
 /// What to generate.
 #[derive(Debug, Clone)]
 pub struct SynthOptions {
@@ -109,7 +186,7 @@ pub fn events(options: &SynthOptions) -> Vec<pb::Event> {
             };
             let month = months[rng.random_range(0..months.len())];
             let unit = pick(&mut rng, UNITS);
-            pb::Event {
+            let mut event = pb::Event {
                 idempotency_key: format!("{}-{i:08}", options.key_prefix),
                 cf_version: pb::CommonFormatsVersion::CferHV20 as i32,
                 event_type: event_type as i32,
@@ -122,23 +199,52 @@ pub fn events(options: &SynthOptions) -> Vec<pb::Event> {
                     event_type.as_str_name(),
                     unit.as_str_name()
                 ),
-            }
+                age_band: pick(&mut rng, AGE_BANDS) as i32,
+                sex: pick(
+                    &mut rng,
+                    &[
+                        (pb::Sex::Female, 0.52),
+                        (pb::Sex::Male, 0.47),
+                        (pb::Sex::Unknown, 0.01),
+                    ],
+                ) as i32,
+                reporter_type: pb::ReporterType::HealthcareProfessional as i32,
+                ..Default::default()
+            };
+            add_factors(&mut rng, &mut event);
+            add_modules(&mut rng, &mut event, harm);
+            event
         })
         .collect()
 }
 
-/// Patient days per month and unit type for the facility's bed count.
+/// Patient days, admissions and medication doses per month and unit type for the bed count.
 pub fn exposure(options: &SynthOptions) -> Vec<pb::ExposureRecord> {
     let mut rng = StdRng::seed_from_u64(options.seed ^ 0x5eed);
     let monthly = f64::from(options.beds) * 30.4 * 0.8;
+    let record =
+        |month: Month, unit: U, denominator: pb::DenominatorType, value: f64| pb::ExposureRecord {
+            month: month.to_string(),
+            unit_type: unit as i32,
+            denominator: denominator as i32,
+            value: value.round() as u64,
+        };
     months(options)
         .into_iter()
         .flat_map(|month| {
             let noise = 0.9 + rng.random::<f64>() * 0.2;
-            UNITS.iter().map(move |(unit, share)| pb::ExposureRecord {
-                month: month.to_string(),
-                unit_type: *unit as i32,
-                patient_days: (monthly * share * noise).round() as u64,
+            UNITS.iter().flat_map(move |(unit, share)| {
+                let days = monthly * share * noise;
+                [
+                    record(month, *unit, pb::DenominatorType::PatientDays, days),
+                    record(month, *unit, pb::DenominatorType::Admissions, days / 4.6),
+                    record(
+                        month,
+                        *unit,
+                        pb::DenominatorType::MedicationDoses,
+                        days * 11.0,
+                    ),
+                ]
             })
         })
         .collect()
@@ -169,6 +275,6 @@ mod tests {
             .filter(|e| e.categories.contains(&(C::Fall as i32)))
             .count();
         assert!((400..600).contains(&falls), "{falls} falls of 2000");
-        assert_eq!(exposure(&options).len(), 12 * UNITS.len());
+        assert_eq!(exposure(&options).len(), 12 * UNITS.len() * 3);
     }
 }

@@ -87,8 +87,9 @@ async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
             (events.len() as u64, 0)
         );
         let exposure = synth::exposure(&opts);
-        for r in &exposure {
-            *patient_days.entry(r.month.clone()).or_default() += r.patient_days;
+        let days = pb::DenominatorType::PatientDays as i32;
+        for r in exposure.iter().filter(|r| r.denominator == days) {
+            *patient_days.entry(r.month.clone()).or_default() += r.value;
         }
         node.reporting()
             .record_exposure(pb::RecordExposureRequest { records: exposure })

@@ -178,12 +178,14 @@ async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
                 pb::ExposureRecord {
                     month: month(),
                     unit_type: pb::UnitType::Medical as i32,
-                    patient_days: 100,
+                    denominator: 1,
+                    value: 100,
                 },
                 pb::ExposureRecord {
                     month: month(),
                     unit_type: 0,
-                    patient_days: 100,
+                    denominator: 1,
+                    value: 100,
                 },
             ],
         })
@@ -332,7 +334,8 @@ async fn acknowledged_events_survive_a_crash_and_restart() {
             records: vec![pb::ExposureRecord {
                 month: month(),
                 unit_type: pb::UnitType::Medical as i32,
-                patient_days: 777,
+                denominator: 1,
+                value: 777,
             }],
         })
         .await
@@ -363,5 +366,5 @@ async fn acknowledged_events_survive_a_crash_and_restart() {
         .unwrap()
         .into_inner();
     assert_eq!(released_total(&aggregate), (540, 0));
-    assert_eq!(aggregate.exposure[0].patient_days, 777);
+    assert_eq!(aggregate.exposure[0].value, 777);
 }

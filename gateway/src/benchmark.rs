@@ -52,6 +52,9 @@ impl BenchmarkService for Benchmarks {
         let query = pb::AggregateRequest {
             month_from: range.from().to_string(),
             month_to: range.to().to_string(),
+            time_grain: pb::TimeGrain::Month as i32,
+            group_by: vec![pb::Dimension::Category as i32, pb::Dimension::Harm as i32],
+            filter: None,
         };
         let answers = fan_out(&self.registry, query, self.node_deadline).await;
         let mut network = NetworkFigures::default();

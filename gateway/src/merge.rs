@@ -30,7 +30,7 @@ impl FacilityFigures {
     ) -> Result<Self, String> {
         let mut figures = FacilityFigures::default();
         for cell in &answer.cells {
-            let month = month_in_range(&cell.month, range)?;
+            let month = month_in_range(&cell.period, range)?;
             let category = EventCategory::try_from(cell.category)
                 .ok()
                 .filter(|c| *c != EventCategory::Unspecified)
@@ -49,9 +49,14 @@ impl FacilityFigures {
                 }
             }
         }
-        for exposure in &answer.exposure {
-            let month = month_in_range(&exposure.month, range)?;
-            *figures.patient_days.entry(month).or_default() += exposure.patient_days;
+        let patient_days = pb::DenominatorType::PatientDays as i32;
+        for exposure in answer
+            .exposure
+            .iter()
+            .filter(|e| e.denominator == patient_days)
+        {
+            let month = month_in_range(&exposure.period, range)?;
+            *figures.patient_days.entry(month).or_default() += exposure.value;
         }
         Ok(figures)
     }
@@ -137,11 +142,21 @@ mod tests {
         suppressed: bool,
     ) -> pb::AggregateCell {
         pb::AggregateCell {
-            month: month.into(),
+            period: month.into(),
             category: category as i32,
             harm,
             count,
             suppressed,
+            ..Default::default()
+        }
+    }
+
+    fn pd(period: &str, unit_type: i32, value: u64) -> pb::ExposureCell {
+        pb::ExposureCell {
+            period: period.into(),
+            unit_type,
+            denominator: 1,
+            value,
         }
     }
 
@@ -155,21 +170,22 @@ mod tests {
                 // A node that forgot to suppress: the gateway withholds it.
                 cell("2025-01", EventCategory::Fall, 3, 4, false),
             ],
-            exposure: vec![pb::ExposureCell {
-                month: "2025-01".into(),
-                unit_type: 5,
-                patient_days: 1000,
-            }],
+            // Admissions are not patient days: only the first counts.
+            exposure: vec![
+                pd("2025-01", 5, 1000),
+                pb::ExposureCell {
+                    denominator: 2,
+                    ..pd("2025-01", 5, 77)
+                },
+            ],
             min_cell_count: 11,
+            event_totals: vec![],
         };
         let b = pb::AggregateResponse {
             cells: vec![cell("2025-01", EventCategory::Fall, 1, 30, false)],
-            exposure: vec![pb::ExposureCell {
-                month: "2025-01".into(),
-                unit_type: 6,
-                patient_days: 4000,
-            }],
+            exposure: vec![pd("2025-01", 6, 4000)],
             min_cell_count: 11,
+            event_totals: vec![],
         };
         let mut net = NetworkFigures::default();
         for answer in [&a, &b] {

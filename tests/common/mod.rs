@@ -262,6 +262,7 @@ pub fn event(
         discovery_month: month.into(),
         unit_type: pb::UnitType::Medical as i32,
         narrative: format!("test event {key}"),
+        ..Default::default()
     }
 }
 
@@ -293,5 +294,7 @@ pub fn aggregate_request(from: &str, to: &str) -> pb::AggregateRequest {
     pb::AggregateRequest {
         month_from: from.into(),
         month_to: to.into(),
+        group_by: vec![pb::Dimension::Category as i32, pb::Dimension::Harm as i32],
+        ..Default::default()
     }
 }

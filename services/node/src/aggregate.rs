@@ -1,15 +1,15 @@
 //! `AggregateService`: what the PSO gateway may learn from this facility (federation listener).
 //!
 //! Answers are read from counters, never from events, and every count passes the small-cell
-//! rule before it leaves. Exposure (patient days) is a census figure, not an event count, and is
-//! released as is.
+//! rule before it leaves. Exposure (patient days and other denominators) is a census figure,
+//! not an event count, and is released as is.
 
 use crate::reporting::store_status;
 use crate::store::Store;
-use psonet_core::cube::MonthCategoryHarm;
 use psonet_core::pb::{self, aggregate_service_server::AggregateService};
+use psonet_core::query::{AggregateQuery, CellKey};
 use psonet_core::suppression::{CellRelease, SmallCellRule};
-use psonet_core::wire::month_range_from_wire;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
@@ -25,18 +25,15 @@ impl Aggregates {
         Self { store, small_cells }
     }
 
-    fn released_cell(&self, cell: MonthCategoryHarm, count: u64) -> pb::AggregateCell {
-        let (count, suppressed) = match self.small_cells.release(count) {
-            CellRelease::Released(n) => (n, false),
-            CellRelease::Suppressed => (0, true),
-        };
-        pb::AggregateCell {
-            month: cell.month.to_string(),
-            category: cell.category as i32,
-            harm: cell.harm.map_or(0, |h| h as i32),
-            count,
-            suppressed,
-        }
+    fn released(&self, cells: BTreeMap<CellKey, u64>) -> Vec<pb::AggregateCell> {
+        cells
+            .into_iter()
+            .filter(|(_, n)| *n > 0)
+            .map(|(cell, n)| match self.small_cells.release(n) {
+                CellRelease::Released(n) => cell.to_wire(n, false),
+                CellRelease::Suppressed => cell.to_wire(0, true),
+            })
+            .collect()
     }
 }
 
@@ -46,30 +43,36 @@ impl AggregateService for Aggregates {
         &self,
         request: Request<pb::AggregateRequest>,
     ) -> Result<Response<pb::AggregateResponse>, Status> {
-        let req = request.into_inner();
-        let range =
-            month_range_from_wire(&req.month_from, &req.month_to, ("month_from", "month_to"))?;
-        let cube = self
+        let query = AggregateQuery::from_wire(request.get_ref())?;
+        let cells = self.store.aggregate(&query).map_err(store_status)?;
+        let event_totals = match query.event_totals() {
+            Some(totals) => self.released(self.store.aggregate(&totals).map_err(store_status)?),
+            None => Vec::new(),
+        };
+        let units = query
+            .filter
+            .get(&pb::Dimension::UnitType)
+            .cloned()
+            .unwrap_or_default();
+        let exposure = self
             .store
-            .month_category_harm(range)
-            .map_err(store_status)?;
-        let exposure = self.store.exposure(range).map_err(store_status)?;
-        let cells = cube
-            .cells()
-            .map(|(cell, n)| self.released_cell(cell, n))
-            .collect();
-        let exposure = exposure
+            .exposure(query.range, query.grain, &units)
+            .map_err(store_status)?
             .into_iter()
-            .map(|e| pb::ExposureCell {
-                month: e.month.to_string(),
-                unit_type: e.unit_type as i32,
-                patient_days: e.patient_days,
-            })
+            .map(
+                |((period, unit_type, denominator), value)| pb::ExposureCell {
+                    period: period.label(),
+                    unit_type: unit_type as i32,
+                    denominator: denominator as i32,
+                    value,
+                },
+            )
             .collect();
         Ok(Response::new(pb::AggregateResponse {
-            cells,
+            cells: self.released(cells),
             exposure,
             min_cell_count: self.small_cells.min_cell_count(),
+            event_totals,
         }))
     }
 }

@@ -1,6 +1,6 @@
 //! `ReportingService`: the facility's own systems submit and read events here (local listener).
 
-use crate::store::{Exposure, Store, StoreError, SubmitOutcome};
+use crate::store::{AmendOutcome, Exposure, Store, StoreError, SubmitOutcome};
 use futures::StreamExt;
 use psonet_core::month::Month;
 use psonet_core::pb::{self, get_event_request::Key, reporting_service_server::ReportingService};
@@ -16,8 +16,10 @@ const STREAM_BATCH: usize = 1024;
 const MAX_LISTED_REJECTIONS: usize = 1000;
 /// Most exposure records in one request.
 const MAX_EXPOSURE_RECORDS: usize = 10_000;
-/// Largest patient-day count of one record (a 25,000-bed hospital's month).
-const MAX_PATIENT_DAYS: u64 = 10_000_000;
+/// Largest count of one exposure record (doses of a very large hospital's month, with room).
+const MAX_EXPOSURE_VALUE: u64 = 100_000_000;
+/// Longest amendment reason, in characters.
+const MAX_REASON_CHARS: usize = 1_000;
 
 /// The local API of a node.
 pub struct Reporting {
@@ -135,6 +137,60 @@ impl ReportingService for Reporting {
             .ok_or_else(|| Status::not_found("no stored event has that id or key"))
     }
 
+    async fn amend_event(
+        &self,
+        request: Request<pb::AmendEventRequest>,
+    ) -> Result<Response<pb::AmendEventResponse>, Status> {
+        let req = request.into_inner();
+        let mut v = FieldViolations::new();
+        let reason = req.reason.trim().to_string();
+        if reason.is_empty() || reason.chars().count() > MAX_REASON_CHARS {
+            v.add(
+                "reason",
+                format!("required: 1 to {MAX_REASON_CHARS} characters saying why"),
+            );
+        }
+        let event = match req.event {
+            None => {
+                v.add("event", "required: the corrected event");
+                None
+            }
+            Some(wire) => match event_from_wire(wire, "event", Month::current()) {
+                Ok(event) => Some(event),
+                Err(e) => {
+                    e.iter()
+                        .for_each(|x| v.add(x.field.clone(), x.description.clone()));
+                    None
+                }
+            },
+        };
+        let Some(event) = event.filter(|_| v.is_empty()) else {
+            return Err(v.into_status());
+        };
+        let store = self.store.clone();
+        let outcome = tokio::task::spawn_blocking(move || store.amend(&event, &reason))
+            .await
+            .map_err(|e| Status::internal(format!("store task failed: {e}")))?
+            .map_err(store_status)?;
+        match outcome {
+            AmendOutcome::NotFound => Err(Status::not_found(
+                "no stored event has that idempotency key; submit it first",
+            )),
+            AmendOutcome::Amended {
+                event_id,
+                revision,
+                unchanged,
+            } => {
+                self.store.make_durable().await.map_err(store_status)?;
+                Ok(Response::new(pb::AmendEventResponse {
+                    event_id,
+                    revision,
+                    unchanged,
+                }))
+            }
+        }
+    }
+
     async fn record_exposure(
         &self,
         request: Request<pb::RecordExposureRequest>,
@@ -200,20 +256,39 @@ fn exposure_from_wire(records: Vec<pb::ExposureRecord>) -> Result<Vec<Exposure>,
                 None
             }
         };
-        if r.patient_days > MAX_PATIENT_DAYS {
-            v.add(field("patient_days"), format!("at most {MAX_PATIENT_DAYS}"));
+        let denominator = match pb::DenominatorType::try_from(r.denominator) {
+            Ok(pb::DenominatorType::Unspecified) => {
+                v.add(field("denominator"), "required: what the value counts");
+                None
+            }
+            Ok(d) => Some(d),
+            Err(_) => {
+                v.add(
+                    field("denominator"),
+                    format!("{} is not a known value", r.denominator),
+                );
+                None
+            }
+        };
+        if r.value > MAX_EXPOSURE_VALUE {
+            v.add(field("value"), format!("at most {MAX_EXPOSURE_VALUE}"));
         }
-        if let (Some(month), Some(unit_type)) = (month, unit) {
-            if !seen.insert((month, unit_type)) {
+        if let (Some(month), Some(unit_type), Some(denominator)) = (month, unit, denominator) {
+            if !seen.insert((month, unit_type, denominator)) {
                 v.add(
                     field("month"),
-                    format!("{month} {} is listed twice", unit_type.as_str_name()),
+                    format!(
+                        "{month} {} {} is listed twice",
+                        unit_type.as_str_name(),
+                        denominator.as_str_name()
+                    ),
                 );
             }
             out.push(Exposure {
                 month,
                 unit_type,
-                patient_days: r.patient_days,
+                denominator,
+                value: r.value,
             });
         }
     }

@@ -1,19 +1,21 @@
 //! The node's store: events, idempotency keys, counters and exposure in one sled database.
 //!
 //! An event, its idempotency entry and its counter increments are written in one sled
-//! transaction, so a counter never disagrees with the events even across a crash. Writes are
-//! acknowledged only once [`Store::make_durable`] has flushed them (group commit).
+//! transaction, and so is an amendment with the move of its counts, so a counter never
+//! disagrees with the events even across a crash ([`Store::verify_counters`] checks it). Writes
+//! are acknowledged only once [`Store::make_durable`] has flushed them (group commit).
 
 use crate::group_commit::GroupCommit;
 use prost::Message;
-use psonet_core::cube::{CounterKey, MonthCategoryHarmCube};
+use psonet_core::cube::CounterKey;
 use psonet_core::event::{Event, UnitType};
 use psonet_core::month::{Month, MonthRange};
 use psonet_core::pb;
-use psonet_core::wire::event_to_wire;
-use sled::transaction::{ConflictableTransactionError, TransactionError};
+use psonet_core::query::{AggregateQuery, CellKey, Grain, Period};
+use psonet_core::wire::{event_from_wire, event_to_wire};
+use sled::transaction::{ConflictableTransactionError, TransactionError, TransactionalTree, abort};
 use sled::{Transactional, Tree};
-use std::collections::HashMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
 use std::time::{SystemTime, UNIX_EPOCH};
 
@@ -23,7 +25,7 @@ pub enum StoreError {
     /// sled failed (I/O, or another process holds the data directory).
     #[error("the store failed")]
     Sled(#[from] sled::Error),
-    /// Stored bytes do not decode.
+    /// Stored bytes do not decode, or counters disagree with events.
     #[error("store is corrupt: {0}")]
     Corrupt(String),
 }
@@ -37,6 +39,13 @@ impl From<TransactionError<StoreError>> for StoreError {
     }
 }
 
+impl StoreError {
+    /// An I/O failure around the store (e.g. creating its directory).
+    pub fn from_io(e: std::io::Error) -> Self {
+        StoreError::Sled(sled::Error::Io(e))
+    }
+}
+
 /// What happened to one submitted event.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum SubmitOutcome {
@@ -46,16 +55,39 @@ pub enum SubmitOutcome {
     Duplicate(String),
 }
 
-/// One exposure record: patient days of a unit type in a month.
+/// What happened to an amendment.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AmendOutcome {
+    /// No event has that idempotency key.
+    NotFound,
+    /// Applied (or already the content): the event's id and revision.
+    Amended {
+        /// Event id.
+        event_id: String,
+        /// Revision after the call.
+        revision: u32,
+        /// True when nothing changed.
+        unchanged: bool,
+    },
+}
+
+/// One exposure record: a denominator count of a unit type in a month.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Exposure {
     /// Month.
     pub month: Month,
     /// Unit type.
     pub unit_type: UnitType,
-    /// Patient days.
-    pub patient_days: u64,
+    /// What is counted.
+    pub denominator: pb::DenominatorType,
+    /// The count.
+    pub value: u64,
 }
+
+/// Exposure summed to a period, per unit type and denominator.
+pub type ExposureCells = BTreeMap<(Period, UnitType, pb::DenominatorType), u64>;
+
+type TxResult<T> = Result<T, ConflictableTransactionError<StoreError>>;
 
 /// The sled database of one facility.
 pub struct Store {
@@ -95,38 +127,86 @@ impl Store {
         let outcomes = (&self.events, &self.keys, &self.counters).transaction(
             |(events_tx, keys_tx, counters_tx)| {
                 let mut outcomes = Vec::with_capacity(events.len());
-                let mut deltas: HashMap<[u8; CounterKey::LEN], u64> = HashMap::new();
+                let mut deltas = Deltas::default();
                 for (event, id) in events.iter().zip(&ids) {
                     if let Some(existing) = keys_tx.get(event.idempotency_key.as_bytes())? {
                         outcomes.push(SubmitOutcome::Duplicate(event_id(&existing)));
                         continue;
                     }
                     let id_bytes = id.to_be_bytes();
-                    let record = stored_record(event, *id, received_at);
-                    events_tx.insert(&id_bytes, record)?;
+                    let record = pb::GetEventResponse {
+                        event_id: format_id(*id),
+                        event: Some(event_to_wire(event)),
+                        received_at: Some(received_at),
+                        revision: 0,
+                        history: Vec::new(),
+                    };
+                    events_tx.insert(&id_bytes, record.encode_to_vec())?;
                     keys_tx.insert(event.idempotency_key.as_bytes(), &id_bytes)?;
-                    for key in CounterKey::for_event(event) {
-                        *deltas.entry(key.encode()).or_default() += 1;
-                    }
+                    deltas.add(event, 1);
                     outcomes.push(SubmitOutcome::Stored(format_id(*id)));
                 }
-                for (key, delta) in deltas {
-                    let now = counters_tx.get(key)?.map_or(0, |v| decode_u64(&v));
-                    counters_tx.insert(&key, &(now + delta).to_be_bytes())?;
-                }
-                Ok::<_, ConflictableTransactionError<StoreError>>(outcomes)
+                deltas.apply(counters_tx)?;
+                Ok(outcomes)
             },
         )?;
         Ok(outcomes)
     }
 
-    /// Replaces the exposure of each record's (month, unit type), all or nothing.
+    /// Replaces the stored event with the same idempotency key by `event`, keeping the old
+    /// version in its history and moving its counts, in one transaction. Not yet durable.
+    pub fn amend(&self, event: &Event, reason: &str) -> Result<AmendOutcome, StoreError> {
+        let amended_at = now_timestamp();
+        let outcome = (&self.events, &self.keys, &self.counters).transaction(
+            |(events_tx, keys_tx, counters_tx)| {
+                let Some(id) = keys_tx.get(event.idempotency_key.as_bytes())? else {
+                    return Ok(AmendOutcome::NotFound);
+                };
+                let Some(bytes) = events_tx.get(&id)? else {
+                    return abort(StoreError::Corrupt(format!(
+                        "key {} has no event",
+                        event.idempotency_key
+                    )));
+                };
+                let mut record = decode_record(&bytes).or_else(abort)?;
+                let old = stored_event(&record).or_else(abort)?;
+                if old == *event {
+                    return Ok(AmendOutcome::Amended {
+                        event_id: record.event_id,
+                        revision: record.revision,
+                        unchanged: true,
+                    });
+                }
+                let mut deltas = Deltas::default();
+                deltas.add(&old, -1);
+                deltas.add(event, 1);
+                deltas.apply(counters_tx)?;
+                record.history.push(pb::EventRevision {
+                    revision: record.revision,
+                    event: record.event.take(),
+                    amended_at: Some(amended_at),
+                    reason: reason.to_string(),
+                });
+                record.revision += 1;
+                record.event = Some(event_to_wire(event));
+                events_tx.insert(id, record.encode_to_vec())?;
+                Ok(AmendOutcome::Amended {
+                    event_id: record.event_id,
+                    revision: record.revision,
+                    unchanged: false,
+                })
+            },
+        )?;
+        Ok(outcome)
+    }
+
+    /// Replaces the exposure of each record's (month, unit type, denominator), all or nothing.
     pub fn record_exposure(&self, records: &[Exposure]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();
         for r in records {
             batch.insert(
-                &exposure_key(r.month, r.unit_type),
-                &r.patient_days.to_be_bytes(),
+                &exposure_key(r.month, r.unit_type, r.denominator),
+                &r.value.to_be_bytes(),
             );
         }
         self.exposure.apply_batch(batch)?;
@@ -165,31 +245,38 @@ impl Store {
         }
     }
 
-    /// Event counts of `range`, projected onto month x category x harm, from counters only.
-    pub fn month_category_harm(
-        &self,
-        range: MonthRange,
-    ) -> Result<MonthCategoryHarmCube, StoreError> {
-        let mut cube = MonthCategoryHarmCube::default();
-        let (start, end) = month_bounds(range);
+    /// The cells of `query`, read from one counter family, never from events.
+    pub fn aggregate(&self, query: &AggregateQuery) -> Result<BTreeMap<CellKey, u64>, StoreError> {
+        let mut cells = BTreeMap::new();
+        let (start, end) = CounterKey::range(query.family(), query.range.from(), query.range.to());
         for item in self.counters.range(start..end) {
             let (key, value) = item?;
             let key = CounterKey::decode(&key).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            cube.add(&key, decode_u64(&value));
+            query.accumulate(&key, decode_u64(&value), &mut cells);
         }
-        Ok(cube)
+        Ok(cells)
     }
 
-    /// Exposure records of `range`, in month then unit-type order.
-    pub fn exposure(&self, range: MonthRange) -> Result<Vec<Exposure>, StoreError> {
-        let (start, end) = month_bounds(range);
-        self.exposure
-            .range(start..end)
-            .map(|item| {
-                let (key, value) = item?;
-                decode_exposure(&key, &value)
-            })
-            .collect()
+    /// Exposure of `range` summed to `grain` periods, for the unit types in `units` (all when
+    /// empty).
+    pub fn exposure(
+        &self,
+        range: MonthRange,
+        grain: Grain,
+        units: &[u8],
+    ) -> Result<ExposureCells, StoreError> {
+        let start = range.from().index().to_be_bytes();
+        let end = (range.to().index() + 1).to_be_bytes();
+        let mut out = ExposureCells::new();
+        for item in self.exposure.range(start..end) {
+            let (key, value) = item?;
+            let e = decode_exposure(&key, &value)?;
+            if units.is_empty() || units.contains(&(e.unit_type as u8)) {
+                *out.entry((Period::of(e.month, grain), e.unit_type, e.denominator))
+                    .or_default() += e.value;
+            }
+        }
+        Ok(out)
     }
 
     /// Every stored event, for recounts and local export. Reads events, so never used to
@@ -197,38 +284,99 @@ impl Store {
     pub fn all_events(&self) -> impl Iterator<Item = Result<pb::GetEventResponse, StoreError>> {
         self.events.iter().map(|item| decode_record(&item?.1))
     }
+
+    /// Recounts every counter from the stored events and compares with the counters tree;
+    /// `Err` describes the first disagreement. For tests and `psonet node verify`.
+    pub fn verify_counters(&self) -> Result<u64, StoreError> {
+        let mut expected: BTreeMap<[u8; CounterKey::LEN], u64> = BTreeMap::new();
+        let mut events = 0;
+        for record in self.all_events() {
+            let event = stored_event(&record?)?;
+            for key in CounterKey::for_event(&event) {
+                *expected.entry(key.encode()).or_default() += 1;
+            }
+            events += 1;
+        }
+        let mut stored: BTreeMap<[u8; CounterKey::LEN], u64> = BTreeMap::new();
+        for item in self.counters.iter() {
+            let (key, value) = item?;
+            let key: [u8; CounterKey::LEN] = key
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt(format!("counter key {key:02x?}")))?;
+            stored.insert(key, decode_u64(&value));
+        }
+        if let Some((key, n)) = expected.iter().find(|(k, n)| stored.get(*k) != Some(n)) {
+            return Err(StoreError::Corrupt(format!(
+                "counter {:?} holds {:?}, events say {n}",
+                CounterKey::decode(key),
+                stored.get(key)
+            )));
+        }
+        if let Some(key) = stored.keys().find(|k| !expected.contains_key(*k)) {
+            return Err(StoreError::Corrupt(format!(
+                "counter {:?} has no events",
+                CounterKey::decode(key)
+            )));
+        }
+        Ok(events)
+    }
 }
 
-fn month_bounds(range: MonthRange) -> ([u8; 4], [u8; 4]) {
-    (
-        CounterKey::month_start(range.from()),
-        (range.to().index() + 1).to_be_bytes(),
-    )
+/// Counter changes gathered over a transaction, applied once per key.
+#[derive(Default)]
+struct Deltas(HashMap<[u8; CounterKey::LEN], i64>);
+
+impl Deltas {
+    fn add(&mut self, event: &Event, delta: i64) {
+        for key in CounterKey::for_event(event) {
+            *self.0.entry(key.encode()).or_default() += delta;
+        }
+    }
+
+    fn apply(&self, counters: &TransactionalTree) -> TxResult<()> {
+        for (key, delta) in self.0.iter().filter(|(_, d)| **d != 0) {
+            let now = counters.get(key)?.map_or(0, |v| decode_u64(&v)) as i64;
+            match now + delta {
+                0 => {
+                    counters.remove(key.as_slice())?;
+                }
+                n if n > 0 => {
+                    counters.insert(key.as_slice(), &(n as u64).to_be_bytes())?;
+                }
+                n => {
+                    return abort(StoreError::Corrupt(format!(
+                        "counter {key:02x?} would be {n}"
+                    )));
+                }
+            }
+        }
+        Ok(())
+    }
 }
 
-fn exposure_key(month: Month, unit: UnitType) -> [u8; 5] {
+/// The domain event of a stored record (stored events were valid when written).
+fn stored_event(record: &pb::GetEventResponse) -> Result<Event, StoreError> {
+    let wire = record.event.clone().unwrap_or_default();
+    event_from_wire(wire, "stored", Month::latest())
+        .map_err(|v| StoreError::Corrupt(format!("stored event {}: {v}", record.event_id)))
+}
+
+fn exposure_key(month: Month, unit: UnitType, denominator: pb::DenominatorType) -> [u8; 6] {
     let m = month.index().to_be_bytes();
-    [m[0], m[1], m[2], m[3], unit as u8]
+    [m[0], m[1], m[2], m[3], unit as u8, denominator as u8]
 }
 
 fn decode_exposure(key: &[u8], value: &[u8]) -> Result<Exposure, StoreError> {
     let corrupt = || StoreError::Corrupt(format!("exposure key {key:02x?}"));
-    let k: [u8; 5] = key.try_into().map_err(|_| corrupt())?;
+    let k: [u8; 6] = key.try_into().map_err(|_| corrupt())?;
     Ok(Exposure {
         month: Month::from_index(u32::from_be_bytes([k[0], k[1], k[2], k[3]]))
             .ok_or_else(corrupt)?,
         unit_type: UnitType::try_from(i32::from(k[4])).map_err(|_| corrupt())?,
-        patient_days: decode_u64(value),
+        denominator: pb::DenominatorType::try_from(i32::from(k[5])).map_err(|_| corrupt())?,
+        value: decode_u64(value),
     })
-}
-
-fn stored_record(event: &Event, id: u64, received_at: prost_types::Timestamp) -> Vec<u8> {
-    pb::GetEventResponse {
-        event_id: format_id(id),
-        event: Some(event_to_wire(event)),
-        received_at: Some(received_at),
-    }
-    .encode_to_vec()
 }
 
 fn decode_record(bytes: &[u8]) -> Result<pb::GetEventResponse, StoreError> {
@@ -261,12 +409,5 @@ fn now_timestamp() -> prost_types::Timestamp {
     prost_types::Timestamp {
         seconds: d.as_secs() as i64,
         nanos: d.subsec_nanos() as i32,
-    }
-}
-
-impl StoreError {
-    /// An I/O failure around the store (e.g. creating its directory).
-    pub fn from_io(e: std::io::Error) -> Self {
-        StoreError::Sled(sled::Error::Io(e))
     }
 }
