@@ -285,17 +285,35 @@ impl Store {
         self.events.iter().map(|item| decode_record(&item?.1))
     }
 
-    /// Recounts every counter from the stored events and compares with the counters tree;
-    /// `Err` describes the first disagreement. For tests and `psonet node verify`.
+    /// Recounts every counter from the stored events and compares with the counters tree, and
+    /// checks that events and idempotency keys index each other one to one; `Err` describes the
+    /// first disagreement. Returns the number of events. A full scan: for tests and audits.
     pub fn verify_counters(&self) -> Result<u64, StoreError> {
         let mut expected: BTreeMap<[u8; CounterKey::LEN], u64> = BTreeMap::new();
         let mut events = 0;
         for record in self.all_events() {
-            let event = stored_event(&record?)?;
+            let record = record?;
+            let event = stored_event(&record)?;
+            let indexed = self
+                .keys
+                .get(event.idempotency_key.as_bytes())?
+                .map(|id| event_id(&id));
+            if indexed.as_deref() != Some(record.event_id.as_str()) {
+                return Err(StoreError::Corrupt(format!(
+                    "event {} is not indexed under its key {}",
+                    record.event_id, event.idempotency_key
+                )));
+            }
             for key in CounterKey::for_event(&event) {
                 *expected.entry(key.encode()).or_default() += 1;
             }
             events += 1;
+        }
+        if self.keys.len() as u64 != events {
+            return Err(StoreError::Corrupt(format!(
+                "{} idempotency keys for {events} events",
+                self.keys.len()
+            )));
         }
         let mut stored: BTreeMap<[u8; CounterKey::LEN], u64> = BTreeMap::new();
         for item in self.counters.iter() {
