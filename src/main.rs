@@ -76,6 +76,18 @@ enum Command {
         #[arg(long = "category")]
         categories: Vec<String>,
     },
+    /// Measure a node on this machine: ingest, unary submits, aggregates, memory, disk.
+    Bench {
+        /// Events in the large store.
+        #[arg(long, default_value_t = 1_000_000)]
+        events: u64,
+        /// Events in the small store the aggregate is compared with.
+        #[arg(long, default_value_t = 100_000)]
+        small_events: u64,
+        /// Seconds of the unary run.
+        #[arg(long, default_value_t = 10)]
+        unary_seconds: u64,
+    },
     /// Write synthetic events and exposure as NDJSON to standard output.
     Synth {
         /// Number of events.
@@ -184,6 +196,18 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Demo => psonet::demo::run(&mut std::io::stdout()).await,
+        Command::Bench {
+            events,
+            small_events,
+            unary_seconds,
+        } => {
+            let options = psonet::bench::BenchOptions {
+                events,
+                small_events,
+                unary_seconds,
+            };
+            psonet::bench::run(&options, &mut std::io::stdout()).await
+        }
         Command::Import {
             node,
             identity,

@@ -368,3 +368,116 @@ async fn acknowledged_events_survive_a_crash_and_restart() {
     assert_eq!(released_total(&aggregate), (540, 0));
     assert_eq!(aggregate.exposure[0].value, 777);
 }
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn amendments_move_counts_and_keep_history_over_grpc() {
+    psonet_core::tls::install_crypto_provider();
+    let net = TestNetwork::start(1);
+    let mut client = net.nodes[0].reporting();
+    let events: Vec<pb::Event> = (0..12)
+        .map(|i| {
+            event(
+                &format!("A-{i}"),
+                &month(),
+                EventCategory::Fall,
+                HarmLevel::NoHarm,
+            )
+        })
+        .collect();
+    submit_all(&mut client, events.clone()).await;
+    let by_harm = || pb::AggregateRequest {
+        month_from: month(),
+        month_to: month(),
+        group_by: vec![pb::Dimension::Harm as i32],
+        ..Default::default()
+    };
+    let before = net
+        .aggregate_client(0)
+        .aggregate(by_harm())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(before.cells.len(), 1);
+    assert_eq!(
+        (before.cells[0].harm, before.cells[0].count),
+        (HarmLevel::NoHarm as i32, 12)
+    );
+
+    // Harm reassessed for one event: the no-harm cell drops to 11, the mild one holds 1.
+    let corrected = pb::Event {
+        harm: HarmLevel::Mild as i32,
+        ..events[0].clone()
+    };
+    let amend = |event: pb::Event, reason: &str| pb::AmendEventRequest {
+        event: Some(event),
+        reason: reason.into(),
+    };
+    let answer = client
+        .amend_event(amend(corrected.clone(), "harm reassessed at 72 h"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((answer.revision, answer.unchanged), (1, false));
+    let retried = client
+        .amend_event(amend(corrected.clone(), "retry"))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((retried.revision, retried.unchanged), (1, true));
+    let after = net
+        .aggregate_client(0)
+        .aggregate(by_harm())
+        .await
+        .unwrap()
+        .into_inner();
+    let cells: Vec<(i32, u64, bool)> = after
+        .cells
+        .iter()
+        .map(|c| (c.harm, c.count, c.suppressed))
+        .collect();
+    assert_eq!(
+        cells,
+        [
+            (HarmLevel::NoHarm as i32, 11, false),
+            (HarmLevel::Mild as i32, 0, true)
+        ]
+    );
+    let stored = client.get_event(by_key("A-0")).await.unwrap().into_inner();
+    assert_eq!(stored.history[0].reason, "harm reassessed at 72 h");
+    assert_eq!(
+        stored.history[0].event.as_ref().unwrap().harm,
+        HarmLevel::NoHarm as i32
+    );
+
+    // Refusals: no reason, an unknown key, an invalid correction.
+    let status = client
+        .amend_event(amend(corrected.clone(), " "))
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    let unknown = pb::Event {
+        idempotency_key: "nope".into(),
+        ..corrected.clone()
+    };
+    assert_eq!(
+        client
+            .amend_event(amend(unknown, "x"))
+            .await
+            .unwrap_err()
+            .code(),
+        Code::NotFound
+    );
+    let invalid = pb::Event {
+        harm: 0,
+        ..corrected
+    };
+    let status = client.amend_event(amend(invalid, "x")).await.unwrap_err();
+    let fields: Vec<String> = status
+        .get_details_bad_request()
+        .unwrap()
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect();
+    assert_eq!(fields, ["event.harm"]);
+}

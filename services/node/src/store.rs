@@ -17,6 +17,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Transactional, Tree};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
+use std::sync::RwLock;
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A store failure.
@@ -97,6 +98,9 @@ pub struct Store {
     counters: Tree,
     exposure: Tree,
     commits: GroupCommit,
+    /// The counters tree mirrored in memory: aggregates read it without touching sled pages.
+    /// Updated with exactly the deltas of each committed transaction.
+    cube: RwLock<BTreeMap<[u8; CounterKey::LEN], u64>>,
 }
 
 impl Store {
@@ -106,12 +110,23 @@ impl Store {
             .path(dir)
             .cache_capacity(cache_bytes)
             .open()?;
+        let counters = db.open_tree("counters")?;
+        let mut cube = BTreeMap::new();
+        for item in counters.iter() {
+            let (key, value) = item?;
+            let key: [u8; CounterKey::LEN] = key
+                .as_ref()
+                .try_into()
+                .map_err(|_| StoreError::Corrupt(format!("counter key {key:02x?}")))?;
+            cube.insert(key, decode_u64(&value));
+        }
         Ok(Self {
             events: db.open_tree("events")?,
             keys: db.open_tree("idempotency_keys")?,
-            counters: db.open_tree("counters")?,
+            counters,
             exposure: db.open_tree("exposure")?,
             commits: GroupCommit::default(),
+            cube: RwLock::new(cube),
             db,
         })
     }
@@ -124,7 +139,7 @@ impl Store {
             .map(|_| self.db.generate_id())
             .collect::<Result<_, _>>()?;
         let received_at = now_timestamp();
-        let outcomes = (&self.events, &self.keys, &self.counters).transaction(
+        let (outcomes, deltas) = (&self.events, &self.keys, &self.counters).transaction(
             |(events_tx, keys_tx, counters_tx)| {
                 let mut outcomes = Vec::with_capacity(events.len());
                 let mut deltas = Deltas::default();
@@ -147,9 +162,10 @@ impl Store {
                     outcomes.push(SubmitOutcome::Stored(format_id(*id)));
                 }
                 deltas.apply(counters_tx)?;
-                Ok(outcomes)
+                Ok((outcomes, deltas))
             },
         )?;
+        self.mirror(&deltas);
         Ok(outcomes)
     }
 
@@ -157,10 +173,10 @@ impl Store {
     /// version in its history and moving its counts, in one transaction. Not yet durable.
     pub fn amend(&self, event: &Event, reason: &str) -> Result<AmendOutcome, StoreError> {
         let amended_at = now_timestamp();
-        let outcome = (&self.events, &self.keys, &self.counters).transaction(
+        let (outcome, deltas) = (&self.events, &self.keys, &self.counters).transaction(
             |(events_tx, keys_tx, counters_tx)| {
                 let Some(id) = keys_tx.get(event.idempotency_key.as_bytes())? else {
-                    return Ok(AmendOutcome::NotFound);
+                    return Ok((AmendOutcome::NotFound, Deltas::default()));
                 };
                 let Some(bytes) = events_tx.get(&id)? else {
                     return abort(StoreError::Corrupt(format!(
@@ -171,11 +187,12 @@ impl Store {
                 let mut record = decode_record(&bytes).or_else(abort)?;
                 let old = stored_event(&record).or_else(abort)?;
                 if old == *event {
-                    return Ok(AmendOutcome::Amended {
+                    let unchanged = AmendOutcome::Amended {
                         event_id: record.event_id,
                         revision: record.revision,
                         unchanged: true,
-                    });
+                    };
+                    return Ok((unchanged, Deltas::default()));
                 }
                 let mut deltas = Deltas::default();
                 deltas.add(&old, -1);
@@ -190,13 +207,15 @@ impl Store {
                 record.revision += 1;
                 record.event = Some(event_to_wire(event));
                 events_tx.insert(id, record.encode_to_vec())?;
-                Ok(AmendOutcome::Amended {
+                let amended = AmendOutcome::Amended {
                     event_id: record.event_id,
                     revision: record.revision,
                     unchanged: false,
-                })
+                };
+                Ok((amended, deltas))
             },
         )?;
+        self.mirror(&deltas);
         Ok(outcome)
     }
 
@@ -245,16 +264,38 @@ impl Store {
         }
     }
 
-    /// The cells of `query`, read from one counter family, never from events.
+    /// The cells of `query`, read from one counter family (in memory), never from events.
     pub fn aggregate(&self, query: &AggregateQuery) -> Result<BTreeMap<CellKey, u64>, StoreError> {
         let mut cells = BTreeMap::new();
         let (start, end) = CounterKey::range(query.family(), query.range.from(), query.range.to());
-        for item in self.counters.range(start..end) {
-            let (key, value) = item?;
-            let key = CounterKey::decode(&key).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            query.accumulate(&key, decode_u64(&value), &mut cells);
+        let cube = self
+            .cube
+            .read()
+            .map_err(|_| StoreError::Corrupt("counter cache poisoned".into()))?;
+        let mut lower = [0u8; CounterKey::LEN];
+        lower[..start.len()].copy_from_slice(&start);
+        let mut upper = [0u8; CounterKey::LEN];
+        upper[..end.len()].copy_from_slice(&end);
+        for (key, count) in cube.range(lower..upper) {
+            let key = CounterKey::decode(key).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+            query.accumulate(&key, *count, &mut cells);
         }
         Ok(cells)
+    }
+
+    /// Applies a committed transaction's counter changes to the in-memory mirror.
+    fn mirror(&self, deltas: &Deltas) {
+        let Ok(mut cube) = self.cube.write() else {
+            return;
+        };
+        for (key, delta) in &deltas.0 {
+            let now = cube.get(key).copied().unwrap_or(0) as i64 + delta;
+            if now > 0 {
+                cube.insert(*key, now as u64);
+            } else {
+                cube.remove(key);
+            }
+        }
     }
 
     /// Exposure of `range` summed to `grain` periods, for the unit types in `units` (all when
@@ -324,6 +365,16 @@ impl Store {
                 .map_err(|_| StoreError::Corrupt(format!("counter key {key:02x?}")))?;
             stored.insert(key, decode_u64(&value));
         }
+        let mirror = self
+            .cube
+            .read()
+            .map_err(|_| StoreError::Corrupt("counter cache poisoned".into()))?;
+        if *mirror != stored {
+            return Err(StoreError::Corrupt(
+                "the in-memory counters differ from the stored ones".into(),
+            ));
+        }
+        drop(mirror);
         if let Some((key, n)) = expected.iter().find(|(k, n)| stored.get(*k) != Some(n)) {
             return Err(StoreError::Corrupt(format!(
                 "counter {:?} holds {:?}, events say {n}",
@@ -342,7 +393,7 @@ impl Store {
 }
 
 /// Counter changes gathered over a transaction, applied once per key.
-#[derive(Default)]
+#[derive(Default, Clone)]
 struct Deltas(HashMap<[u8; CounterKey::LEN], i64>);
 
 impl Deltas {
