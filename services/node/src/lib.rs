@@ -11,6 +11,7 @@ pub mod group_commit;
 pub mod reporting;
 pub mod server;
 pub mod store;
+pub mod writer;
 
 pub use config::NodeConfig;
 pub use server::{NodeError, RunningNode};

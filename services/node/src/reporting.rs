@@ -1,6 +1,7 @@
 //! `ReportingService`: the facility's own systems submit and read events here (local listener).
 
 use crate::store::{AmendOutcome, Exposure, Store, StoreError, SubmitOutcome};
+use crate::writer::Writer;
 use futures::StreamExt;
 use psonet_core::month::Month;
 use psonet_core::pb::{self, get_event_request::Key, reporting_service_server::ReportingService};
@@ -24,26 +25,22 @@ const MAX_REASON_CHARS: usize = 1_000;
 /// The local API of a node.
 pub struct Reporting {
     store: Arc<Store>,
+    writer: Writer,
 }
 
 impl Reporting {
     /// Serves `store`.
     pub fn new(store: Arc<Store>) -> Self {
-        Self { store }
+        let writer = Writer::start(store.clone());
+        Self { store, writer }
     }
 
-    /// Applies validated events off the async threads, then makes them durable.
+    /// Stores validated events through the single writer; durable when it returns.
     async fn store_durably(
         &self,
         events: Vec<psonet_core::event::Event>,
     ) -> Result<Vec<SubmitOutcome>, Status> {
-        let store = self.store.clone();
-        let outcomes = tokio::task::spawn_blocking(move || store.submit(&events))
-            .await
-            .map_err(|e| Status::internal(format!("store task failed: {e}")))?
-            .map_err(store_status)?;
-        self.store.make_durable().await.map_err(store_status)?;
-        Ok(outcomes)
+        self.writer.submit(events).await.map_err(store_status)
     }
 }
 
@@ -102,11 +99,7 @@ impl ReportingService for Reporting {
             if valid.is_empty() {
                 continue;
             }
-            let store = self.store.clone();
-            let outcomes = tokio::task::spawn_blocking(move || store.submit(&valid))
-                .await
-                .map_err(|e| Status::internal(format!("store task failed: {e}")))?
-                .map_err(store_status)?;
+            let outcomes = self.store_durably(valid).await?;
             for outcome in outcomes {
                 match outcome {
                     SubmitOutcome::Stored(_) => summary.accepted += 1,
@@ -114,7 +107,7 @@ impl ReportingService for Reporting {
                 }
             }
         }
-        self.store.make_durable().await.map_err(store_status)?;
+        // Every chunk was durable before the next was read: the summary is the ack.
         Ok(Response::new(summary))
     }
 
