@@ -12,7 +12,7 @@ use std::sync::Arc;
 use tonic::{Request, Response, Status, Streaming};
 
 /// Most events of a stream applied in one transaction.
-const STREAM_BATCH: usize = 1024;
+const STREAM_BATCH: usize = 4096;
 /// Most rejections listed in a stream summary.
 const MAX_LISTED_REJECTIONS: usize = 1000;
 /// Most exposure records in one request.
