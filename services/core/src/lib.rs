@@ -12,6 +12,7 @@ pub mod diagnose;
 pub mod event;
 pub mod identity;
 pub mod month;
+pub mod network_release;
 pub mod query;
 pub mod serve;
 pub mod suppression;
