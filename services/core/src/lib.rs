@@ -15,6 +15,7 @@ pub mod month;
 pub mod network_release;
 pub mod query;
 pub mod serve;
+pub mod stats;
 pub mod suppression;
 pub mod tls;
 pub mod violations;
