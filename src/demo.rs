@@ -105,6 +105,7 @@ pub async fn run(out: &mut impl Write) -> Result<()> {
         ]
         .map(|c| c as i32)
         .to_vec(),
+        ..Default::default()
     };
     let gateway_addr = gateway.addr.to_string();
     let response = match BenchmarkServiceClient::new(client::channel(

@@ -4,6 +4,7 @@
 use anyhow::Result;
 use psonet_core::tls::TlsFiles;
 use psonet_gateway::config::{FacilityEntry, FanoutConfig, GatewayConfig, GatewayDisclosureConfig};
+use psonet_gateway::peer_group::PeerAttributesConfig;
 use psonet_node::config::{DisclosureConfig, ListenerConfig, NodeConfig, StoreConfig};
 use std::net::SocketAddr;
 use std::path::Path;
@@ -56,12 +57,14 @@ pub fn gateway(
         tls: relative(tls, dir),
         fanout: FanoutConfig::default(),
         disclosure: GatewayDisclosureConfig::default(),
+        metrics: Vec::new(),
         facilities: facilities
             .iter()
             .map(|(id, endpoint)| FacilityEntry {
                 id: id.clone(),
                 endpoint: endpoint.clone(),
                 server_name: None,
+                peer: PeerAttributesConfig::default(),
             })
             .collect(),
     };

@@ -321,6 +321,7 @@ async fn run_benchmark(
         month_from: from,
         month_to: to,
         categories,
+        ..Default::default()
     };
     let response = match BenchmarkServiceClient::new(client::channel(gateway, identity)?)
         .network_benchmark(request)

@@ -106,6 +106,7 @@ async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
             month_from: from.to_string(),
             month_to: to.to_string(),
             categories: vec![],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -145,6 +146,7 @@ async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
             month_from: from.to_string(),
             month_to: to.to_string(),
             categories: vec![pb::EventCategory::Fall as i32],
+            ..Default::default()
         })
         .await
         .unwrap()
@@ -169,6 +171,7 @@ async fn a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline() {
         month_from: month.clone(),
         month_to: month.clone(),
         categories: vec![],
+        ..Default::default()
     };
     let mut client = net.benchmark_client();
     let warm = client

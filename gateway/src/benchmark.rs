@@ -2,11 +2,22 @@
 
 use crate::fanout::fan_out;
 use crate::merge::{FacilityFigures, NetworkFigures};
+use crate::metric_benchmark::benchmark;
+use crate::metric_catalogue::MetricCatalogue;
+use crate::metric_fetch::{self, FetchContext, coverage_row};
+use crate::peer_group::{PeerAttributes, PeerGroup};
+use crate::pseudonym::Pseudonyms;
 use crate::registry::Registry;
-use psonet_core::pb::{self, CoverageStatus, benchmark_service_server::BenchmarkService};
+use crate::scorecard::{ScorecardInputs, scorecard};
+use crate::trend;
+use psonet_core::identity::{Principal, Role};
+use psonet_core::month::MonthRange;
+use psonet_core::network_release::NetworkReleaseRule;
+use psonet_core::pb::{self, benchmark_service_server::BenchmarkService};
 use psonet_core::suppression::SmallCellRule;
 use psonet_core::violations::FieldViolations;
 use psonet_core::wire::{category_list_from_wire, month_range_from_wire};
+use std::collections::HashMap;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
 
@@ -15,26 +26,122 @@ pub struct Benchmarks {
     registry: Registry,
     node_deadline: Duration,
     small_cells: SmallCellRule,
+    network_release: NetworkReleaseRule,
+    metrics: MetricCatalogue,
+    peers: HashMap<String, PeerAttributes>,
 }
 
 impl Benchmarks {
-    /// Serves benchmarks over `registry`.
+    /// Serves benchmarks over `registry` with the built-in metrics, the default release rule
+    /// and no peer attributes (see [`Benchmarks::with_catalogue`]).
     pub fn new(registry: Registry, node_deadline: Duration, small_cells: SmallCellRule) -> Self {
         Self {
             registry,
             node_deadline,
             small_cells,
+            network_release: NetworkReleaseRule::default(),
+            metrics: MetricCatalogue::default(),
+            peers: HashMap::new(),
         }
     }
-}
 
-#[tonic::async_trait]
-impl BenchmarkService for Benchmarks {
-    async fn network_benchmark(
+    /// The configured release rule, metric catalogue and registry peer attributes.
+    pub fn with_catalogue(
+        mut self,
+        network_release: NetworkReleaseRule,
+        metrics: MetricCatalogue,
+        peers: HashMap<String, PeerAttributes>,
+    ) -> Self {
+        self.network_release = network_release;
+        self.metrics = metrics;
+        self.peers = peers;
+        self
+    }
+
+    fn context(&self) -> FetchContext<'_> {
+        FetchContext {
+            registry: &self.registry,
+            deadline: self.node_deadline,
+            small_cells: &self.small_cells,
+        }
+    }
+
+    /// The metric, range and peer group a request asks for, or its field violations.
+    fn metric_request(
         &self,
-        request: Request<pb::NetworkBenchmarkRequest>,
-    ) -> Result<Response<pb::NetworkBenchmarkResponse>, Status> {
-        let req = request.into_inner();
+        metric: &str,
+        (from, to): (&str, &str),
+        group: Option<&pb::PeerGroup>,
+    ) -> Result<(pb::Metric, MonthRange, PeerGroup), Status> {
+        let mut v = FieldViolations::new();
+        let range = month_range_from_wire(from, to, ("month_from", "month_to"))
+            .map_err(|bad| {
+                bad.iter()
+                    .for_each(|x| v.add(x.field.clone(), x.description.clone()))
+            })
+            .ok();
+        let metric = match self.metrics.get(metric) {
+            Some(m) => Some(m.clone()),
+            None => {
+                let why = if metric.is_empty() {
+                    "required"
+                } else {
+                    "unknown metric"
+                };
+                v.add(
+                    "metric",
+                    format!(
+                        "{why}: {metric:?}; ListMetrics offers {}",
+                        self.metrics.ids()
+                    ),
+                );
+                None
+            }
+        };
+        let group = PeerGroup::from_wire(group, "peer_group", &mut v);
+        match (metric, range, v.is_empty()) {
+            (Some(metric), Some(range), true) => Ok((metric, range, group)),
+            _ => Err(v.into_status()),
+        }
+    }
+
+    /// Whether facility `id` is in `group`.
+    fn in_group(&self, group: &PeerGroup, id: &str) -> bool {
+        group.contains(&self.peers.get(id).copied().unwrap_or_default())
+    }
+
+    async fn metric_benchmark(
+        &self,
+        req: &pb::NetworkBenchmarkRequest,
+    ) -> Result<pb::NetworkBenchmarkResponse, Status> {
+        let (metric, range, group) = self.metric_request(
+            &req.metric,
+            (&req.month_from, &req.month_to),
+            req.peer_group.as_ref(),
+        )?;
+        let scope = |id: &str| self.in_group(&group, id);
+        let fetched = metric_fetch::range_totals(&self.context(), &metric, range, &scope).await;
+        let names = Pseudonyms::new(fetched.facilities.iter().map(|f| f.id.as_str()), None);
+        let figures = benchmark(
+            &metric,
+            range,
+            &fetched.facilities,
+            &self.network_release,
+            &names,
+            None,
+        );
+        Ok(pb::NetworkBenchmarkResponse {
+            rows: Vec::new(),
+            coverage: fetched.coverage,
+            min_cell_count: self.small_cells.min_cell_count(),
+            metric: Some(figures),
+        })
+    }
+
+    async fn category_rows(
+        &self,
+        req: &pb::NetworkBenchmarkRequest,
+    ) -> Result<pb::NetworkBenchmarkResponse, Status> {
         let range =
             month_range_from_wire(&req.month_from, &req.month_to, ("month_from", "month_to"));
         let mut violations = FieldViolations::new();
@@ -60,28 +167,101 @@ impl BenchmarkService for Benchmarks {
         let mut network = NetworkFigures::default();
         let mut coverage = Vec::with_capacity(answers.len());
         for answer in answers {
-            let mut status = answer.status;
-            let mut detail = answer.detail;
-            if let Some(response) = &answer.response {
-                match FacilityFigures::from_wire(response, range, &self.small_cells) {
-                    Ok(figures) => network.add(&figures),
-                    Err(why) => {
-                        status = CoverageStatus::Error;
-                        detail = format!("unusable answer: {why}");
-                    }
-                }
-            }
-            coverage.push(pb::FacilityCoverage {
-                facility_id: answer.facility_id,
-                status: status as i32,
-                detail,
-                latency_ms: answer.latency.as_millis().min(u128::from(u32::MAX)) as u32,
-            });
+            let usable = match &answer.response {
+                Some(response) => FacilityFigures::from_wire(response, range, &self.small_cells)
+                    .map(|figures| network.add(&figures)),
+                None => Ok(()),
+            };
+            coverage.push(coverage_row(&answer, usable));
         }
-        Ok(Response::new(pb::NetworkBenchmarkResponse {
+        Ok(pb::NetworkBenchmarkResponse {
             rows: network.rows(&categories),
             coverage,
             min_cell_count: self.small_cells.min_cell_count(),
+            metric: None,
+        })
+    }
+}
+
+/// The caller's facility id, or PERMISSION_DENIED for anyone else.
+fn calling_facility<T>(request: &Request<T>) -> Result<String, Status> {
+    match request.extensions().get::<Principal>().map(|p| &p.role) {
+        Some(Role::Facility(id)) => Ok(id.clone()),
+        Some(_) => Err(Status::permission_denied(
+            "FacilityScorecard is for facilities: call it with your facility's certificate \
+             (spiffe://<network>/facility/<id>)",
+        )),
+        None => Err(Status::unauthenticated("no verified caller")),
+    }
+}
+
+#[tonic::async_trait]
+impl BenchmarkService for Benchmarks {
+    async fn network_benchmark(
+        &self,
+        request: Request<pb::NetworkBenchmarkRequest>,
+    ) -> Result<Response<pb::NetworkBenchmarkResponse>, Status> {
+        let req = request.into_inner();
+        let response = if req.metric.is_empty() && req.peer_group.is_none() {
+            self.category_rows(&req).await?
+        } else {
+            self.metric_benchmark(&req).await?
+        };
+        Ok(Response::new(response))
+    }
+
+    async fn list_metrics(
+        &self,
+        _request: Request<pb::ListMetricsRequest>,
+    ) -> Result<Response<pb::ListMetricsResponse>, Status> {
+        Ok(Response::new(pb::ListMetricsResponse {
+            metrics: self.metrics.metrics().to_vec(),
         }))
+    }
+
+    async fn trend(
+        &self,
+        request: Request<pb::TrendRequest>,
+    ) -> Result<Response<pb::TrendResponse>, Status> {
+        let req = request.into_inner();
+        let (metric, range, group) = self.metric_request(
+            &req.metric,
+            (&req.month_from, &req.month_to),
+            req.peer_group.as_ref(),
+        )?;
+        let scope = |id: &str| self.in_group(&group, id);
+        let fetched = metric_fetch::monthly(&self.context(), &metric, range, &scope).await;
+        let series = trend::network_series(range, &fetched.facilities, &self.network_release);
+        Ok(Response::new(pb::TrendResponse {
+            chart: Some(trend::chart(&series, metric.multiplier, req.laney)),
+            metric: Some(metric),
+            coverage: fetched.coverage,
+        }))
+    }
+
+    async fn facility_scorecard(
+        &self,
+        request: Request<pb::FacilityScorecardRequest>,
+    ) -> Result<Response<pb::FacilityScorecardResponse>, Status> {
+        let caller = calling_facility(&request)?;
+        let req = request.into_inner();
+        let (metric, range, group) = self.metric_request(
+            &req.metric,
+            (&req.month_from, &req.month_to),
+            req.peer_group.as_ref(),
+        )?;
+        let scope = |id: &str| id == caller || self.in_group(&group, id);
+        let ctx = self.context();
+        let (totals, strata, monthly) = tokio::join!(
+            metric_fetch::range_totals(&ctx, &metric, range, &scope),
+            metric_fetch::by_unit_type(&ctx, &metric, range, &scope),
+            metric_fetch::monthly(&ctx, &metric, range, &scope),
+        );
+        let inputs = ScorecardInputs {
+            totals,
+            strata,
+            monthly,
+        };
+        scorecard(&metric, range, &caller, &inputs, &self.network_release).map(Response::new)
     }
 }

@@ -1,12 +1,15 @@
 //! The gateway's configuration file (`gateway.toml`): typed, defaulted and checked at load time.
 
+use crate::metric_catalogue::{MetricCatalogue, MetricConfig};
+use crate::peer_group::{PeerAttributes, PeerAttributesConfig};
 pub use psonet_core::config_file::ConfigError;
 use psonet_core::config_file::read_toml;
 use psonet_core::identity::check_name;
+use psonet_core::network_release::{DEFAULT_MAX_SHARE, DEFAULT_MIN_FACILITIES, NetworkReleaseRule};
 use psonet_core::suppression::{DEFAULT_MIN_CELL_COUNT, SmallCellRule};
 use psonet_core::tls::{TlsFiles, TlsMaterial};
 use serde::{Deserialize, Serialize};
-use std::collections::HashSet;
+use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;
 use std::path::Path;
 use std::time::Duration;
@@ -30,6 +33,9 @@ pub struct GatewayConfig {
     /// The facilities of the network.
     #[serde(default)]
     pub facilities: Vec<FacilityEntry>,
+    /// Metrics added to (or replacing) the built-in catalogue.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub metrics: Vec<MetricConfig>,
 }
 
 /// Fan-out timing.
@@ -80,6 +86,13 @@ pub struct GatewayDisclosureConfig {
     /// Smallest non-zero facility cell the gateway counts (k). Default 11.
     #[serde(default = "default_min_cell_count")]
     pub min_cell_count: u32,
+    /// Contributing facilities a network or peer figure needs. Default 5, never below 3.
+    #[serde(default = "default_min_facilities")]
+    pub min_facilities: u32,
+}
+
+fn default_min_facilities() -> u32 {
+    DEFAULT_MIN_FACILITIES
 }
 
 fn default_min_cell_count() -> u32 {
@@ -90,6 +103,7 @@ impl Default for GatewayDisclosureConfig {
     fn default() -> Self {
         Self {
             min_cell_count: DEFAULT_MIN_CELL_COUNT,
+            min_facilities: DEFAULT_MIN_FACILITIES,
         }
     }
 }
@@ -105,6 +119,9 @@ pub struct FacilityEntry {
     /// Name its certificate must carry; defaults to the endpoint's host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
+    /// Attributes peer groups are formed from.
+    #[serde(default)]
+    pub peer: PeerAttributesConfig,
 }
 
 impl FacilityEntry {
@@ -137,6 +154,12 @@ pub struct LoadedGatewayConfig {
     pub tls: TlsMaterial,
     /// The small-cell re-check.
     pub small_cells: SmallCellRule,
+    /// The release rule for network and peer figures.
+    pub network_release: NetworkReleaseRule,
+    /// The metric catalogue.
+    pub metrics: MetricCatalogue,
+    /// Peer attributes by facility id.
+    pub peers: HashMap<String, PeerAttributes>,
 }
 
 impl GatewayConfig {
@@ -158,6 +181,11 @@ impl GatewayConfig {
                 "timeouts must be at least 1 ms",
             ));
         }
+        let network_release =
+            NetworkReleaseRule::new(self.disclosure.min_facilities, DEFAULT_MAX_SHARE)
+                .map_err(|e| ConfigError::invalid("disclosure.min_facilities", e))?;
+        let metrics = MetricCatalogue::build(&self.metrics)?;
+        let mut peers = HashMap::new();
         let mut ids = HashSet::new();
         for (i, f) in self.facilities.iter().enumerate() {
             check_name(&f.id)
@@ -168,6 +196,10 @@ impl GatewayConfig {
                     format!("{} is listed twice", f.id),
                 ));
             }
+            let attributes = f.peer.check().map_err(|(key, why)| {
+                ConfigError::invalid(format!("facilities[{i}].peer.{key}"), why)
+            })?;
+            peers.insert(f.id.clone(), attributes);
             if !f.endpoint.starts_with("https://") {
                 return Err(ConfigError::invalid(
                     format!("facilities[{i}].endpoint"),
@@ -181,6 +213,9 @@ impl GatewayConfig {
         Ok(LoadedGatewayConfig {
             tls: self.tls.load("tls")?,
             small_cells,
+            network_release,
+            metrics,
+            peers,
             config: self,
         })
     }
@@ -196,6 +231,7 @@ mod tests {
             id: "f".into(),
             endpoint: e.into(),
             server_name: None,
+            peer: PeerAttributesConfig::default(),
         };
         assert_eq!(entry("https://127.0.0.1:7112").server_name(), "127.0.0.1");
         assert_eq!(

@@ -8,8 +8,16 @@ pub mod benchmark;
 pub mod config;
 pub mod fanout;
 pub mod merge;
+pub mod metric_answer;
+pub mod metric_benchmark;
+pub mod metric_catalogue;
+pub mod metric_fetch;
+pub mod peer_group;
+pub mod pseudonym;
 pub mod registry;
+pub mod scorecard;
 pub mod server;
+pub mod trend;
 
 pub use config::GatewayConfig;
 pub use server::{GatewayError, RunningGateway};

@@ -1,0 +1,228 @@
+//! A facility's scorecard: its own figures against its peers, for itself only.
+//!
+//! Built from three fetches of the same metric: whole-range totals (rate, percentile rank,
+//! funnel), whole-range counts by unit type (expected events from the peers' unit-type rates,
+//! so a facility with more intensive-care days is not judged against medical wards), and months
+//! (its own u-chart). The caller's figures are its own; everything about peers is a network
+//! figure under the release rule.
+
+use crate::metric_answer::Count;
+use crate::metric_benchmark::{benchmark, interval_to_wire};
+use crate::metric_fetch::{FacilityCounts, Fetched};
+use crate::pseudonym::Pseudonyms;
+use crate::trend;
+use psonet_core::month::{Month, MonthRange};
+use psonet_core::network_release::NetworkReleaseRule;
+use psonet_core::pb;
+use psonet_core::stats::observed_expected::{self, Stratum};
+use psonet_core::stats::percentile::{Better, percentile_rank};
+use psonet_core::stats::poisson_interval::garwood;
+use std::collections::BTreeMap;
+use tonic::Status;
+
+/// What the scorecard is computed from.
+pub struct ScorecardInputs {
+    /// Whole-range totals per facility in the peer group (the caller included).
+    pub totals: Fetched<()>,
+    /// Whole-range counts by unit type.
+    pub strata: Fetched<i32>,
+    /// Monthly counts.
+    pub monthly: Fetched<Month>,
+}
+
+fn own<'a, K: Ord>(fetched: &'a Fetched<K>, caller: &str) -> Result<&'a FacilityCounts<K>, Status> {
+    fetched
+        .facilities
+        .iter()
+        .find(|f| f.id == caller)
+        .ok_or_else(|| {
+            let detail = fetched
+                .coverage
+                .iter()
+                .find(|c| c.facility_id == caller)
+                .map_or("it is not in the gateway's registry".to_string(), |c| {
+                    c.detail.clone()
+                });
+            Status::unavailable(format!("your node gave no usable answer: {detail}"))
+        })
+}
+
+/// The caller's scorecard.
+pub fn scorecard(
+    metric: &pb::Metric,
+    range: MonthRange,
+    caller: &str,
+    inputs: &ScorecardInputs,
+    rule: &NetworkReleaseRule,
+) -> Result<pb::FacilityScorecardResponse, Status> {
+    let mine = own(&inputs.totals, caller)?;
+    let (count, exposure) = mine.counts.total();
+    let events = match count {
+        Count::Known(n) if exposure > 0.0 => n,
+        Count::Known(_) => {
+            return Err(Status::failed_precondition(format!(
+                "your node recorded no {} exposure in {}..{}",
+                denominator_name(metric),
+                range.from(),
+                range.to()
+            )));
+        }
+        Count::Withheld => {
+            return Err(Status::failed_precondition(
+                "your node withholds your count (1 to k-1 events in a calendar year of the range); \
+                 ask for a range of whole years or a metric with more events",
+            ));
+        }
+    };
+    let k = metric.multiplier;
+    let names = Pseudonyms::new(
+        inputs.totals.facilities.iter().map(|f| f.id.as_str()),
+        Some(caller),
+    );
+    let peers = benchmark(
+        metric,
+        range,
+        &inputs.totals.facilities,
+        rule,
+        &names,
+        Some(caller),
+    );
+    let rate = events as f64 / exposure * k;
+    let mut card = pb::FacilityScorecardResponse {
+        facility_id: caller.to_string(),
+        events,
+        exposure,
+        rate,
+        rate_interval_95: Some(interval_to_wire(garwood(events, 0.95).scaled(k / exposure))),
+        ..Default::default()
+    };
+    if peers.released {
+        let rates: Vec<f64> = peers.funnel.iter().map(|p| p.rate).collect();
+        let better = if metric.higher_is_better {
+            Better::Higher
+        } else {
+            Better::Lower
+        };
+        card.percentile_rank = percentile_rank(rate, &rates, better).unwrap_or(0.0);
+        card.funnel_position = peers
+            .funnel
+            .iter()
+            .find(|p| p.is_caller)
+            .map_or(0, |p| p.position);
+        card.observed_expected = observed_expected(events, caller, &inputs.strata);
+    }
+    let own_months = own(&inputs.monthly, caller)?;
+    card.trend = Some(trend::chart(
+        &trend::facility_series(range, &own_months.counts),
+        k,
+        false,
+    ));
+    card.flags = flags(&card, &peers, metric);
+    card.peers = Some(peers);
+    Ok(card)
+}
+
+fn denominator_name(metric: &pb::Metric) -> String {
+    pb::DenominatorType::try_from(metric.denominator)
+        .map(|d| {
+            d.as_str_name()
+                .trim_start_matches("DENOMINATOR_TYPE_")
+                .to_lowercase()
+        })
+        .unwrap_or_default()
+        .replace('_', " ")
+}
+
+/// O/E against the peers' unit-type rates; strata where no peer rate is known are left out.
+fn observed_expected(
+    observed: u64,
+    caller: &str,
+    strata: &Fetched<i32>,
+) -> Option<pb::ObservedExpected> {
+    let mut peer: BTreeMap<i32, (u64, f64)> = BTreeMap::new();
+    for f in &strata.facilities {
+        for unit in f.counts.keys() {
+            let exposure = f.counts.exposure_of(&unit);
+            if let Count::Known(n) = f.counts.count(&unit)
+                && exposure > 0.0
+            {
+                let entry = peer.entry(unit).or_default();
+                entry.0 += n;
+                entry.1 += exposure;
+            }
+        }
+    }
+    let mine = strata.facilities.iter().find(|f| f.id == caller)?;
+    let own_strata: Vec<Stratum> = mine
+        .counts
+        .keys()
+        .into_iter()
+        .filter_map(|unit| {
+            let (n, t) = peer.get(&unit)?;
+            Some(Stratum {
+                peer_rate: *n as f64 / t,
+                exposure: mine.counts.exposure_of(&unit),
+            })
+        })
+        .collect();
+    let compared = observed_expected::compare(observed, observed_expected::expected(&own_strata))?;
+    Some(pb::ObservedExpected {
+        observed: compared.observed,
+        expected: compared.expected,
+        ratio: compared.ratio,
+        interval_95: Some(interval_to_wire(compared.interval)),
+        p_value: compared.p_value,
+    })
+}
+
+/// Plain-language findings.
+fn flags(
+    card: &pb::FacilityScorecardResponse,
+    peers: &pb::MetricBenchmark,
+    metric: &pb::Metric,
+) -> Vec<String> {
+    let mut out = Vec::new();
+    if !peers.released {
+        out.push(format!("no peer comparison: {}", peers.withheld_reason));
+    }
+    use pb::FunnelPosition as P;
+    let better_high = metric.higher_is_better;
+    match P::try_from(card.funnel_position) {
+        Ok(P::Above998) => out.push(format!(
+            "above the 99.8% funnel limit ({})",
+            if better_high {
+                "better than peers"
+            } else {
+                "alarm"
+            }
+        )),
+        Ok(P::Above95) => out.push("above the 95% funnel limit (alert)".into()),
+        Ok(P::Below998) => out.push("below the 99.8% funnel limit".into()),
+        Ok(P::Below95) => out.push("below the 95% funnel limit".into()),
+        _ => {}
+    }
+    if let Some(oe) = &card.observed_expected
+        && oe.p_value < 0.05
+    {
+        out.push(format!(
+            "observed/expected {:.2} differs from 1 (mid-P p = {:.3})",
+            oe.ratio, oe.p_value
+        ));
+    }
+    for s in card.trend.iter().flat_map(|t| &t.signals) {
+        let rule = pb::SignalRule::try_from(s.rule)
+            .map(|r| {
+                r.as_str_name()
+                    .trim_start_matches("SIGNAL_RULE_")
+                    .to_lowercase()
+            })
+            .unwrap_or_default()
+            .replace('_', " ");
+        let way = if s.upward { "upward" } else { "downward" };
+        out.push(format!(
+            "trend signal: {way} {rule}, {} to {}",
+            s.first_month, s.last_month
+        ));
+    }
+    out
+}
