@@ -197,12 +197,23 @@ impl TestNetwork {
 
     /// Starts the gateway with the nodes' real addresses and a per-node deadline.
     pub fn start_gateway(&mut self, node_deadline_ms: u64) {
+        self.start_gateway_with(node_deadline_ms, |_| {});
+    }
+
+    /// As [`TestNetwork::start_gateway`], with `edit` applied to the config first (e.g. peer
+    /// attributes of the registry).
+    pub fn start_gateway_with(
+        &mut self,
+        node_deadline_ms: u64,
+        edit: impl FnOnce(&mut GatewayConfig),
+    ) {
         let mut config: GatewayConfig =
             toml::from_str(&std::fs::read_to_string(&self.layout.gateway_config).unwrap()).unwrap();
         for (entry, node) in config.facilities.iter_mut().zip(&self.nodes) {
             entry.endpoint = format!("https://127.0.0.1:{}", node.federation().port());
         }
         config.fanout.node_deadline_ms = node_deadline_ms;
+        edit(&mut config);
         let path = self.layout.out.join("gateway-test.toml");
         std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
         let path = path.to_string_lossy().to_string();
