@@ -5,12 +5,14 @@
 //! path on one machine. The library half is what the binary and the end-to-end tests share.
 
 pub mod bench;
+pub mod benchmark_cli;
 pub mod client;
 pub mod demo;
 pub mod example_config;
 pub mod import;
 pub mod ndjson;
 pub mod pki;
+pub mod plot;
 pub mod submit;
 pub mod synth;
 pub mod table;

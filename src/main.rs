@@ -5,9 +5,8 @@ use clap::{Parser, Subcommand};
 use psonet::import::{self, ImportOptions};
 use psonet::ndjson::Codec;
 use psonet::pki::{self, InitOptions};
-use psonet::{client, synth, table};
+use psonet::synth;
 use psonet_core::month::Month;
-use psonet_core::pb::{self, benchmark_service_client::BenchmarkServiceClient};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -58,24 +57,9 @@ enum Command {
         /// The file: NDJSON (one event or exposure record per line) or .csv.
         file: PathBuf,
     },
-    /// Ask the gateway for a network benchmark and print it as a table.
-    Benchmark {
-        /// The gateway, e.g. 127.0.0.1:7100.
-        #[arg(long)]
-        gateway: String,
-        /// Identity directory of a partner or facility client.
-        #[arg(long)]
-        identity: PathBuf,
-        /// First month, YYYY-MM (default: 11 months before --to).
-        #[arg(long)]
-        from: Option<String>,
-        /// Last month, YYYY-MM (default: this month).
-        #[arg(long)]
-        to: Option<String>,
-        /// Categories to show, e.g. FALL (repeatable; default all).
-        #[arg(long = "category")]
-        categories: Vec<String>,
-    },
+    /// Ask the gateway for a benchmark: category rows, a metric's funnel, a trend or a
+    /// facility scorecard, as a table, JSON or CSV, optionally plotted to SVG.
+    Benchmark(psonet::benchmark_cli::BenchmarkArgs),
     /// Measure a node on this machine: ingest, unary submits, aggregates, memory, disk.
     Bench {
         /// Events in the large store.
@@ -223,13 +207,7 @@ async fn run(command: Command) -> Result<()> {
             let summary = import::run(&options).await?;
             import::report(&summary, &options, &mut std::io::stdout())
         }
-        Command::Benchmark {
-            gateway,
-            identity,
-            from,
-            to,
-            categories,
-        } => run_benchmark(&gateway, &identity, from, to, categories).await,
+        Command::Benchmark(args) => psonet::benchmark_cli::run(&args, &mut std::io::stdout()).await,
         Command::Synth {
             events,
             months,
@@ -289,56 +267,6 @@ async fn stop_signal() -> Result<()> {
         _ = term.recv() => {}
         r = tokio::signal::ctrl_c() => r?,
     }
-    Ok(())
-}
-
-async fn run_benchmark(
-    gateway: &str,
-    identity: &std::path::Path,
-    from: Option<String>,
-    to: Option<String>,
-    categories: Vec<String>,
-) -> Result<()> {
-    let to = to.unwrap_or_else(|| Month::current().to_string());
-    let from = match from {
-        Some(f) => f,
-        None => to.parse::<Month>().context("--to")?.minus(11).to_string(),
-    };
-    let categories = categories
-        .iter()
-        .map(|c| {
-            let name = if c.starts_with("EVENT_CATEGORY_") {
-                c.clone()
-            } else {
-                format!("EVENT_CATEGORY_{}", c.to_uppercase())
-            };
-            pb::EventCategory::from_str_name(&name)
-                .map(|v| v as i32)
-                .with_context(|| format!("--category {c}: unknown category"))
-        })
-        .collect::<Result<Vec<_>>>()?;
-    let request = pb::NetworkBenchmarkRequest {
-        month_from: from,
-        month_to: to,
-        categories,
-        ..Default::default()
-    };
-    let response = match BenchmarkServiceClient::new(client::channel(gateway, identity)?)
-        .network_benchmark(request)
-        .await
-    {
-        Ok(response) => response.into_inner(),
-        Err(s) => {
-            return Err(client::explain(
-                s,
-                gateway,
-                &format!("the gateway at {gateway}"),
-                identity,
-            )
-            .await);
-        }
-    };
-    print!("{}", table::benchmark(&response));
     Ok(())
 }
 

@@ -78,6 +78,236 @@ pub fn benchmark(response: &pb::NetworkBenchmarkResponse) -> String {
     out
 }
 
+fn signed(v: f64) -> String {
+    format!("{v:.2}")
+}
+
+fn position_name(position: i32) -> String {
+    pb::FunnelPosition::try_from(position)
+        .map_or("?", |p| p.as_str_name())
+        .trim_start_matches("FUNNEL_POSITION_")
+        .to_lowercase()
+        .replace("above_998", "ABOVE 99.8%")
+        .replace("above_95", "above 95%")
+        .replace("below_998", "BELOW 99.8%")
+        .replace("below_95", "below 95%")
+}
+
+/// The metric catalogue as a table.
+pub fn metrics(response: &pb::ListMetricsResponse) -> String {
+    let mut out = String::new();
+    let _ = writeln!(out, "{:<20} {:>3}  {:<30} unit", "metric", "v", "name");
+    for m in &response.metrics {
+        let _ = writeln!(
+            out,
+            "{:<20} {:>3}  {:<30} {}",
+            m.id, m.version, m.name, m.unit
+        );
+    }
+    out
+}
+
+/// A metric benchmark: pooled rate, distribution, funnel, exclusions and coverage.
+pub fn metric_benchmark(response: &pb::NetworkBenchmarkResponse) -> String {
+    let mut out = String::new();
+    let Some(b) = &response.metric else {
+        return benchmark(response);
+    };
+    let metric = b.metric.clone().unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{} ({} v{}), {} to {}, {}",
+        metric.name, metric.id, metric.version, b.month_from, b.month_to, metric.unit
+    );
+    if !b.released {
+        let _ = writeln!(out, "withheld: {}", b.withheld_reason);
+    } else {
+        let ci = b.pooled_interval_95.unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "pooled rate {:.3} (exact 95% CI {:.3} to {:.3}): {} events / {} {} over {} facilities",
+            b.pooled_rate,
+            ci.lower,
+            ci.upper,
+            thousands(b.events),
+            thousands(b.exposure.round() as u64),
+            crate::plot::denominator_label(&metric),
+            b.contributing_facilities
+        );
+        if let Some(d) = &b.distribution {
+            let _ = writeln!(
+                out,
+                "facility rates: P10 {:.2}  P25 {:.2}  median {:.2}  P75 {:.2}  P90 {:.2}",
+                d.p10, d.p25, d.p50, d.p75, d.p90
+            );
+        }
+        if let Some(o) = &b.overdispersion {
+            let _ = writeln!(
+                out,
+                "over-dispersion: phi {:.2} (1 = Poisson noise only), tau^2 {:.2e}",
+                o.phi, o.tau2
+            );
+        }
+        let _ = writeln!(
+            out,
+            "\n{:<14} {:>7} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8}  position",
+            "facility", "events", "exposure", "rate", "lo99.8", "lo95", "hi95", "hi99.8"
+        );
+        for p in &b.funnel {
+            let l = p.limits.unwrap_or_default();
+            let _ = writeln!(
+                out,
+                "{:<14} {:>7} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8}  {}",
+                p.facility,
+                thousands(p.events),
+                thousands(p.exposure.round() as u64),
+                signed(p.rate),
+                signed(l.lower_998),
+                signed(l.lower_95),
+                signed(l.upper_95),
+                signed(l.upper_998),
+                position_name(p.position)
+            );
+        }
+    }
+    for e in &b.excluded {
+        let _ = writeln!(out, "excluded {}: {}", e.facility, e.reason);
+    }
+    let _ = writeln!(out);
+    coverage(&mut out, &response.coverage);
+    out
+}
+
+fn coverage(out: &mut String, rows: &[pb::FacilityCoverage]) {
+    let ok = rows
+        .iter()
+        .filter(|c| c.status == CoverageStatus::Ok as i32)
+        .count();
+    let _ = writeln!(out, "{ok} of {} facilities in scope answered", rows.len());
+    for c in rows
+        .iter()
+        .filter(|c| c.status != CoverageStatus::Ok as i32)
+    {
+        let status = CoverageStatus::try_from(c.status).map_or("?", |s| s.as_str_name());
+        let _ = writeln!(
+            out,
+            "  {:<22} {}  {}",
+            c.facility_id,
+            short(status, "COVERAGE_STATUS_"),
+            c.detail
+        );
+    }
+}
+
+/// A control chart as a table with its signals.
+pub fn control_chart(chart: &pb::ControlChart) -> String {
+    let mut out = String::new();
+    let _ = writeln!(
+        out,
+        "centre {:.3}, Laney sigma_z {:.2}\n{:<8} {:>7} {:>12} {:>8} {:>8} {:>8}  note",
+        chart.centre, chart.sigma_z, "month", "events", "exposure", "rate", "LCL", "UCL"
+    );
+    for p in &chart.points {
+        if !p.released {
+            let _ = writeln!(
+                out,
+                "{:<8} {:>56}  withheld: {}",
+                p.month, "", p.withheld_reason
+            );
+            continue;
+        }
+        let note = if p.rate > p.upper {
+            "above UCL"
+        } else if p.rate < p.lower {
+            "below LCL"
+        } else {
+            ""
+        };
+        let _ = writeln!(
+            out,
+            "{:<8} {:>7} {:>12} {:>8} {:>8} {:>8}  {note}",
+            p.month,
+            thousands(p.events),
+            thousands(p.exposure.round() as u64),
+            signed(p.rate),
+            signed(p.lower),
+            signed(p.upper)
+        );
+    }
+    for s in &chart.signals {
+        let rule = pb::SignalRule::try_from(s.rule).map_or("?", |r| r.as_str_name());
+        let _ = writeln!(
+            out,
+            "signal: {} {} from {} to {}",
+            if s.upward { "upward" } else { "downward" },
+            short(rule, "SIGNAL_RULE_").to_lowercase().replace('_', " "),
+            s.first_month,
+            s.last_month
+        );
+    }
+    if chart.signals.is_empty() {
+        let _ = writeln!(out, "no special-cause signal");
+    }
+    out
+}
+
+/// A trend response.
+pub fn trend(response: &pb::TrendResponse) -> String {
+    let metric = response.metric.clone().unwrap_or_default();
+    let mut out = format!("{} {}: network u-chart\n", metric.name, metric.unit);
+    out.push_str(&control_chart(&response.chart.clone().unwrap_or_default()));
+    out.push('\n');
+    coverage(&mut out, &response.coverage);
+    out
+}
+
+/// A facility scorecard.
+pub fn scorecard(card: &pb::FacilityScorecardResponse) -> String {
+    let mut out = String::new();
+    let peers = card.peers.clone().unwrap_or_default();
+    let metric = peers.metric.clone().unwrap_or_default();
+    let ci = card.rate_interval_95.unwrap_or_default();
+    let _ = writeln!(
+        out,
+        "{}: {} {} from {} to {}\nyour rate {:.3} (exact 95% CI {:.3} to {:.3}): {} events / {} {}",
+        card.facility_id,
+        metric.name,
+        metric.unit,
+        peers.month_from,
+        peers.month_to,
+        card.rate,
+        ci.lower,
+        ci.upper,
+        thousands(card.events),
+        thousands(card.exposure.round() as u64),
+        crate::plot::denominator_label(&metric)
+    );
+    if peers.released {
+        let _ = writeln!(
+            out,
+            "peers: pooled {:.3} over {} facilities; your percentile rank {:.1} (100 = best); funnel: {}",
+            peers.pooled_rate,
+            peers.contributing_facilities,
+            card.percentile_rank,
+            position_name(card.funnel_position)
+        );
+    }
+    if let Some(oe) = &card.observed_expected {
+        let i = oe.interval_95.unwrap_or_default();
+        let _ = writeln!(
+            out,
+            "observed/expected by unit type: {} / {:.1} = {:.2} (mid-P 95% CI {:.2} to {:.2}, p = {:.4})",
+            oe.observed, oe.expected, oe.ratio, i.lower, i.upper, oe.p_value
+        );
+    }
+    for f in &card.flags {
+        let _ = writeln!(out, "flag: {f}");
+    }
+    let _ = writeln!(out, "\nyour months:");
+    out.push_str(&control_chart(&card.trend.clone().unwrap_or_default()));
+    out
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -88,5 +318,46 @@ mod tests {
         assert_eq!(thousands(999), "999");
         assert_eq!(thousands(1000), "1,000");
         assert_eq!(thousands(1234567), "1,234,567");
+    }
+
+    #[test]
+    fn a_chart_table_names_withheld_months_and_signals() {
+        let chart = pb::ControlChart {
+            centre: 3.0,
+            sigma_z: 1.0,
+            points: vec![
+                pb::ChartPoint {
+                    month: "2025-01".into(),
+                    released: true,
+                    events: 30,
+                    exposure: 10_000.0,
+                    rate: 3.0,
+                    lower: 1.4,
+                    upper: 4.6,
+                    contributing_facilities: 1,
+                    ..Default::default()
+                },
+                pb::ChartPoint {
+                    month: "2025-02".into(),
+                    withheld_reason: "too few".into(),
+                    ..Default::default()
+                },
+            ],
+            signals: vec![pb::ChartSignal {
+                rule: pb::SignalRule::Shift as i32,
+                upward: true,
+                first_month: "2025-01".into(),
+                last_month: "2025-08".into(),
+            }],
+        };
+        let text = control_chart(&chart);
+        assert!(
+            text.contains("2025-02") && text.contains("withheld: too few"),
+            "{text}"
+        );
+        assert!(
+            text.contains("signal: upward shift from 2025-01 to 2025-08"),
+            "{text}"
+        );
     }
 }

@@ -1,0 +1,385 @@
+//! `psonet benchmark`: asks the gateway for a benchmark and prints it for people (tables) or
+//! programs (JSON, CSV), and draws its funnel plot or control chart as SVG.
+//!
+//! Without `--metric` it prints the category rows it always did; with `--metric` the metric's
+//! network benchmark (pooled rate, distribution, funnel), with `--trend` the network u-chart,
+//! with `--scorecard` the calling facility's scorecard (its identity must be a facility's).
+
+use crate::{client, plot, table};
+use anyhow::{Context, Result, bail};
+use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
+use psonet_core::month::Month;
+use psonet_core::pb::{self, benchmark_service_client::BenchmarkServiceClient};
+use psonet_gateway::metric_catalogue::enum_value;
+use std::io::Write;
+use std::path::{Path, PathBuf};
+use tonic::transport::Channel;
+
+/// How to print.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Format {
+    /// Readable tables.
+    Table,
+    /// The whole response as JSON (proto field names, enum names).
+    Json,
+    /// One CSV row per facility (funnel), month (trend) or category row.
+    Csv,
+}
+
+/// Arguments of `psonet benchmark`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct BenchmarkArgs {
+    /// The gateway, e.g. 127.0.0.1:7100.
+    #[arg(long)]
+    pub gateway: String,
+    /// Identity directory of a partner or facility client.
+    #[arg(long)]
+    pub identity: PathBuf,
+    /// First month, YYYY-MM (default: 11 months before --to).
+    #[arg(long)]
+    pub from: Option<String>,
+    /// Last month, YYYY-MM (default: this month).
+    #[arg(long)]
+    pub to: Option<String>,
+    /// Categories to show without --metric, e.g. FALL (repeatable; default all).
+    #[arg(long = "category")]
+    pub categories: Vec<String>,
+    /// A metric from --list-metrics, e.g. falls.
+    #[arg(long)]
+    pub metric: Option<String>,
+    /// Peer group filter KEY=VALUE (repeatable): bed_size_band=100_to_199, teaching=major,
+    /// facility_type=critical_access, region=midwest, urbanicity=rural.
+    #[arg(long = "peer")]
+    pub peers: Vec<String>,
+    /// Show the metric's monthly network control chart.
+    #[arg(long, conflicts_with = "scorecard")]
+    pub trend: bool,
+    /// Show the calling facility's scorecard for the metric.
+    #[arg(long)]
+    pub scorecard: bool,
+    /// Laney-adjusted limits for --trend.
+    #[arg(long)]
+    pub laney: bool,
+    /// List the metric catalogue and exit.
+    #[arg(long)]
+    pub list_metrics: bool,
+    /// Output format.
+    #[arg(long, value_enum, default_value_t = Format::Table)]
+    pub format: Format,
+    /// Draw the funnel plot (--metric, --scorecard) or control chart (--trend) into this SVG.
+    #[arg(long)]
+    pub plot: Option<PathBuf>,
+}
+
+/// A gateway answer of any kind.
+enum Answer {
+    Metrics(pb::ListMetricsResponse),
+    Network(pb::NetworkBenchmarkResponse),
+    Trend(pb::TrendResponse),
+    Scorecard(pb::FacilityScorecardResponse),
+}
+
+/// Runs the command, writing to `out`.
+pub async fn run(args: &BenchmarkArgs, out: &mut impl Write) -> Result<()> {
+    let to = args
+        .to
+        .clone()
+        .unwrap_or_else(|| Month::current().to_string());
+    let from = match &args.from {
+        Some(f) => f.clone(),
+        None => to.parse::<Month>().context("--to")?.minus(11).to_string(),
+    };
+    let mut client = BenchmarkServiceClient::new(client::channel(&args.gateway, &args.identity)?);
+    let answer = match ask(&mut client, args, from, to).await {
+        Ok(answer) => answer,
+        Err(Ask::Usage(e)) => return Err(e),
+        Err(Ask::Call(s)) => {
+            let peer = format!("the gateway at {}", args.gateway);
+            return Err(client::explain(s, &args.gateway, &peer, &args.identity).await);
+        }
+    };
+    if let Some(path) = &args.plot {
+        draw(&answer, path)?;
+    }
+    let text = match args.format {
+        Format::Table => table_of(&answer),
+        Format::Json => json_of(&answer)?,
+        Format::Csv => csv_of(&answer)?,
+    };
+    out.write_all(text.as_bytes())?;
+    if let Some(path) = &args.plot {
+        eprintln!("wrote {}", path.display());
+    }
+    Ok(())
+}
+
+enum Ask {
+    Usage(anyhow::Error),
+    Call(tonic::Status),
+}
+
+async fn ask(
+    client: &mut BenchmarkServiceClient<Channel>,
+    args: &BenchmarkArgs,
+    month_from: String,
+    month_to: String,
+) -> Result<Answer, Ask> {
+    if args.list_metrics {
+        let r = client.list_metrics(pb::ListMetricsRequest {}).await;
+        return r
+            .map(|r| Answer::Metrics(r.into_inner()))
+            .map_err(Ask::Call);
+    }
+    let peer_group = peer_group(&args.peers).map_err(Ask::Usage)?;
+    let metric = args.metric.clone().unwrap_or_default();
+    if (args.trend || args.scorecard) && metric.is_empty() {
+        return Err(Ask::Usage(anyhow::anyhow!(
+            "--trend and --scorecard need --metric (see --list-metrics)"
+        )));
+    }
+    if args.trend {
+        let req = pb::TrendRequest {
+            metric,
+            month_from,
+            month_to,
+            peer_group,
+            laney: args.laney,
+        };
+        let r = client.trend(req).await;
+        return r.map(|r| Answer::Trend(r.into_inner())).map_err(Ask::Call);
+    }
+    if args.scorecard {
+        let req = pb::FacilityScorecardRequest {
+            metric,
+            month_from,
+            month_to,
+            peer_group,
+        };
+        let r = client.facility_scorecard(req).await;
+        return r
+            .map(|r| Answer::Scorecard(r.into_inner()))
+            .map_err(Ask::Call);
+    }
+    let categories = categories(&args.categories).map_err(Ask::Usage)?;
+    let req = pb::NetworkBenchmarkRequest {
+        month_from,
+        month_to,
+        categories,
+        metric,
+        peer_group,
+    };
+    let r = client.network_benchmark(req).await;
+    r.map(|r| Answer::Network(r.into_inner()))
+        .map_err(Ask::Call)
+}
+
+fn categories(names: &[String]) -> Result<Vec<i32>> {
+    names
+        .iter()
+        .map(|c| {
+            enum_value(c, "EVENT_CATEGORY_", |s| {
+                pb::EventCategory::from_str_name(s).map(|v| v as i32)
+            })
+            .with_context(|| format!("--category {c}: unknown category"))
+        })
+        .collect()
+}
+
+/// `--peer KEY=VALUE` flags as a peer group (`None` when there are none).
+pub fn peer_group(flags: &[String]) -> Result<Option<pb::PeerGroup>> {
+    if flags.is_empty() {
+        return Ok(None);
+    }
+    let mut group = pb::PeerGroup::default();
+    for flag in flags {
+        let (key, value) = flag
+            .split_once('=')
+            .with_context(|| format!("--peer {flag}: expected KEY=VALUE"))?;
+        let (list, parsed) = match key {
+            "bed_size_band" | "beds" => (
+                &mut group.bed_size_bands,
+                enum_value(value, "BED_SIZE_BAND_", |s| {
+                    pb::BedSizeBand::from_str_name(s).map(|v| v as i32)
+                }),
+            ),
+            "teaching" => (
+                &mut group.teaching,
+                enum_value(value, "TEACHING_STATUS_", |s| {
+                    pb::TeachingStatus::from_str_name(s).map(|v| v as i32)
+                }),
+            ),
+            "facility_type" | "type" => (
+                &mut group.facility_types,
+                enum_value(value, "FACILITY_TYPE_", |s| {
+                    pb::FacilityType::from_str_name(s).map(|v| v as i32)
+                }),
+            ),
+            "region" => (
+                &mut group.regions,
+                enum_value(value, "CENSUS_REGION_", |s| {
+                    pb::CensusRegion::from_str_name(s).map(|v| v as i32)
+                }),
+            ),
+            "urbanicity" => (
+                &mut group.urbanicity,
+                enum_value(value, "URBANICITY_", |s| {
+                    pb::Urbanicity::from_str_name(s).map(|v| v as i32)
+                }),
+            ),
+            _ => bail!(
+                "--peer {flag}: unknown key {key:?} (bed_size_band, teaching, facility_type, region, urbanicity)"
+            ),
+        };
+        list.push(parsed.with_context(|| format!("--peer {flag}: unknown value {value:?}"))?);
+    }
+    Ok(Some(group))
+}
+
+fn draw(answer: &Answer, path: &Path) -> Result<()> {
+    match answer {
+        Answer::Network(r) => match &r.metric {
+            Some(b) => plot::funnel(b, path),
+            None => bail!("--plot needs --metric (a funnel) or --trend (a control chart)"),
+        },
+        Answer::Scorecard(card) => plot::funnel(&card.peers.clone().unwrap_or_default(), path),
+        Answer::Trend(t) => {
+            let metric = t.metric.clone().unwrap_or_default();
+            let title = format!("{}: network u-chart", metric.name);
+            plot::control_chart(&title, &metric, &t.chart.clone().unwrap_or_default(), path)
+        }
+        Answer::Metrics(_) => bail!("--plot does not apply to --list-metrics"),
+    }
+}
+
+fn table_of(answer: &Answer) -> String {
+    match answer {
+        Answer::Metrics(m) => table::metrics(m),
+        Answer::Network(r) if r.metric.is_some() => table::metric_benchmark(r),
+        Answer::Network(r) => table::benchmark(r),
+        Answer::Trend(t) => table::trend(t),
+        Answer::Scorecard(c) => table::scorecard(c),
+    }
+}
+
+fn json<T: prost::Message>(message: &T, name: &str) -> Result<String> {
+    let pool = DescriptorPool::decode(psonet_proto::FILE_DESCRIPTOR_SET)?;
+    let desc = pool
+        .get_message_by_name(&format!("psonet.v1.{name}"))
+        .with_context(|| format!("no descriptor for {name}"))?;
+    let mut dynamic = DynamicMessage::new(desc);
+    dynamic.transcode_from(message)?;
+    let options = SerializeOptions::new().use_proto_field_name(true);
+    let value = dynamic.serialize_with_options(serde_json::value::Serializer, &options)?;
+    Ok(serde_json::to_string_pretty(&value)? + "\n")
+}
+
+fn json_of(answer: &Answer) -> Result<String> {
+    match answer {
+        Answer::Metrics(m) => json(m, "ListMetricsResponse"),
+        Answer::Network(r) => json(r, "NetworkBenchmarkResponse"),
+        Answer::Trend(t) => json(t, "TrendResponse"),
+        Answer::Scorecard(c) => json(c, "FacilityScorecardResponse"),
+    }
+}
+
+fn csv_of(answer: &Answer) -> Result<String> {
+    let mut w = csv::Writer::from_writer(Vec::new());
+    match answer {
+        Answer::Metrics(m) => {
+            w.write_record(["metric", "version", "name", "unit", "multiplier"])?;
+            for x in &m.metrics {
+                w.serialize((&x.id, x.version, &x.name, &x.unit, x.multiplier))?;
+            }
+        }
+        Answer::Network(r) => match &r.metric {
+            Some(b) => funnel_csv(&mut w, b)?,
+            None => {
+                w.write_record([
+                    "month",
+                    "category",
+                    "events",
+                    "patient_days",
+                    "rate_per_1000_patient_days",
+                    "contributing_facilities",
+                    "suppressed_cells",
+                ])?;
+                for row in &r.rows {
+                    let category =
+                        pb::EventCategory::try_from(row.category).map_or("?", |c| c.as_str_name());
+                    w.serialize((
+                        &row.month,
+                        category,
+                        row.events,
+                        row.patient_days,
+                        row.rate_per_1000_patient_days,
+                        row.contributing_facilities,
+                        row.suppressed_cells,
+                    ))?;
+                }
+            }
+        },
+        Answer::Trend(t) => chart_csv(&mut w, &t.chart.clone().unwrap_or_default())?,
+        Answer::Scorecard(c) => funnel_csv(&mut w, &c.peers.clone().unwrap_or_default())?,
+    }
+    Ok(String::from_utf8(w.into_inner()?)?)
+}
+
+fn funnel_csv(w: &mut csv::Writer<Vec<u8>>, b: &pb::MetricBenchmark) -> Result<()> {
+    w.write_record([
+        "facility",
+        "is_caller",
+        "events",
+        "exposure",
+        "rate",
+        "lower_998",
+        "lower_95",
+        "upper_95",
+        "upper_998",
+        "position",
+    ])?;
+    for p in &b.funnel {
+        let l = p.limits.unwrap_or_default();
+        let position = pb::FunnelPosition::try_from(p.position).map_or("?", |x| x.as_str_name());
+        w.serialize((
+            &p.facility,
+            p.is_caller,
+            p.events,
+            p.exposure,
+            p.rate,
+            l.lower_998,
+            l.lower_95,
+            l.upper_95,
+            l.upper_998,
+            position,
+        ))?;
+    }
+    Ok(())
+}
+
+fn chart_csv(w: &mut csv::Writer<Vec<u8>>, chart: &pb::ControlChart) -> Result<()> {
+    w.write_record([
+        "month",
+        "released",
+        "events",
+        "exposure",
+        "rate",
+        "centre",
+        "lower",
+        "upper",
+        "withheld_reason",
+    ])?;
+    for p in &chart.points {
+        w.serialize((
+            &p.month,
+            p.released,
+            p.events,
+            p.exposure,
+            p.rate,
+            chart.centre,
+            p.lower,
+            p.upper,
+            &p.withheld_reason,
+        ))?;
+    }
+    Ok(())
+}
