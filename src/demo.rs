@@ -1,9 +1,10 @@
 //! `psonet demo`: a whole network on loopback, with nothing to prepare.
 //!
-//! Issues an ephemeral PKI, starts three facility nodes and a gateway in this process (each with
+//! Issues an ephemeral PKI, starts six facility nodes and a gateway in this process (each with
 //! its own mTLS listeners and sled store in a temporary directory), loads a year of synthetic
 //! reports and exposure into each node through its local listener, then asks the gateway for a
-//! network benchmark as a partner would, and prints it.
+//! network benchmark as a partner would, and prints it with the falls funnel (drawn to an SVG in
+//! the temporary directory).
 
 use crate::pki::{self, InitOptions};
 use crate::{client, submit, synth, table};
@@ -15,14 +16,47 @@ use psonet_node::{NodeConfig, RunningNode};
 use std::io::Write;
 use std::time::Instant;
 
-/// Demo facilities: id and staffed beds.
-const FACILITIES: &[(&str, u32)] = &[
-    ("st-marys", 320),
-    ("county-general", 450),
-    ("lakeside", 180),
+/// Demo facilities: id, staffed beds and reports per bed-year (lakeside reports, and falls,
+/// far more than its peers: the funnel plot should single it out).
+const FACILITIES: &[(&str, u32, usize)] = &[
+    ("st-marys", 320, 4),
+    ("county-general", 450, 4),
+    ("lakeside", 180, 8),
+    ("riverside", 260, 4),
+    ("mercy", 210, 4),
+    ("valley", 380, 5),
 ];
-/// Synthetic events per facility.
-const EVENTS_PER_FACILITY: usize = 4_000;
+
+/// Asks for the falls benchmark over the year, prints it and draws its funnel plot.
+async fn funnel(
+    out: &mut impl Write,
+    gateway: &str,
+    identity: &std::path::Path,
+    last_month: Month,
+) -> Result<()> {
+    let request = pb::NetworkBenchmarkRequest {
+        month_from: last_month.minus(11).to_string(),
+        month_to: last_month.to_string(),
+        metric: "falls".into(),
+        ..Default::default()
+    };
+    let mut client = BenchmarkServiceClient::new(client::channel(gateway, identity)?);
+    let response = match client.network_benchmark(request).await {
+        Ok(response) => response.into_inner(),
+        Err(s) => {
+            let peer = format!("the gateway at {gateway}");
+            return Err(client::explain(s, gateway, &peer, identity).await);
+        }
+    };
+    writeln!(out, "\nNetworkBenchmark(metric = falls) over the last 12 months:\n")?;
+    write!(out, "{}", table::metric_benchmark(&response))?;
+    let path = std::env::temp_dir().join("psonet-demo-funnel.svg");
+    if let Some(bench) = &response.metric {
+        crate::plot::funnel(bench, &path)?;
+        writeln!(out, "funnel plot: {}", path.display())?;
+    }
+    Ok(())
+}
 
 /// Runs the demo, writing progress and the benchmark table to `out`.
 pub async fn run(out: &mut impl Write) -> Result<()> {
@@ -31,7 +65,7 @@ pub async fn run(out: &mut impl Write) -> Result<()> {
     let layout = pki::init(&InitOptions {
         network: "demo".into(),
         out: dir.path().join("pki"),
-        facilities: FACILITIES.iter().map(|(id, _)| id.to_string()).collect(),
+        facilities: FACILITIES.iter().map(|(id, ..)| id.to_string()).collect(),
         hosts: Vec::new(),
         base_port: None,
         years: 1,
@@ -66,9 +100,9 @@ pub async fn run(out: &mut impl Write) -> Result<()> {
         .zip(&nodes)
         .zip(FACILITIES)
         .enumerate()
-        .map(|(i, ((facility, node), (_, beds)))| {
+        .map(|(i, ((facility, node), (_, beds, per_bed)))| {
             let options = synth::SynthOptions {
-                events: EVENTS_PER_FACILITY,
+                events: *beds as usize * per_bed,
                 months: 12,
                 last_month,
                 key_prefix: facility.id.clone(),
@@ -127,6 +161,7 @@ pub async fn run(out: &mut impl Write) -> Result<()> {
         request.month_from, request.month_to
     )?;
     write!(out, "{}", table::benchmark(&response))?;
+    funnel(out, &gateway_addr, &layout.partner_identity, last_month).await?;
 
     gateway.shutdown().await?;
     for node in nodes {

@@ -26,6 +26,18 @@ pub fn denominator_label(metric: &pb::Metric) -> String {
         .replace('_', " ")
 }
 
+fn thousands(x: f64) -> String {
+    let digits = format!("{:.0}", x.max(0.0));
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
 fn rate_label(metric: &pb::Metric) -> String {
     format!("{} {}", metric.name, metric.unit)
 }
@@ -40,7 +52,6 @@ pub fn funnel(bench: &pb::MetricBenchmark, path: &Path) -> Result<()> {
     if !bench.released {
         return Err(anyhow!("no funnel to draw: {}", bench.withheld_reason));
     }
-    let min_x = bench.funnel_curve.first().map_or(1.0, |c| c.exposure);
     let max_x = bench.funnel_curve.last().map_or(10.0, |c| c.exposure);
     let limits = |c: &pb::FunnelCurvePoint| c.limits.unwrap_or_default();
     let top = bench
@@ -60,11 +71,13 @@ pub fn funnel(bench: &pb::MetricBenchmark, path: &Path) -> Result<()> {
         .margin(20)
         .x_label_area_size(50)
         .y_label_area_size(70)
-        .build_cartesian_2d((min_x..max_x).log_scale(), 0.0..top)
+        .build_cartesian_2d(0.0..max_x, 0.0..top)
         .map_err(plot_error)?;
     chart
         .configure_mesh()
-        .x_desc(format!("{} (log scale)", denominator_label(&metric)))
+        .x_labels(10)
+        .x_label_formatter(&|x| thousands(*x))
+        .x_desc(denominator_label(&metric))
         .y_desc(rate_label(&metric))
         .draw()
         .map_err(plot_error)?;
@@ -78,7 +91,7 @@ pub fn funnel(bench: &pb::MetricBenchmark, path: &Path) -> Result<()> {
     };
     chart
         .draw_series(LineSeries::new(
-            [(min_x, bench.pooled_rate), (max_x, bench.pooled_rate)],
+            [(0.0, bench.pooled_rate), (max_x, bench.pooled_rate)],
             BLACK.stroke_width(2),
         ))
         .map_err(plot_error)?

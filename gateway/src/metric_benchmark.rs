@@ -186,7 +186,7 @@ fn funnel_curve(data: &[CountExposure], pooled: f64, k: f64) -> Vec<pb::FunnelCu
     if !(min.is_finite() && max > 0.0) {
         return Vec::new();
     }
-    let (lo, hi) = ((min * 0.5).ln(), (max * 1.5).ln());
+    let (lo, hi) = ((min * 0.5).ln(), (max * 1.1).ln());
     (0..CURVE_POINTS)
         .filter_map(|i| {
             let exposure = (lo + (hi - lo) * i as f64 / (CURVE_POINTS - 1) as f64).exp();
