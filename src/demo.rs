@@ -48,7 +48,10 @@ async fn funnel(
             return Err(client::explain(s, gateway, &peer, identity).await);
         }
     };
-    writeln!(out, "\nNetworkBenchmark(metric = falls) over the last 12 months:\n")?;
+    writeln!(
+        out,
+        "\nNetworkBenchmark(metric = falls) over the last 12 months:\n"
+    )?;
     write!(out, "{}", table::metric_benchmark(&response))?;
     let path = std::env::temp_dir().join("psonet-demo-funnel.svg");
     if let Some(bench) = &response.metric {

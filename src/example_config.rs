@@ -70,7 +70,17 @@ pub fn gateway(
     };
     Ok(format!(
         "# psonet PSO gateway. Start with: psonet gateway --config {}\n\
-         # Paths are relative to this file.\n{}",
+         # Paths are relative to this file.\n\
+         # Benchmarks: `psonet benchmark --list-metrics` shows the built-in metrics. Add one with\n\
+         #   [[metrics]]\n\
+         #   id = \"vte\"\n\
+         #   name = \"Venous thromboembolism\"\n\
+         #   denominator = \"admissions\"\n\
+         #   multiplier = 1000\n\
+         #   unit = \"per 1,000 admissions\"\n\
+         #   numerator = {{ categories = [\"vte\"] }}\n\
+         # and give each facility its peer-group attributes, e.g.\n\
+         #   peer = {{ beds = 320, teaching = \"major\", facility_type = \"general_acute\", region = \"midwest\", urbanicity = \"urban\" }}\n{}",
         dir.join("gateway.toml").display(),
         toml::to_string(&config)?
     ))

@@ -283,6 +283,8 @@ async fn funnel_flags_the_outlier_and_a_shift_signals() {
         outlier.flags
     );
 
+    cli_plots_and_exports(&net, &from, &to);
+
     // Scorecards are for facilities; metrics must exist.
     let denied = partner
         .facility_scorecard(request.clone())
@@ -301,4 +303,98 @@ async fn funnel_flags_the_outlier_and_a_shift_signals() {
     assert_eq!(unknown.code(), tonic::Code::InvalidArgument);
     let details = tonic_types::StatusExt::get_details_bad_request(&unknown).unwrap();
     assert_eq!(details.field_violations[0].field, "metric");
+}
+
+/// Runs `psonet benchmark` as the README shows, returning its standard output.
+fn cli(net: &TestNetwork, identity: &std::path::Path, args: &[&str]) -> String {
+    let output = std::process::Command::new(env!("CARGO_BIN_EXE_psonet"))
+        .args(["benchmark", "--gateway", &net.gateway_addr().to_string()])
+        .arg("--identity")
+        .arg(identity)
+        .args(args)
+        .output()
+        .expect("run psonet benchmark");
+    assert!(
+        output.status.success(),
+        "psonet benchmark {args:?}: {}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8(output.stdout).expect("utf-8")
+}
+
+/// The funnel plot, control chart, CSV and scorecard table from the command line.
+fn cli_plots_and_exports(net: &TestNetwork, from: &str, to: &str) {
+    let partner = &net.layout.partner_identity;
+    let range = ["--from", from, "--to", to, "--metric", "falls"];
+    let funnel = net.dir.path().join("funnel.svg");
+    let csv = cli(
+        net,
+        partner,
+        &[
+            &range[..],
+            &["--format", "csv", "--plot", funnel.to_str().unwrap()],
+        ]
+        .concat(),
+    );
+    let rows: Vec<&str> = csv.lines().collect();
+    assert_eq!(rows.len(), 1 + PLAN.len(), "{csv}");
+    assert_eq!(
+        rows.iter()
+            .filter(|r| r.ends_with("FUNNEL_POSITION_ABOVE_998"))
+            .count(),
+        1
+    );
+    let svg = std::fs::read_to_string(&funnel).expect("funnel.svg");
+    for text in [
+        "<svg",
+        "Funnel plot: Falls",
+        "patient days",
+        "per 1,000 patient days",
+        "99.8% limits",
+        "95% limits",
+        "target: pooled rate",
+        "peer-",
+    ] {
+        assert!(svg.contains(text), "funnel.svg lacks {text:?}");
+    }
+    let chart = net.dir.path().join("chart.svg");
+    let table = cli(
+        net,
+        partner,
+        &[&range[..], &["--trend", "--plot", chart.to_str().unwrap()]].concat(),
+    );
+    assert!(
+        table.contains("network u-chart") && table.contains("UCL"),
+        "{table}"
+    );
+    let svg = std::fs::read_to_string(&chart).expect("chart.svg");
+    for text in [
+        "<svg",
+        "Falls: network u-chart",
+        "month",
+        "3-sigma limits",
+        "centre",
+        to,
+    ] {
+        assert!(svg.contains(text), "chart.svg lacks {text:?}");
+    }
+    let card = cli(
+        net,
+        &net.nodes[7].client_identity,
+        &[&range[..], &["--scorecard"]].concat(),
+    );
+    assert!(
+        card.starts_with("facility-8: Falls")
+            && card.contains("flag: above the 99.8% funnel limit"),
+        "{card}"
+    );
+    let json = cli(net, partner, &["--list-metrics", "--format", "json"]);
+    let parsed: serde_json::Value = serde_json::from_str(&json).expect("json");
+    assert!(
+        parsed["metrics"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .any(|m| m["id"] == "falls")
+    );
 }

@@ -120,7 +120,7 @@ pub struct FacilityEntry {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
     /// Attributes peer groups are formed from.
-    #[serde(default)]
+    #[serde(default, skip_serializing_if = "PeerAttributesConfig::is_empty")]
     pub peer: PeerAttributesConfig,
 }
 
@@ -239,5 +239,33 @@ mod tests {
             "node.example.org"
         );
         assert_eq!(entry("https://[::1]:7112").server_name(), "::1");
+    }
+
+    #[test]
+    fn metrics_and_peer_attributes_load_from_the_documented_toml() {
+        let text = r#"
+            network = "n"
+            listen = "127.0.0.1:0"
+            tls = { ca = "ca.pem", cert = "cert.pem", key = "key.pem" }
+            disclosure = { min_facilities = 2 }
+            [[metrics]]
+            id = "vte"
+            name = "Venous thromboembolism"
+            denominator = "admissions"
+            multiplier = 1000
+            unit = "per 1,000 admissions"
+            numerator = { categories = ["vte"] }
+            [[facilities]]
+            id = "f1"
+            endpoint = "https://127.0.0.1:7112"
+            peer = { beds = 320, teaching = "major", facility_type = "general_acute", region = "midwest", urbanicity = "urban" }
+        "#;
+        let config: GatewayConfig = toml::from_str(text).unwrap();
+        let catalogue = MetricCatalogue::build(&config.metrics).unwrap();
+        assert_eq!(catalogue.get("vte").unwrap().unit, "per 1,000 admissions");
+        assert!(config.facilities[0].peer.check().is_ok());
+        // A release rule below the floor of 3 is refused at load.
+        let err = config.check().err().unwrap().to_string();
+        assert!(err.starts_with("disclosure.min_facilities"), "{err}");
     }
 }

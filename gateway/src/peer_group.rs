@@ -71,6 +71,11 @@ fn attribute(
 }
 
 impl PeerAttributesConfig {
+    /// True when no attribute is recorded.
+    pub fn is_empty(&self) -> bool {
+        self == &Self::default()
+    }
+
     /// The checked attributes; `Err((key, why))` for an unknown value.
     pub fn check(&self) -> Result<PeerAttributes, (String, String)> {
         Ok(PeerAttributes {

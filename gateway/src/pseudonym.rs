@@ -55,7 +55,7 @@ mod tests {
         let ids = ["a", "b", "c"];
         let names = Pseudonyms::new(ids, Some("b"));
         assert_eq!(names.name("b"), "b");
-        let mut others = vec![names.name("a"), names.name("c")];
+        let mut others = [names.name("a"), names.name("c")];
         others.sort();
         assert!(others.iter().all(|n| n.starts_with("peer-0")));
         assert_ne!(others[0], others[1]);

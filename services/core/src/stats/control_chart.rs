@@ -69,7 +69,7 @@ pub fn laney_sigma_z(kind: ChartKind, centre: f64, subgroups: &[Subgroup]) -> f6
 
 /// The chart of `subgroups` (sizes must be positive); `None` when empty or a size is not.
 pub fn chart(kind: ChartKind, subgroups: &[Subgroup], laney: bool) -> Option<ControlChart> {
-    if subgroups.is_empty() || subgroups.iter().any(|s| !(s.size > 0.0)) {
+    if subgroups.is_empty() || subgroups.iter().any(|s| s.size.is_nan() || s.size <= 0.0) {
         return None;
     }
     let total: u64 = subgroups.iter().map(|s| s.count).sum();
