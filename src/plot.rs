@@ -14,29 +14,7 @@ const ALERT: RGBColor = RGBColor(230, 140, 0);
 const ALARM: RGBColor = RGBColor(200, 30, 30);
 const POINT: RGBColor = RGBColor(30, 80, 180);
 
-/// "patient days" from a metric's denominator.
-pub fn denominator_label(metric: &pb::Metric) -> String {
-    pb::DenominatorType::try_from(metric.denominator)
-        .map(|d| {
-            d.as_str_name()
-                .trim_start_matches("DENOMINATOR_TYPE_")
-                .to_lowercase()
-        })
-        .unwrap_or_default()
-        .replace('_', " ")
-}
-
-fn thousands(x: f64) -> String {
-    let digits = format!("{:.0}", x.max(0.0));
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
-}
+pub use psonet_gateway::metric_catalogue::denominator_label;
 
 fn rate_label(metric: &pb::Metric) -> String {
     format!("{} {}", metric.name, metric.unit)
@@ -76,7 +54,7 @@ pub fn funnel(bench: &pb::MetricBenchmark, path: &Path) -> Result<()> {
     chart
         .configure_mesh()
         .x_labels(10)
-        .x_label_formatter(&|x| thousands(*x))
+        .x_label_formatter(&|x| crate::table::thousands(x.max(0.0).round() as u64))
         .x_desc(denominator_label(&metric))
         .y_desc(rate_label(&metric))
         .draw()
@@ -133,16 +111,7 @@ pub fn funnel(bench: &pb::MetricBenchmark, path: &Path) -> Result<()> {
                 + Text::new(p.facility.clone(), (7, -14), ("sans-serif", 13))
         }))
         .map_err(plot_error)?;
-    chart
-        .configure_series_labels()
-        .position(SeriesLabelPosition::UpperRight)
-        .background_style(WHITE.mix(0.9))
-        .border_style(BLACK)
-        .draw()
-        .map_err(plot_error)?;
-    root.present()
-        .map_err(plot_error)
-        .with_context(|| format!("writing {}", path.display()))
+    finish(&mut chart, &root, SeriesLabelPosition::UpperRight, path)
 }
 
 /// Draws the control chart `chart` of `metric` titled `title` into `path`.
@@ -241,9 +210,23 @@ pub fn control_chart(
                 + Text::new(format!("{:.2}", p.rate), (6, -16), ("sans-serif", 12))
         }))
         .map_err(plot_error)?;
+    finish(&mut chart, &root, SeriesLabelPosition::UpperLeft, path)
+}
+
+use plotters::coord::types::RangedCoordf64;
+
+type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
+
+/// Draws the legend at `position` and writes the file.
+fn finish<'a>(
+    chart: &mut Chart<'a, 'a>,
+    root: &DrawingArea<SVGBackend<'a>, plotters::coord::Shift>,
+    position: SeriesLabelPosition,
+    path: &Path,
+) -> Result<()> {
     chart
         .configure_series_labels()
-        .position(SeriesLabelPosition::UpperLeft)
+        .position(position)
         .background_style(WHITE.mix(0.9))
         .border_style(BLACK)
         .draw()

@@ -8,7 +8,7 @@ fn short(name: &str, prefix: &str) -> String {
 }
 
 /// `12345` as `12,345`.
-fn thousands(n: u64) -> String {
+pub fn thousands(n: u64) -> String {
     let digits = n.to_string();
     let mut out = String::new();
     for (i, ch) in digits.chars().enumerate() {

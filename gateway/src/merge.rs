@@ -62,7 +62,8 @@ impl FacilityFigures {
     }
 }
 
-fn month_in_range(text: &str, range: MonthRange) -> Result<Month, String> {
+/// The month `text` of an answer, refused outside `range`.
+pub(crate) fn month_in_range(text: &str, range: MonthRange) -> Result<Month, String> {
     let month: Month = text
         .parse()
         .map_err(|e| format!("bad month in answer: {e}"))?;

@@ -191,6 +191,18 @@ fn filter_from_config(n: &NumeratorConfig) -> Result<pb::AggregateFilter, FieldE
     })
 }
 
+/// A metric's denominator in words ("patient days"), for messages and axis labels.
+pub fn denominator_label(metric: &pb::Metric) -> String {
+    pb::DenominatorType::try_from(metric.denominator)
+        .map(|d| {
+            d.as_str_name()
+                .trim_start_matches("DENOMINATOR_TYPE_")
+                .to_lowercase()
+        })
+        .unwrap_or_default()
+        .replace('_', " ")
+}
+
 /// `text` (e.g. `near_miss`) as the value of the proto enum whose names start with `prefix`.
 pub fn enum_value(text: &str, prefix: &str, parse: impl Fn(&str) -> Option<i32>) -> Option<i32> {
     let upper = text.trim().to_uppercase().replace(['-', ' '], "_");

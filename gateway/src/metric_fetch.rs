@@ -6,6 +6,7 @@
 //! from facilities outside the peer group are dropped here, before any figure sees them.
 
 use crate::fanout::{NodeAnswer, fan_out};
+use crate::merge::month_in_range;
 use crate::metric_answer::{Counts, counts_from_wire};
 use crate::registry::Registry;
 use psonet_core::month::{Month, MonthRange};
@@ -119,17 +120,6 @@ fn year_in(range: MonthRange, period: &str) -> Result<(), String> {
     }
 }
 
-fn month_in(range: MonthRange, period: &str) -> Result<Month, String> {
-    let month: Month = period
-        .parse()
-        .map_err(|e| format!("bad month in answer: {e}"))?;
-    if range.contains(month) {
-        Ok(month)
-    } else {
-        Err(format!("answer holds {month}, outside the asked range"))
-    }
-}
-
 /// Whole-range counts (one key) of the metric per facility.
 pub async fn range_totals(
     ctx: &FetchContext<'_>,
@@ -153,7 +143,7 @@ pub async fn monthly(
 ) -> Fetched<Month> {
     let req = request(metric, range, pb::TimeGrain::Month, false);
     fetch(ctx, req, metric.denominator, in_scope, |p, _| {
-        month_in(range, p)
+        month_in_range(p, range)
     })
     .await
 }

@@ -8,6 +8,7 @@
 
 use crate::metric_answer::Count;
 use crate::metric_benchmark::{benchmark, interval_to_wire};
+use crate::metric_catalogue::denominator_label;
 use crate::metric_fetch::{FacilityCounts, Fetched};
 use crate::pseudonym::Pseudonyms;
 use crate::trend;
@@ -62,7 +63,7 @@ pub fn scorecard(
         Count::Known(_) => {
             return Err(Status::failed_precondition(format!(
                 "your node recorded no {} exposure in {}..{}",
-                denominator_name(metric),
+                denominator_label(metric),
                 range.from(),
                 range.to()
             )));
@@ -120,17 +121,6 @@ pub fn scorecard(
     card.flags = flags(&card, &peers, metric);
     card.peers = Some(peers);
     Ok(card)
-}
-
-fn denominator_name(metric: &pb::Metric) -> String {
-    pb::DenominatorType::try_from(metric.denominator)
-        .map(|d| {
-            d.as_str_name()
-                .trim_start_matches("DENOMINATOR_TYPE_")
-                .to_lowercase()
-        })
-        .unwrap_or_default()
-        .replace('_', " ")
 }
 
 /// O/E against the peers' unit-type rates; strata where no peer rate is known are left out.
