@@ -99,6 +99,38 @@ pub fn funnel(bench: &pb::MetricBenchmark, path: &Path) -> Result<()> {
             });
         }
     }
+    let tau2 = bench.overdispersion.map_or(0.0, |o| o.tau2);
+    if tau2 > 0.0 {
+        let adjusted = |pick: fn(&pb::FunnelLimits) -> f64| -> Vec<(f64, f64)> {
+            bench
+                .funnel_curve
+                .iter()
+                .map(|c| {
+                    (
+                        c.exposure,
+                        clamp(pick(&c.adjusted_limits.unwrap_or_default())),
+                    )
+                })
+                .collect()
+        };
+        let grey = RGBColor(120, 120, 120);
+        chart
+            .draw_series(LineSeries::new(
+                adjusted(|l| l.upper_998),
+                grey.stroke_width(1),
+            ))
+            .map_err(plot_error)?
+            .label("99.8% limits adjusted for over-dispersion (random effects)")
+            .legend(move |(x, y)| {
+                PathElement::new(vec![(x, y), (x + 20, y)], grey.stroke_width(1))
+            });
+        chart
+            .draw_series(LineSeries::new(
+                adjusted(|l| l.lower_998),
+                grey.stroke_width(1),
+            ))
+            .map_err(plot_error)?;
+    }
     chart
         .draw_series(bench.funnel.iter().map(|p| {
             let color = match pb::FunnelPosition::try_from(p.position) {

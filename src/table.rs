@@ -150,14 +150,22 @@ pub fn metric_benchmark(response: &pb::NetworkBenchmarkResponse) -> String {
         }
         let _ = writeln!(
             out,
-            "\n{:<14} {:>7} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8}  position",
-            "facility", "events", "exposure", "rate", "lo99.8", "lo95", "hi95", "hi99.8"
+            "\n{:<14} {:>7} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8}  {:<12} adjusted for over-dispersion",
+            "facility",
+            "events",
+            "exposure",
+            "rate",
+            "lo99.8",
+            "lo95",
+            "hi95",
+            "hi99.8",
+            "position"
         );
         for p in &b.funnel {
             let l = p.limits.unwrap_or_default();
             let _ = writeln!(
                 out,
-                "{:<14} {:>7} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8}  {}",
+                "{:<14} {:>7} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8}  {:<12} {}",
                 p.facility,
                 thousands(p.events),
                 thousands(p.exposure.round() as u64),
@@ -166,7 +174,8 @@ pub fn metric_benchmark(response: &pb::NetworkBenchmarkResponse) -> String {
                 signed(l.lower_95),
                 signed(l.upper_95),
                 signed(l.upper_998),
-                position_name(p.position)
+                position_name(p.position),
+                position_name(p.adjusted_position)
             );
         }
     }

@@ -12,11 +12,12 @@ use crate::pseudonym::Pseudonyms;
 use psonet_core::month::MonthRange;
 use psonet_core::network_release::NetworkReleaseRule;
 use psonet_core::pb;
+use psonet_core::stats::Interval;
 use psonet_core::stats::funnel::{FunnelLimits, FunnelPosition};
+use psonet_core::stats::overdispersion::{self, Overdispersion};
 use psonet_core::stats::percentile::quantile_type7;
 use psonet_core::stats::poisson_interval::garwood;
 use psonet_core::stats::pooled_rate::{CountExposure, pooled_rate};
-use psonet_core::stats::{Interval, overdispersion};
 
 /// Points on each drawn funnel curve.
 const CURVE_POINTS: usize = 60;
@@ -101,14 +102,30 @@ pub fn benchmark(
         .map(|d| d.events as f64 / d.exposure * k)
         .collect();
     out.distribution = distribution(&rates);
-    out.funnel = funnel_points(&units, pooled, k, names, caller);
-    out.funnel_curve = funnel_curve(&data, pooled, k);
-    out.overdispersion = overdispersion::estimate(&data, pooled).map(|o| pb::Overdispersion {
-        phi: o.phi,
-        tau2: o.tau2,
-        facilities: o.units as u32,
+    let od = overdispersion::estimate(&data, pooled).unwrap_or(Overdispersion {
+        units: data.len(),
+        phi: 1.0,
+        tau2: 0.0,
+    });
+    let funnel = Funnel { pooled, k, od };
+    out.funnel = funnel.points(&units, names, caller);
+    out.funnel_curve = funnel.curve(&data);
+    out.overdispersion = Some(pb::Overdispersion {
+        phi: od.phi,
+        tau2: od.tau2,
+        facilities: od.units as u32,
     });
     out
+}
+
+/// The funnel's target, scale and over-dispersion.
+struct Funnel {
+    /// Pooled rate per unit of exposure.
+    pooled: f64,
+    /// The metric's multiplier.
+    k: f64,
+    /// Over-dispersion of the units.
+    od: Overdispersion,
 }
 
 /// An interval on the wire.
@@ -150,51 +167,120 @@ pub fn position_to_wire(p: FunnelPosition) -> pb::FunnelPosition {
     }
 }
 
-fn funnel_points(
-    units: &[Unit<'_>],
-    pooled: f64,
-    k: f64,
-    names: &Pseudonyms,
-    caller: Option<&str>,
-) -> Vec<pb::FunnelPoint> {
-    let mut points: Vec<pb::FunnelPoint> = units
-        .iter()
-        .filter_map(|u| {
-            let rate = u.data.events as f64 / u.data.exposure;
-            let limits = FunnelLimits::exact(pooled, u.data.exposure)?;
-            Some(pb::FunnelPoint {
-                facility: names.name(u.id),
-                is_caller: Some(u.id) == caller,
-                events: u.data.events,
-                exposure: u.data.exposure,
-                rate: rate * k,
-                limits: Some(limits_to_wire(limits.scaled(k))),
-                position: position_to_wire(limits.position(rate)) as i32,
+impl Funnel {
+    /// Exact and adjusted limits at `exposure`.
+    fn limits(&self, exposure: f64) -> Option<(FunnelLimits, FunnelLimits)> {
+        Some((
+            FunnelLimits::exact(self.pooled, exposure)?,
+            FunnelLimits::adjusted(&self.od, self.pooled, exposure)?,
+        ))
+    }
+
+    fn points(
+        &self,
+        units: &[Unit<'_>],
+        names: &Pseudonyms,
+        caller: Option<&str>,
+    ) -> Vec<pb::FunnelPoint> {
+        let mut points: Vec<pb::FunnelPoint> = units
+            .iter()
+            .filter_map(|u| {
+                let rate = u.data.events as f64 / u.data.exposure;
+                let (exact, adjusted) = self.limits(u.data.exposure)?;
+                Some(pb::FunnelPoint {
+                    facility: names.name(u.id),
+                    is_caller: Some(u.id) == caller,
+                    events: u.data.events,
+                    exposure: u.data.exposure,
+                    rate: rate * self.k,
+                    limits: Some(limits_to_wire(exact.scaled(self.k))),
+                    position: position_to_wire(exact.position(rate)) as i32,
+                    adjusted_limits: Some(limits_to_wire(adjusted.scaled(self.k))),
+                    adjusted_position: position_to_wire(adjusted.position(rate)) as i32,
+                })
             })
-        })
-        .collect();
-    points.sort_by(|a, b| a.exposure.total_cmp(&b.exposure));
-    points
+            .collect();
+        points.sort_by(|a, b| a.exposure.total_cmp(&b.exposure));
+        points
+    }
+
+    fn curve(&self, data: &[CountExposure]) -> Vec<pb::FunnelCurvePoint> {
+        let min = data
+            .iter()
+            .map(|d| d.exposure)
+            .fold(f64::INFINITY, f64::min);
+        let max = data.iter().map(|d| d.exposure).fold(0.0, f64::max);
+        if !(min.is_finite() && max > 0.0) {
+            return Vec::new();
+        }
+        let (lo, hi) = ((min * 0.5).ln(), (max * 1.1).ln());
+        (0..CURVE_POINTS)
+            .filter_map(|i| {
+                let exposure = (lo + (hi - lo) * i as f64 / (CURVE_POINTS - 1) as f64).exp();
+                let (exact, adjusted) = self.limits(exposure)?;
+                Some(pb::FunnelCurvePoint {
+                    exposure,
+                    limits: Some(limits_to_wire(exact.scaled(self.k))),
+                    adjusted_limits: Some(limits_to_wire(adjusted.scaled(self.k))),
+                })
+            })
+            .collect()
+    }
 }
 
-fn funnel_curve(data: &[CountExposure], pooled: f64, k: f64) -> Vec<pb::FunnelCurvePoint> {
-    let min = data
-        .iter()
-        .map(|d| d.exposure)
-        .fold(f64::INFINITY, f64::min);
-    let max = data.iter().map(|d| d.exposure).fold(0.0, f64::max);
-    if !(min.is_finite() && max > 0.0) {
-        return Vec::new();
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::metric_answer::Counts;
+    use crate::metric_catalogue::MetricCatalogue;
+    use std::collections::BTreeMap;
+
+    fn facility(id: &str, count: Count, exposure: f64) -> FacilityCounts<()> {
+        FacilityCounts {
+            id: id.into(),
+            counts: Counts {
+                events: BTreeMap::from([((), count)]),
+                exposure: BTreeMap::from([((), exposure)]),
+            },
+        }
     }
-    let (lo, hi) = ((min * 0.5).ln(), (max * 1.1).ln());
-    (0..CURVE_POINTS)
-        .filter_map(|i| {
-            let exposure = (lo + (hi - lo) * i as f64 / (CURVE_POINTS - 1) as f64).exp();
-            let limits = FunnelLimits::exact(pooled, exposure)?;
-            Some(pb::FunnelCurvePoint {
-                exposure,
-                limits: Some(limits_to_wire(limits.scaled(k))),
-            })
-        })
-        .collect()
+
+    fn run(facilities: &[FacilityCounts<()>]) -> pb::MetricBenchmark {
+        let metric = MetricCatalogue::default().get("falls").unwrap().clone();
+        let range =
+            MonthRange::new("2025-01".parse().unwrap(), "2025-12".parse().unwrap()).unwrap();
+        let names = Pseudonyms::new(facilities.iter().map(|f| f.id.as_str()), None);
+        benchmark(
+            &metric,
+            range,
+            facilities,
+            &NetworkReleaseRule::default(),
+            &names,
+            None,
+        )
+    }
+
+    #[test]
+    fn withheld_counts_are_excluded_not_zero() {
+        let mut facilities: Vec<FacilityCounts<()>> = (0..5)
+            .map(|i| facility(&format!("f{i}"), Count::Known(30 + i), 10_000.0))
+            .collect();
+        facilities.push(facility("small", Count::Withheld, 9_000.0));
+        facilities.push(facility("empty", Count::Known(0), 0.0));
+        let b = run(&facilities);
+        assert!(b.released, "{}", b.withheld_reason);
+        assert_eq!((b.contributing_facilities, b.events), (5, 160));
+        assert!((b.pooled_rate - 160.0 / 50_000.0 * 1000.0).abs() < 1e-12);
+        assert_eq!(b.excluded.len(), 2);
+        assert!(b.excluded.iter().all(|e| e.facility.starts_with("peer-")));
+        assert_eq!(b.funnel.len(), 5);
+        // Without the fifth facility the rule withholds every figure.
+        let b = run(&facilities[1..]);
+        assert!(!b.released && b.funnel.is_empty() && b.distribution.is_none());
+        assert!(
+            b.withheld_reason.contains("at least 5"),
+            "{}",
+            b.withheld_reason
+        );
+    }
 }

@@ -31,21 +31,21 @@ pub struct ScorecardInputs {
     pub monthly: Fetched<Month>,
 }
 
+/// The caller's own answer; UNAVAILABLE when its node did not answer usably, PERMISSION_DENIED
+/// when the registry does not list it.
 fn own<'a, K: Ord>(fetched: &'a Fetched<K>, caller: &str) -> Result<&'a FacilityCounts<K>, Status> {
-    fetched
-        .facilities
-        .iter()
-        .find(|f| f.id == caller)
-        .ok_or_else(|| {
-            let detail = fetched
-                .coverage
-                .iter()
-                .find(|c| c.facility_id == caller)
-                .map_or("it is not in the gateway's registry".to_string(), |c| {
-                    c.detail.clone()
-                });
-            Status::unavailable(format!("your node gave no usable answer: {detail}"))
-        })
+    if let Some(mine) = fetched.facilities.iter().find(|f| f.id == caller) {
+        return Ok(mine);
+    }
+    match fetched.coverage.iter().find(|c| c.facility_id == caller) {
+        Some(row) => Err(Status::unavailable(format!(
+            "your node gave no usable answer: {}",
+            row.detail
+        ))),
+        None => Err(Status::permission_denied(format!(
+            "facility {caller} is not in this gateway's registry"
+        ))),
+    }
 }
 
 /// The caller's scorecard.
@@ -110,7 +110,8 @@ pub fn scorecard(
             .iter()
             .find(|p| p.is_caller)
             .map_or(0, |p| p.position);
-        card.observed_expected = observed_expected(events, caller, &inputs.strata);
+        card.observed_expected =
+            observed_expected(events, caller, &inputs.strata, peers.pooled_rate / k, rule);
     }
     let own_months = own(&inputs.monthly, caller)?;
     card.trend = Some(trend::chart(
@@ -123,36 +124,43 @@ pub fn scorecard(
     Ok(card)
 }
 
-/// O/E against the peers' unit-type rates; strata where no peer rate is known are left out.
+/// O/E against the peers' unit-type rates. A unit type's peer rate is used only when the
+/// release rule allows it (enough facilities with a known count there, none dominant); other
+/// unit types fall back to the peers' overall pooled rate, so every own event has an
+/// expectation and no single peer's unit-type rate can be read back from E.
 fn observed_expected(
     observed: u64,
     caller: &str,
     strata: &Fetched<i32>,
+    pooled: f64,
+    rule: &NetworkReleaseRule,
 ) -> Option<pb::ObservedExpected> {
-    let mut peer: BTreeMap<i32, (u64, f64)> = BTreeMap::new();
+    let mut peer: BTreeMap<i32, Vec<(u64, f64)>> = BTreeMap::new();
     for f in &strata.facilities {
         for unit in f.counts.keys() {
             let exposure = f.counts.exposure_of(&unit);
             if let Count::Known(n) = f.counts.count(&unit)
                 && exposure > 0.0
             {
-                let entry = peer.entry(unit).or_default();
-                entry.0 += n;
-                entry.1 += exposure;
+                peer.entry(unit).or_default().push((n, exposure));
             }
         }
     }
+    let stratum_rate = |unit: i32| {
+        let parts = peer.get(&unit)?;
+        let counts: Vec<u64> = parts.iter().map(|p| p.0).collect();
+        rule.check(&counts).ok()?;
+        let exposure: f64 = parts.iter().map(|p| p.1).sum();
+        Some(counts.iter().sum::<u64>() as f64 / exposure)
+    };
     let mine = strata.facilities.iter().find(|f| f.id == caller)?;
     let own_strata: Vec<Stratum> = mine
         .counts
         .keys()
         .into_iter()
-        .filter_map(|unit| {
-            let (n, t) = peer.get(&unit)?;
-            Some(Stratum {
-                peer_rate: *n as f64 / t,
-                exposure: mine.counts.exposure_of(&unit),
-            })
+        .map(|unit| Stratum {
+            peer_rate: stratum_rate(unit).unwrap_or(pooled),
+            exposure: mine.counts.exposure_of(&unit),
         })
         .collect();
     let compared = observed_expected::compare(observed, observed_expected::expected(&own_strata))?;

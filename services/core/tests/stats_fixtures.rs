@@ -151,6 +151,17 @@ fn overdispersion_matches_numpy() {
         let got = overdispersion::estimate(&units(&case["units"]), f(&case["target"])).unwrap();
         close(got.phi, f(&case["phi"]), "phi");
         close(got.tau2, f(&case["tau2"]), "tau2");
+        let target = f(&case["target"]);
+        for l in case["limits"].as_array().unwrap() {
+            let (t, z) = (f(&l["exposure"]), normal_quantile(f(&l["p"])));
+            let tag = format!("limit at T={t}, p={}", l["p"]);
+            close(got.additive_limit(target, t, z), f(&l["additive"]), &tag);
+            close(
+                got.multiplicative_limit(target, t, z),
+                f(&l["multiplicative"]),
+                &tag,
+            );
+        }
     }
 }
 

@@ -7,6 +7,7 @@
 //! 99.8% limits (p = 0.001, 0.999) the "alarm" lines.
 
 use super::distribution::{normal_quantile, poisson_cdf};
+use super::overdispersion::Overdispersion;
 
 /// The exact Poisson p-limit of a rate, per unit of exposure, for a unit with `exposure` when
 /// the target rate is `target` (per unit of exposure). `None` without exposure or p outside (0, 1).
@@ -52,6 +53,24 @@ impl FunnelLimits {
             lower_95: at(0.025)?,
             upper_95: at(0.975)?,
             upper_998: at(0.999)?,
+        })
+    }
+
+    /// Random-effects limits at `exposure` for `target` (both per unit of exposure) when the
+    /// units are over-dispersed by `od`; the exact limits when τ² is 0.
+    pub fn adjusted(od: &Overdispersion, target: f64, exposure: f64) -> Option<Self> {
+        if od.tau2 <= 0.0 {
+            return Self::exact(target, exposure);
+        }
+        if exposure.is_nan() || exposure <= 0.0 {
+            return None;
+        }
+        let at = |p| od.additive_limit(target, exposure, normal_quantile(p));
+        Some(Self {
+            lower_998: at(0.001),
+            lower_95: at(0.025),
+            upper_95: at(0.975),
+            upper_998: at(0.999),
         })
     }
 
