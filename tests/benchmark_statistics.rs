@@ -128,6 +128,7 @@ async fn funnel_flags_the_outlier_and_a_shift_signals() {
         metric: "falls".into(),
         ..Default::default()
     };
+    let started = std::time::Instant::now();
     let bench = partner
         .network_benchmark(request.clone())
         .await
@@ -135,6 +136,10 @@ async fn funnel_flags_the_outlier_and_a_shift_signals() {
         .into_inner()
         .metric
         .expect("metric benchmark");
+    println!(
+        "NetworkBenchmark(falls, 12 months) over 8 nodes: {:?}",
+        started.elapsed()
+    );
     assert!(bench.released, "{}", bench.withheld_reason);
     let totals: Vec<(u64, f64)> = (0..PLAN.len())
         .map(|f| {
@@ -247,11 +252,16 @@ async fn funnel_flags_the_outlier_and_a_shift_signals() {
     );
 
     // facility-8 sees itself by name, flagged, ranked last, with O/E.
+    let started = std::time::Instant::now();
     let outlier = as_facility(&net, 7)
         .facility_scorecard(request.clone())
         .await
         .unwrap()
         .into_inner();
+    println!(
+        "FacilityScorecard (3 fan-outs) over 8 nodes: {:?}",
+        started.elapsed()
+    );
     assert_eq!(outlier.facility_id, "facility-8");
     assert_eq!(outlier.funnel_position, pb::FunnelPosition::Above998 as i32);
     close(
