@@ -9,15 +9,17 @@ pub mod auth;
 pub mod config_file;
 pub mod cube;
 pub mod diagnose;
+pub mod disclosure;
 pub mod event;
 pub mod identity;
 pub mod month;
 pub mod network_release;
 pub mod query;
 pub mod serve;
-pub mod suppression;
 pub mod tls;
 pub mod violations;
 pub mod wire;
 
 pub use psonet_proto::v1 as pb;
+/// Primary suppression under its original name, so existing imports keep working.
+pub use disclosure::primary as suppression;
