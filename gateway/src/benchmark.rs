@@ -1,8 +1,10 @@
 //! `BenchmarkService`: network benchmarks for partners and facilities.
 
 use crate::fanout::fan_out;
-use crate::merge::{FacilityFigures, NetworkFigures};
+use crate::merge::{FacilityFigures, NetworkFigures, check_scope};
 use crate::registry::Registry;
+use psonet_core::identity::Principal;
+use psonet_core::network_release::NetworkReleaseRule;
 use psonet_core::pb::{self, CoverageStatus, benchmark_service_server::BenchmarkService};
 use psonet_core::suppression::SmallCellRule;
 use psonet_core::violations::FieldViolations;
@@ -15,15 +17,23 @@ pub struct Benchmarks {
     registry: Registry,
     node_deadline: Duration,
     small_cells: SmallCellRule,
+    network_release: NetworkReleaseRule,
 }
 
 impl Benchmarks {
-    /// Serves benchmarks over `registry`.
-    pub fn new(registry: Registry, node_deadline: Duration, small_cells: SmallCellRule) -> Self {
+    /// Serves benchmarks over `registry`, releasing network figures only under
+    /// `network_release`.
+    pub fn new(
+        registry: Registry,
+        node_deadline: Duration,
+        small_cells: SmallCellRule,
+        network_release: NetworkReleaseRule,
+    ) -> Self {
         Self {
             registry,
             node_deadline,
             small_cells,
+            network_release,
         }
     }
 }
@@ -34,6 +44,12 @@ impl BenchmarkService for Benchmarks {
         &self,
         request: Request<pb::NetworkBenchmarkRequest>,
     ) -> Result<Response<pb::NetworkBenchmarkResponse>, Status> {
+        // Nodes apply their policy and budgets to the partner or facility asking, not to us.
+        let querier = request
+            .extensions()
+            .get::<Principal>()
+            .map(Principal::uri)
+            .unwrap_or_default();
         let req = request.into_inner();
         let range =
             month_range_from_wire(&req.month_from, &req.month_to, ("month_from", "month_to"));
@@ -49,12 +65,14 @@ impl BenchmarkService for Benchmarks {
             }
             (Ok(_), false) => return Err(violations.into_status()),
         };
+        check_scope(&self.network_release, self.registry.facilities().len())?;
         let query = pb::AggregateRequest {
             month_from: range.from().to_string(),
             month_to: range.to().to_string(),
             time_grain: pb::TimeGrain::Month as i32,
             group_by: vec![pb::Dimension::Category as i32, pb::Dimension::Harm as i32],
             filter: None,
+            querier,
         };
         let answers = fan_out(&self.registry, query, self.node_deadline).await;
         let mut network = NetworkFigures::default();
@@ -79,7 +97,7 @@ impl BenchmarkService for Benchmarks {
             });
         }
         Ok(Response::new(pb::NetworkBenchmarkResponse {
-            rows: network.rows(&categories),
+            rows: network.rows(&categories, &self.network_release),
             coverage,
             min_cell_count: self.small_cells.min_cell_count(),
         }))

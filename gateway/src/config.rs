@@ -3,6 +3,7 @@
 pub use psonet_core::config_file::ConfigError;
 use psonet_core::config_file::read_toml;
 use psonet_core::identity::check_name;
+use psonet_core::network_release::{DEFAULT_MAX_SHARE, DEFAULT_MIN_FACILITIES, NetworkReleaseRule};
 use psonet_core::suppression::{DEFAULT_MIN_CELL_COUNT, SmallCellRule};
 use psonet_core::tls::{TlsFiles, TlsMaterial};
 use serde::{Deserialize, Serialize};
@@ -12,7 +13,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Everything the gateway needs to run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// The network (SPIFFE trust domain).
@@ -74,22 +75,38 @@ impl FanoutConfig {
 }
 
 /// Gateway-side disclosure re-check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayDisclosureConfig {
     /// Smallest non-zero facility cell the gateway counts (k). Default 11.
     #[serde(default = "default_min_cell_count")]
     pub min_cell_count: u32,
+    /// Facilities a network or peer figure needs (at least 3). Default 5.
+    #[serde(default = "default_min_facilities")]
+    pub min_facilities: u32,
+    /// Largest share of a figure's events one facility may hold, in (0, 1]. Default 0.75.
+    #[serde(default = "default_max_share")]
+    pub max_share: f64,
 }
 
 fn default_min_cell_count() -> u32 {
     DEFAULT_MIN_CELL_COUNT
 }
 
+fn default_min_facilities() -> u32 {
+    DEFAULT_MIN_FACILITIES
+}
+
+fn default_max_share() -> f64 {
+    DEFAULT_MAX_SHARE
+}
+
 impl Default for GatewayDisclosureConfig {
     fn default() -> Self {
         Self {
             min_cell_count: DEFAULT_MIN_CELL_COUNT,
+            min_facilities: DEFAULT_MIN_FACILITIES,
+            max_share: DEFAULT_MAX_SHARE,
         }
     }
 }
@@ -137,6 +154,8 @@ pub struct LoadedGatewayConfig {
     pub tls: TlsMaterial,
     /// The small-cell re-check.
     pub small_cells: SmallCellRule,
+    /// The rule for network and peer figures.
+    pub network_release: NetworkReleaseRule,
 }
 
 impl GatewayConfig {
@@ -152,6 +171,9 @@ impl GatewayConfig {
         check_name(&self.network).map_err(|e| ConfigError::invalid("network", e))?;
         let small_cells = SmallCellRule::new(self.disclosure.min_cell_count)
             .map_err(|e| ConfigError::invalid("disclosure.min_cell_count", e))?;
+        let network_release =
+            NetworkReleaseRule::new(self.disclosure.min_facilities, self.disclosure.max_share)
+                .map_err(|e| ConfigError::invalid("disclosure", e))?;
         if self.fanout.node_deadline_ms == 0 || self.fanout.connect_timeout_ms == 0 {
             return Err(ConfigError::invalid(
                 "fanout",
@@ -181,6 +203,7 @@ impl GatewayConfig {
         Ok(LoadedGatewayConfig {
             tls: self.tls.load("tls")?,
             small_cells,
+            network_release,
             config: self,
         })
     }

@@ -44,7 +44,12 @@ impl RunningGateway {
         let shutdown = Shutdown::new();
         let rule = AccessRule::new(&config.network, Audience::PartnersAndFacilities);
         let benchmarks = BenchmarkServiceServer::with_interceptor(
-            Benchmarks::new(registry, config.fanout.node_deadline(), loaded.small_cells),
+            Benchmarks::new(
+                registry,
+                config.fanout.node_deadline(),
+                loaded.small_cells,
+                loaded.network_release,
+            ),
             rule.clone(),
         );
         let router = Server::builder()

@@ -20,6 +20,6 @@ pub mod tls;
 pub mod violations;
 pub mod wire;
 
-pub use psonet_proto::v1 as pb;
 /// Primary suppression under its original name, so existing imports keep working.
 pub use disclosure::primary as suppression;
+pub use psonet_proto::v1 as pb;

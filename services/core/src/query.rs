@@ -301,7 +301,11 @@ fn filter_from_wire(
             "contributing_factors",
             &f.contributing_factors,
         ),
-        (Dimension::Preventability, "preventabilities", &f.preventabilities),
+        (
+            Dimension::Preventability,
+            "preventabilities",
+            &f.preventabilities,
+        ),
         (Dimension::NccMerp, "ncc_merp", &f.ncc_merp),
     ];
     for (d, name, values) in lists {
@@ -346,6 +350,7 @@ mod tests {
             time_grain: 0,
             group_by: group_by.iter().map(|d| *d as i32).collect(),
             filter: Some(filter),
+            querier: String::new(),
         }
     }
 

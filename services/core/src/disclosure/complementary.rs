@@ -90,14 +90,22 @@ mod tests {
     #[test]
     fn a_lone_withheld_cell_gets_a_complement() {
         // cells 3, 40, 25; total 68 at index 3.
-        let hidden = withhold(&[3, 40, 25, 68], &[margin(3, &[0, 1, 2])], &Default::default());
+        let hidden = withhold(
+            &[3, 40, 25, 68],
+            &[margin(3, &[0, 1, 2])],
+            &Default::default(),
+        );
         assert_eq!(hidden, [true, false, true, false]);
     }
 
     #[test]
     fn two_tiny_withheld_cells_are_still_exposed_by_their_total() {
         // 1 + 1 under a total of 32: each must be 1. The 30 is withheld as well.
-        let hidden = withhold(&[1, 1, 30, 32], &[margin(3, &[0, 1, 2])], &Default::default());
+        let hidden = withhold(
+            &[1, 1, 30, 32],
+            &[margin(3, &[0, 1, 2])],
+            &Default::default(),
+        );
         assert_eq!(hidden, [true, true, true, false]);
     }
 

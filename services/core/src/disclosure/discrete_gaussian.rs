@@ -64,7 +64,11 @@ fn bernoulli_exp(rng: &mut impl UniformSource, numerator: u128, denominator: u12
 }
 
 /// Bernoulli(exp(-γ)) for γ in [0, 1].
-fn bernoulli_exp_at_most_one(rng: &mut impl UniformSource, numerator: u128, denominator: u128) -> bool {
+fn bernoulli_exp_at_most_one(
+    rng: &mut impl UniformSource,
+    numerator: u128,
+    denominator: u128,
+) -> bool {
     let mut k: u128 = 1;
     loop {
         let Some(d) = denominator.checked_mul(k) else {

@@ -29,9 +29,11 @@ pub struct DomainTooLarge(pub usize);
 /// The L2 sensitivity² of `query`'s cells (plus its event totals when `with_totals`).
 pub fn l2_squared(query: &AggregateQuery, with_totals: bool) -> u64 {
     let mut cells: u64 = 1;
-    for d in query.group_by.iter().filter(|d| {
-        matches!(d, Dimension::Category | Dimension::ContributingFactor)
-    }) {
+    for d in query
+        .group_by
+        .iter()
+        .filter(|d| matches!(d, Dimension::Category | Dimension::ContributingFactor))
+    {
         let most = if *d == Dimension::Category {
             MAX_CATEGORIES
         } else {
@@ -129,7 +131,9 @@ mod tests {
     #[test]
     fn the_domain_covers_every_value_of_every_grouped_dimension() {
         let q = query(&[Dimension::Sex], Default::default());
-        let sexes = (0..=255).filter(|v| known_value(Dimension::Sex, *v)).count();
+        let sexes = (0..=255)
+            .filter(|v| known_value(Dimension::Sex, *v))
+            .count();
         assert_eq!(domain(&q).unwrap().len(), 3 * sexes);
         let q = query(
             &[Dimension::Harm],
@@ -145,7 +149,10 @@ mod tests {
 
     #[test]
     fn sensitivity_counts_the_cells_one_event_can_touch() {
-        assert_eq!(l2_squared(&query(&[Dimension::Harm], Default::default()), false), 1);
+        assert_eq!(
+            l2_squared(&query(&[Dimension::Harm], Default::default()), false),
+            1
+        );
         let by_category = query(&[Dimension::Category], Default::default());
         assert_eq!(l2_squared(&by_category, true), MAX_CATEGORIES as u64 + 1);
         let two = query(
