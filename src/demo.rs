@@ -1,6 +1,6 @@
 //! `psonet demo`: a whole network on loopback, with nothing to prepare.
 //!
-//! Issues an ephemeral PKI, starts three facility nodes and a gateway in this process (each with
+//! Issues an ephemeral PKI, starts five facility nodes and a gateway in this process (each with
 //! its own mTLS listeners and sled store in a temporary directory), loads a year of synthetic
 //! reports and exposure into each node through its local listener, then asks the gateway for a
 //! network benchmark as a partner would, and prints it.
@@ -16,10 +16,13 @@ use std::io::Write;
 use std::time::Instant;
 
 /// Demo facilities: id and staffed beds.
+/// Five: a network figure needs at least five contributing facilities.
 const FACILITIES: &[(&str, u32)] = &[
     ("st-marys", 320),
     ("county-general", 450),
     ("lakeside", 180),
+    ("riverside", 260),
+    ("mercy-north", 210),
 ];
 /// Synthetic events per facility.
 const EVENTS_PER_FACILITY: usize = 4_000;

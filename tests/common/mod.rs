@@ -197,12 +197,23 @@ impl TestNetwork {
 
     /// Starts the gateway with the nodes' real addresses and a per-node deadline.
     pub fn start_gateway(&mut self, node_deadline_ms: u64) {
+        self.start_gateway_configured(node_deadline_ms, |_| {});
+    }
+
+    /// Starts the gateway as [`TestNetwork::start_gateway`] does, after `edit` changed its
+    /// config.
+    pub fn start_gateway_configured(
+        &mut self,
+        node_deadline_ms: u64,
+        edit: impl FnOnce(&mut GatewayConfig),
+    ) {
         let mut config: GatewayConfig =
             toml::from_str(&std::fs::read_to_string(&self.layout.gateway_config).unwrap()).unwrap();
         for (entry, node) in config.facilities.iter_mut().zip(&self.nodes) {
             entry.endpoint = format!("https://127.0.0.1:{}", node.federation().port());
         }
         config.fanout.node_deadline_ms = node_deadline_ms;
+        edit(&mut config);
         let path = self.layout.out.join("gateway-test.toml");
         std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
         let path = path.to_string_lossy().to_string();

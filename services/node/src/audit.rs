@@ -73,9 +73,12 @@ pub struct AuditEntry {
 /// Why the trail could not be written, read or trusted.
 #[derive(Debug, thiserror::Error)]
 pub enum AuditError {
-    /// sled failed.
-    #[error("the audit store failed")]
+    /// sled failed (or another process, such as the running node, holds the store).
+    #[error("the audit store could not be read (a running node locks it: stop the node first)")]
     Sled(#[from] sled::Error),
+    /// The listing could not be written.
+    #[error("writing the listing failed")]
+    Io(#[from] std::io::Error),
     /// A record does not fit the chain.
     #[error("audit record {seq} has been altered or removed: {why}")]
     Broken {
@@ -167,10 +170,51 @@ pub fn verify(tree: &Tree) -> Result<(Vec<AuditRecord>, String), AuditError> {
     Ok((records, prev))
 }
 
-/// Opens the trail of a stopped node's data directory, read-only in intent.
+/// Opens the trail of a stopped node's data directory (a running node holds its lock).
 pub fn open(data_dir: &Path) -> Result<Tree, AuditError> {
     let db = sled::Config::new().path(data_dir).open()?;
     Ok(db.open_tree(AUDIT_TREE)?)
+}
+
+/// Every record in `tree`, decoded but not checked.
+pub fn records(tree: &Tree) -> Result<Vec<AuditRecord>, AuditError> {
+    let mut out = Vec::new();
+    for item in tree.iter() {
+        let (key, value) = item?;
+        let seq = decode_seq(&key)?;
+        let record = value
+            .get(HASH_LEN..)
+            .and_then(|body| serde_json::from_slice(body).ok())
+            .ok_or_else(|| AuditError::Broken {
+                seq,
+                why: "does not decode".into(),
+            })?;
+        out.push(record);
+    }
+    Ok(out)
+}
+
+/// `psonet node audit`: lists the records of the stopped node in `data_dir` from `since_ms`
+/// on; with `check`, verifies the whole chain first and ends with its length and head hash.
+pub fn report(
+    data_dir: &Path,
+    since_ms: u64,
+    check: bool,
+    out: &mut impl std::io::Write,
+) -> Result<(), AuditError> {
+    let tree = open(data_dir)?;
+    if !check {
+        list(&records(&tree)?, since_ms, out)?;
+        return Ok(());
+    }
+    let (records, head) = verify(&tree)?;
+    list(&records, since_ms, out)?;
+    writeln!(
+        out,
+        "audit trail intact: {} records, head {head}",
+        records.len()
+    )?;
+    Ok(())
 }
 
 /// Writes the records at or after `since_ms` to `out`, one line each.
