@@ -70,11 +70,9 @@ fn bernoulli_exp_at_most_one(
     denominator: u128,
 ) -> bool {
     let mut k: u128 = 1;
-    loop {
-        let Some(d) = denominator.checked_mul(k) else {
-            // γ/k has become smaller than 2^-128 · γ: stop as if the trial failed.
-            break;
-        };
+    // Should γ/k ever drop below 2^-128 · γ (it does not in practice), stop as if the trial
+    // failed.
+    while let Some(d) = denominator.checked_mul(k) {
         if !bernoulli(rng, numerator, d) {
             break;
         }
