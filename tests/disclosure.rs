@@ -8,6 +8,7 @@ use prost_reflect::DescriptorPool;
 use prost_reflect::prost::Message;
 use prost_reflect::prost_types::FileDescriptorProto;
 use psonet_core::month::Month;
+use psonet_core::pb::aggregate_service_client::AggregateServiceClient;
 use psonet_core::pb::{self, EventCategory as C, HarmLevel as H};
 use psonet_node::NodeConfig;
 use psonet_node::policy::PolicyRule;
@@ -355,6 +356,24 @@ async fn a6c_the_federation_listener_exposes_only_aggregates_health_and_reflecti
     }
 }
 
+/// Stores 30 falls at node 0 and asks for them once as a partner: the client and the partner.
+async fn thirty_falls_asked_by_a_partner(
+    net: &TestNetwork,
+) -> (AggregateServiceClient<Channel>, String) {
+    submit_all(
+        &mut net.nodes[0].reporting(),
+        events("fall", C::Fall, H::Mild, 30),
+    )
+    .await;
+    let mut client = net.aggregate_client(0);
+    let partner = format!("spiffe://{NETWORK}/partner/analyst");
+    client
+        .aggregate(by_category_and_harm(&partner))
+        .await
+        .unwrap();
+    (client, partner)
+}
+
 fn psonet_cli(args: &[&str]) -> std::process::Output {
     Command::new(env!("CARGO_BIN_EXE_psonet"))
         .args(args)
@@ -368,17 +387,7 @@ fn psonet_cli(args: &[&str]) -> std::process::Output {
 async fn a6d_a_tampered_audit_record_is_detected_and_named() {
     psonet_core::tls::install_crypto_provider();
     let mut net = TestNetwork::start(1);
-    submit_all(
-        &mut net.nodes[0].reporting(),
-        events("fall", C::Fall, H::Mild, 30),
-    )
-    .await;
-    let mut client = net.aggregate_client(0);
-    let partner = format!("spiffe://{NETWORK}/partner/analyst");
-    client
-        .aggregate(by_category_and_harm(&partner))
-        .await
-        .unwrap();
+    let (mut client, partner) = thirty_falls_asked_by_a_partner(&net).await;
     let too_small = pb::AggregateRequest {
         filter: Some(pb::AggregateFilter {
             categories: vec![C::Medication as i32],
@@ -502,17 +511,7 @@ async fn queries_outside_the_facility_policy_are_refused_naming_the_rule() {
             dimensions: vec!["category".into(), "harm".into()],
         }]
     });
-    submit_all(
-        &mut net.nodes[0].reporting(),
-        events("fall", C::Fall, H::Mild, 30),
-    )
-    .await;
-    let mut client = net.aggregate_client(0);
-    let partner = format!("spiffe://{NETWORK}/partner/analyst");
-    client
-        .aggregate(by_category_and_harm(&partner))
-        .await
-        .unwrap();
+    let (mut client, partner) = thirty_falls_asked_by_a_partner(&net).await;
     let by_age = pb::AggregateRequest {
         group_by: vec![pb::Dimension::AgeBand as i32],
         ..by_category_and_harm(&partner)
