@@ -190,6 +190,10 @@ async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
         expected.values().any(|e| !e.withheld),
         "some rows must be released"
     );
+    assert!(
+        expected.values().any(|e| e.withheld),
+        "the data must exercise the network release rule"
+    );
     assert_eq!(response.rows.len(), expected.len());
     for row in &response.rows {
         let want = &expected[&(row.month.clone(), row.category)];
