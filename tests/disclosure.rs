@@ -529,3 +529,39 @@ async fn queries_outside_the_facility_policy_are_refused_naming_the_rule() {
     assert_eq!(refused.code(), Code::PermissionDenied);
     assert!(refused.message().contains("no policy rule"), "{refused:?}");
 }
+
+/// A node configured below the CMS/PCORnet minimum says so loudly when it starts, and then
+/// applies the k it was given to cells and query sets alike.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_threshold_below_eleven_is_warned_about_at_start_and_applied() {
+    psonet_core::tls::install_crypto_provider();
+    let net = TestNetwork::start_configured(1, |c| c.disclosure.min_cell_count = 5);
+    let log = net.nodes[0].log();
+    assert!(
+        log.contains("WARNING: disclosure.min_cell_count is below 11"),
+        "{log}"
+    );
+    let mut batch = events("fall", C::Fall, H::Mild, 6);
+    batch.extend(events("med", C::Medication, H::NoHarm, 4));
+    submit_all(&mut net.nodes[0].reporting(), batch).await;
+    let by_harm = pb::AggregateRequest {
+        group_by: vec![pb::Dimension::Harm as i32],
+        ..aggregate_request(&month(), &month())
+    };
+    let answer = net
+        .aggregate_client(0)
+        .aggregate(by_harm)
+        .await
+        .unwrap()
+        .into_inner();
+    let cells: Vec<(i32, u64, bool)> = answer
+        .cells
+        .iter()
+        .map(|c| (c.harm, c.count, c.suppressed))
+        .collect();
+    assert_eq!(
+        cells,
+        [(H::NoHarm as i32, 0, true), (H::Mild as i32, 6, false)]
+    );
+    assert_eq!(answer.min_cell_count, 5);
+}

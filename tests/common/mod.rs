@@ -130,6 +130,11 @@ impl TestNode {
             .addr("federation")
     }
 
+    /// What the node process has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// Starts (or restarts) the node on its config and data directory.
     pub fn start(&mut self) {
         let config = self.config.to_string_lossy().to_string();

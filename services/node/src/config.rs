@@ -243,3 +243,45 @@ impl NodeConfig {
         })
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn privacy_budgets_are_checked_and_named() {
+        let off = PrivacyConfig::default();
+        assert_eq!(off.check().unwrap(), None);
+        let on = PrivacyConfig {
+            differential_privacy: true,
+            ..Default::default()
+        };
+        let budgets = on.check().unwrap().unwrap();
+        assert_eq!(budgets.per_query, Rho::from_micros(20_000));
+        let overspent = PrivacyConfig {
+            querier_budget: 2.0,
+            ..on.clone()
+        };
+        assert!(
+            overspent
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("privacy")
+        );
+        let zero = PrivacyConfig {
+            rho_per_query: 0.0,
+            ..on
+        };
+        let err = zero.check().unwrap_err().to_string();
+        assert!(err.contains("privacy.rho_per_query"), "{err}");
+    }
+
+    #[test]
+    fn disclosure_settings_parse_with_defaults() {
+        let d: DisclosureConfig = toml::from_str("finest_grain = \"quarter\"").unwrap();
+        assert_eq!(d.finest_grain, FinestGrain::Quarter);
+        assert_eq!(d.min_cell_count, DEFAULT_MIN_CELL_COUNT);
+        assert!(toml::from_str::<DisclosureConfig>("finest_grain = \"week\"").is_err());
+    }
+}
