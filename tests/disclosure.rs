@@ -565,3 +565,49 @@ async fn a_threshold_below_eleven_is_warned_about_at_start_and_applied() {
     );
     assert_eq!(answer.min_cell_count, 5);
 }
+
+/// Differential privacy through the whole path: five noisy nodes answer the gateway's
+/// benchmark, every facility is usable, and asking again replays the same figures (each node
+/// returns its stored noisy answer instead of spending budget on fresh noise).
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_noisy_network_benchmark_is_usable_and_replayed() {
+    psonet_core::tls::install_crypto_provider();
+    let mut net = TestNetwork::start_configured(5, |c| c.privacy.differential_privacy = true);
+    for node in &net.nodes {
+        let mut batch = events(&format!("{}-fall", node.id), C::Fall, H::Mild, 40);
+        batch.extend(events(
+            &format!("{}-med", node.id),
+            C::Medication,
+            H::NoHarm,
+            30,
+        ));
+        submit_all(&mut node.reporting(), batch).await;
+    }
+    net.start_gateway(3_000);
+    let ask = || pb::NetworkBenchmarkRequest {
+        month_from: month(),
+        month_to: month(),
+        categories: vec![],
+    };
+    let mut client = net.benchmark_client();
+    let first = client.network_benchmark(ask()).await.unwrap().into_inner();
+    assert!(
+        first
+            .coverage
+            .iter()
+            .all(|c| c.status == pb::CoverageStatus::Ok as i32),
+        "{:?}",
+        first.coverage
+    );
+    let falls = first
+        .rows
+        .iter()
+        .find(|r| r.category == C::Fall as i32 && !r.withheld)
+        .expect("a released fall row");
+    // 200 falls. Every (fall, harm) cell of each facility is noised with σ ≈ 16.6 (ρ 0.02,
+    // 11 cells per event) and the noise-only ones that land at 11 or more are released, so
+    // the row averages ≈ 360 with sd ≈ 66; these bounds are ~4 sd wide.
+    assert!((100..1000).contains(&falls.events), "{falls:?}");
+    let again = client.network_benchmark(ask()).await.unwrap().into_inner();
+    assert_eq!(first.rows, again.rows);
+}

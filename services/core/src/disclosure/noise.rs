@@ -13,7 +13,7 @@
 use super::discrete_gaussian::{DiscreteGaussian, UniformSource};
 use crate::event::{MAX_CATEGORIES, MAX_CONTRIBUTING_FACTORS};
 use crate::pb::Dimension;
-use crate::query::{AggregateQuery, CellKey, DIMENSIONS, Period, known_value};
+use crate::query::{AggregateQuery, CellKey, DIMENSIONS, Period, is_multi_valued, known_value};
 use std::collections::BTreeMap;
 
 /// The most cells a noisy answer may have.
@@ -59,9 +59,12 @@ pub fn domain(query: &AggregateQuery) -> Result<Vec<CellKey>, DomainTooLarge> {
         if !query.group_by.contains(d) {
             continue;
         }
+        // A multi-valued dimension has no "not recorded" value: an event without a category or
+        // factor has no counter in that family, so 0 is not part of its domain.
+        let first = u8::from(is_multi_valued(*d));
         let values = match query.filter.get(d) {
             Some(listed) => listed.clone(),
-            None => (0..=u8::MAX)
+            None => (first..=u8::MAX)
                 .filter(|v| known_value(*d, i32::from(*v)))
                 .collect(),
         };
@@ -143,6 +146,8 @@ mod tests {
             },
         );
         assert_eq!(domain(&q).unwrap().len(), 6);
+        let categories = domain(&query(&[Dimension::Category], Default::default())).unwrap();
+        assert!(categories.iter().all(|c| c.values[0] != 0), "no category 0");
         let every: Vec<Dimension> = DIMENSIONS.to_vec();
         assert!(domain(&query(&every, Default::default())).is_err());
     }
