@@ -86,7 +86,6 @@ impl Aggregates {
         self.policy
             .approve(querier, &query)
             .map_err(|r| r.into_status())?;
-        self.check_query_set(&query)?;
         let raw = RawAnswer {
             cells: self.store.aggregate(&query).map_err(store_status)?,
             totals: match query.event_totals() {
@@ -94,6 +93,7 @@ impl Aggregates {
                 None => Default::default(),
             },
         };
+        self.check_query_set(&raw)?;
         let mut answered = match &self.ledger {
             Some(ledger) => self.noisy(ledger, querier, &query, &raw, audit_query)?,
             None => self.exact(&raw),
@@ -102,12 +102,8 @@ impl Aggregates {
         Ok(answered)
     }
 
-    fn check_query_set(&self, query: &AggregateQuery) -> Result<(), Status> {
-        let cells = self
-            .store
-            .aggregate(&query_set::size_query(query))
-            .map_err(store_status)?;
-        query_set::check(query_set::size_lower_bound(&cells), &self.rules.small_cells)
+    fn check_query_set(&self, raw: &RawAnswer) -> Result<(), Status> {
+        query_set::check(query_set::size_lower_bound(raw), &self.rules.small_cells)
             .map_err(|e| refusal(Code::PermissionDenied, "QUERY_SET_TOO_SMALL", e.to_string()))
     }
 
@@ -264,8 +260,7 @@ impl AggregateService for Aggregates {
             .ok_or_else(|| Status::unauthenticated("no principal"))?;
         let req = request.into_inner();
         let mut query = format!("{}..{} (as received)", req.month_from, req.month_to);
-        let outcome =
-            querier_of(&caller, &req).and_then(|q| Ok((self.answer(&q, &req, &mut query)?, q)));
+        let outcome = querier_of(&caller, &req).and_then(|q| self.answer(&q, &req, &mut query));
         let mut entry = AuditEntry {
             caller: caller.uri(),
             querier: if req.querier.is_empty() {
@@ -277,7 +272,7 @@ impl AggregateService for Aggregates {
             ..Default::default()
         };
         match outcome {
-            Ok((answered, _)) => {
+            Ok(answered) => {
                 entry.outcome = if answered.replayed {
                     "replayed"
                 } else {

@@ -1,14 +1,15 @@
 //! The query-set-size minimum: a query whose filters select fewer than k events is refused.
 //!
 //! Primary suppression hides small cells, but a query narrowed by filters to a handful of
-//! events is itself a small cell once its cells are added up. The size is measured from the
-//! counters, never from events: the same range and filters, grouped only by the multi-valued
-//! dimensions that list several values (an event may count under each), by year. The largest
-//! of those counts is a lower bound on the distinct events selected, so the check errs towards
-//! refusing.
+//! events is itself a small cell once its cells are added up. The size is read from the
+//! answer's own counts before anything is released: the event totals when the answer has them
+//! (each event once), else the cells — which count each event once unless the query groups by
+//! a multi-valued dimension listing several values in its filter; then the largest sum over one
+//! value of it is a lower bound on the distinct events, so the check errs towards refusing.
 
+use super::RawAnswer;
 use super::primary::{CellRelease, SmallCellRule};
-use crate::query::{AggregateQuery, CellKey, Grain, is_multi_valued};
+use crate::query::{DIMENSIONS, is_multi_valued};
 use std::collections::BTreeMap;
 
 /// A query refused because it selects 1 to k-1 events.
@@ -21,28 +22,22 @@ pub struct QuerySetTooSmall {
     pub min: u32,
 }
 
-/// The query whose cells measure the query set of `query`.
-pub fn size_query(query: &AggregateQuery) -> AggregateQuery {
-    AggregateQuery {
-        range: query.range,
-        grain: Grain::Year,
-        group_by: query
-            .filter
+/// A lower bound on the distinct events `raw` counts (exact unless noted above).
+pub fn size_lower_bound(raw: &RawAnswer) -> u64 {
+    if !raw.totals.is_empty() {
+        return raw.totals.values().sum();
+    }
+    let mut by_value: BTreeMap<Vec<u8>, u64> = BTreeMap::new();
+    for (cell, n) in &raw.cells {
+        let multi: Vec<u8> = DIMENSIONS
             .iter()
-            .filter(|(d, values)| is_multi_valued(**d) && values.len() > 1)
-            .map(|(d, _)| *d)
-            .collect(),
-        filter: query.filter.clone(),
+            .enumerate()
+            .filter(|(_, d)| is_multi_valued(**d))
+            .map(|(slot, _)| cell.values[slot])
+            .collect();
+        *by_value.entry(multi).or_default() += n;
     }
-}
-
-/// A lower bound on the distinct events counted in `cells` of a [`size_query`].
-pub fn size_lower_bound(cells: &BTreeMap<CellKey, u64>) -> u64 {
-    let mut by_values: BTreeMap<[u8; 9], u64> = BTreeMap::new();
-    for (cell, n) in cells {
-        *by_values.entry(cell.values).or_default() += n;
-    }
-    by_values.into_values().max().unwrap_or(0)
+    by_value.into_values().max().unwrap_or(0)
 }
 
 /// Refuses a query set of 1 to k-1 events; an empty one reveals nothing a zero cell does not.
@@ -58,7 +53,6 @@ pub fn check(size: u64, rule: &SmallCellRule) -> Result<(), QuerySetTooSmall> {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::pb;
 
     #[test]
     fn one_to_k_minus_one_events_are_refused() {
@@ -69,22 +63,28 @@ mod tests {
     }
 
     #[test]
-    fn several_category_values_are_measured_per_value() {
-        let req = pb::AggregateRequest {
-            month_from: "2025-01".into(),
-            month_to: "2025-12".into(),
-            group_by: vec![pb::Dimension::Category as i32],
-            filter: Some(pb::AggregateFilter {
-                categories: vec![3, 5],
-                harms: vec![1],
-                ..Default::default()
-            }),
-            ..Default::default()
+    fn sizes_come_from_totals_or_per_multi_valued_value() {
+        use crate::query::{CellKey, Grain, Period};
+        let cell = |category: u8, harm: u8| {
+            let mut values = [0u8; 9];
+            values[0] = category;
+            values[2] = harm;
+            CellKey {
+                period: Period::of("2025-01".parse().unwrap(), Grain::Month),
+                values,
+            }
         };
-        let q = AggregateQuery::from_wire(&req).unwrap();
-        let size = size_query(&q);
-        assert_eq!(size.group_by, [pb::Dimension::Category]);
-        assert_eq!(size.grain, Grain::Year);
-        assert_eq!(size.filter, q.filter);
+        // Falls 6 + 2, medication 5: without totals, at least 8 distinct events.
+        let raw = RawAnswer {
+            cells: [(cell(3, 1), 6), (cell(3, 2), 2), (cell(5, 1), 5)].into(),
+            totals: Default::default(),
+        };
+        assert_eq!(size_lower_bound(&raw), 8);
+        let with_totals = RawAnswer {
+            totals: [(cell(0, 1), 9), (cell(0, 2), 2)].into(),
+            ..raw
+        };
+        assert_eq!(size_lower_bound(&with_totals), 11);
+        assert_eq!(size_lower_bound(&RawAnswer::default()), 0);
     }
 }
