@@ -259,6 +259,7 @@ async fn aggregate_latency(channel: &Channel) -> Result<(Duration, Duration)> {
         time_grain: pb::TimeGrain::Month as i32,
         group_by: vec![pb::Dimension::Category as i32, pb::Dimension::Harm as i32],
         filter: None,
+        querier: String::new(),
     };
     let mut latencies = Vec::new();
     for i in 0..320 {

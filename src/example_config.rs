@@ -32,6 +32,8 @@ pub fn node(
             tls,
         },
         disclosure: DisclosureConfig::default(),
+        privacy: Default::default(),
+        policy: Default::default(),
         store: StoreConfig::default(),
     };
     Ok(format!(

@@ -23,11 +23,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a facility node (local + federation listeners).
+    /// Run a facility node (local + federation listeners), or inspect a stopped one.
+    #[command(args_conflicts_with_subcommands = true)]
     Node {
         /// The node's config file.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        command: Option<NodeCommand>,
     },
     /// Run the PSO gateway.
     Gateway {
@@ -93,6 +96,22 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum NodeCommand {
+    /// List a stopped node's audit trail of aggregate requests; --verify checks its hash chain.
+    Audit {
+        /// The node's config file.
+        #[arg(long)]
+        config: PathBuf,
+        /// Only records from this UTC time on: YYYY-MM-DD or YYYY-MM-DDTHH:MM[:SS]Z.
+        #[arg(long)]
+        since: Option<String>,
+        /// Verify the whole hash chain; fails naming the first altered or missing record.
+        #[arg(long)]
+        verify: bool,
+    },
+}
+
+#[derive(Subcommand)]
 enum PkiCommand {
     /// Create a CA, certificates for a gateway, facilities and a partner, and example configs.
     Init {
@@ -102,8 +121,9 @@ enum PkiCommand {
         /// Output directory.
         #[arg(long)]
         out: PathBuf,
-        /// Number of facilities, named facility-1.. (ignored when --facility is given).
-        #[arg(long, default_value_t = 3)]
+        /// Number of facilities, named facility-1.. (ignored when --facility is given). A network
+        /// figure needs 5 facilities by default.
+        #[arg(long, default_value_t = 5)]
         facilities: usize,
         /// A facility id (repeatable).
         #[arg(long = "facility")]
@@ -122,7 +142,10 @@ enum PkiCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let server = matches!(cli.command, Command::Node { .. } | Command::Gateway { .. });
+    let server = matches!(
+        cli.command,
+        Command::Node { command: None, .. } | Command::Gateway { .. }
+    );
     init_logging(if server { "info" } else { "warn" });
     psonet_core::tls::install_crypto_provider();
     let result = tokio::runtime::Runtime::new()
@@ -149,7 +172,18 @@ fn init_logging(default: &str) {
 
 async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Node { config } => run_node(config).await,
+        Command::Node {
+            command:
+                Some(NodeCommand::Audit {
+                    config,
+                    since,
+                    verify,
+                }),
+            ..
+        } => run_audit(&config, since.as_deref(), verify),
+        Command::Node { config, .. } => {
+            run_node(config.context("psonet node needs --config <node.toml>")?).await
+        }
         Command::Gateway { config } => run_gateway(config).await,
         Command::Pki {
             command:
@@ -247,6 +281,18 @@ async fn run_node(config: PathBuf) -> Result<()> {
     );
     stop_signal().await?;
     node.shutdown().await?;
+    Ok(())
+}
+
+fn run_audit(config: &std::path::Path, since: Option<&str>, verify: bool) -> Result<()> {
+    let data_dir = psonet_node::NodeConfig::load(config)?.config.data_dir;
+    let since = match since {
+        Some(text) => psonet_node::utc::parse_ms(text)
+            .with_context(|| format!("--since {text:?}: use YYYY-MM-DD or YYYY-MM-DDTHH:MM:SSZ"))?,
+        None => 0,
+    };
+    let mut out = std::io::stdout().lock();
+    psonet_node::audit::report(&data_dir, since, verify, &mut out)?;
     Ok(())
 }
 

@@ -41,6 +41,16 @@ pub fn benchmark(response: &pb::NetworkBenchmarkResponse) -> String {
     );
     for row in &response.rows {
         let category = EventCategory::try_from(row.category).map_or("?", |c| c.as_str_name());
+        if row.withheld {
+            let _ = writeln!(
+                out,
+                "{:<8}  {:<24} withheld: {}",
+                row.month,
+                short(category, "EVENT_CATEGORY_"),
+                row.withheld_reason
+            );
+            continue;
+        }
         let rate = row
             .rate_per_1000_patient_days
             .map_or("-".to_string(), |r| format!("{r:.2}"));

@@ -1,12 +1,16 @@
-//! The benchmark path end to end: figures equal a brute-force count (8a), and a node that is
-//! down or frozen never makes the benchmark wait past its deadline (8f).
+//! The benchmark path end to end: figures equal a brute-force count with the node's small-cell
+//! rule and the gateway's network release rule applied (8a), and a node that is down or frozen
+//! never makes the benchmark wait past its deadline (8f).
 
 mod common;
 
 use common::*;
 use psonet::synth::{self, SynthOptions};
+use psonet_core::disclosure::complementary::{Margin, withhold};
 use psonet_core::month::Month;
+use psonet_core::network_release::NetworkReleaseRule;
 use psonet_core::pb::{self, CoverageStatus};
+use psonet_core::suppression::SmallCellRule;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 
@@ -23,23 +27,56 @@ fn options(i: usize, last: Month) -> SynthOptions {
     }
 }
 
-/// Per (month, category): released events, facilities with a released non-zero count, and
-/// suppressed cells — computed from the submitted events alone.
+/// Per (month, category): released events, facilities with a released non-zero count,
+/// suppressed cells, and whether the gateway withholds the row — computed from the submitted
+/// events alone.
 #[derive(Default, Debug, PartialEq)]
 struct Expected {
     events: u64,
     contributing: u32,
     suppressed: u32,
+    withheld: bool,
+}
+
+/// Which cells a node withholds: 1..k-1 (primary), plus complements so that no (month, harm)
+/// event total reveals a withheld cell (the node's complementary rule, applied to counts taken
+/// straight from the events).
+fn withheld_cells(
+    cells: &BTreeMap<(String, i32, i32), u64>,
+    totals: &BTreeMap<(String, i32), u64>,
+) -> Vec<bool> {
+    let mut values: Vec<u64> = cells.values().copied().collect();
+    let mut margins = Vec::new();
+    for ((month, harm), n) in totals {
+        let members = cells
+            .keys()
+            .enumerate()
+            .filter(|(_, (m, _, h))| m == month && h == harm)
+            .map(|(i, _)| i)
+            .collect();
+        margins.push(Margin {
+            total: values.len(),
+            members,
+        });
+        values.push(*n);
+    }
+    let hidden = withhold(&values, &margins, &SmallCellRule::new(K as u32).unwrap());
+    hidden[..cells.len()].to_vec()
 }
 
 fn brute_force(
     per_facility: &[Vec<pb::Event>],
+    exposure_months: &[Vec<String>],
     from: Month,
     to: Month,
 ) -> BTreeMap<(String, i32), Expected> {
     let mut rows: BTreeMap<(String, i32), Expected> = BTreeMap::new();
-    for events in per_facility {
+    // Each facility's released events per row, for the network release rule.
+    let mut shares: BTreeMap<(String, i32), BTreeMap<usize, u64>> = BTreeMap::new();
+    for (f, events) in per_facility.iter().enumerate() {
         let mut cells: BTreeMap<(String, i32, i32), u64> = BTreeMap::new();
+        // Event totals per (month, harm): each event once, however many categories it has.
+        let mut totals: BTreeMap<(String, i32), u64> = BTreeMap::new();
         for e in events {
             let month: Month = e.discovery_month.parse().unwrap();
             if month < from || month > to {
@@ -50,21 +87,43 @@ fn brute_force(
                     .entry((e.discovery_month.clone(), *c, e.harm))
                     .or_default() += 1;
             }
+            *totals
+                .entry((e.discovery_month.clone(), e.harm))
+                .or_default() += 1;
         }
+        let hidden = withheld_cells(&cells, &totals);
         let mut facility_rows: BTreeMap<(String, i32), (u64, u32)> = BTreeMap::new();
-        for ((month, category, _), n) in cells {
+        for (((month, category, _), n), hidden) in cells.into_iter().zip(hidden) {
             let row = facility_rows.entry((month, category)).or_default();
-            if n >= K {
-                row.0 += n;
-            } else {
+            if hidden {
                 row.1 += 1;
+            } else {
+                row.0 += n;
             }
         }
         for (key, (released, suppressed)) in facility_rows {
+            shares.entry(key.clone()).or_default().insert(f, released);
             let row = rows.entry(key).or_default();
             row.events += released;
             row.contributing += u32::from(released > 0);
             row.suppressed += suppressed;
+        }
+    }
+    // A facility with patient days that month but no events in the row contributes a zero.
+    let rule = NetworkReleaseRule::default();
+    for (key, row) in rows.iter_mut() {
+        let mut by_facility = shares.remove(key).unwrap_or_default();
+        for (f, months) in exposure_months.iter().enumerate() {
+            if months.contains(&key.0) {
+                by_facility.entry(f).or_default();
+            }
+        }
+        let contributions: Vec<u64> = by_facility.into_values().collect();
+        if rule.check(&contributions).is_err() {
+            *row = Expected {
+                withheld: true,
+                ..Default::default()
+            };
         }
     }
     rows
@@ -73,10 +132,11 @@ fn brute_force(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
     psonet_core::tls::install_crypto_provider();
-    let mut net = TestNetwork::start(3);
+    let mut net = TestNetwork::start(5);
     net.start_gateway(3_000);
     let last = Month::current();
     let mut submitted = Vec::new();
+    let mut exposure_months = Vec::new();
     let mut patient_days: BTreeMap<String, u64> = BTreeMap::new();
     for (i, node) in net.nodes.iter().enumerate() {
         let opts = options(i, last);
@@ -88,9 +148,12 @@ async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
         );
         let exposure = synth::exposure(&opts);
         let days = pb::DenominatorType::PatientDays as i32;
+        let mut months = Vec::new();
         for r in exposure.iter().filter(|r| r.denominator == days) {
             *patient_days.entry(r.month.clone()).or_default() += r.value;
+            months.push(r.month.clone());
         }
+        exposure_months.push(months);
         node.reporting()
             .record_exposure(pb::RecordExposureRequest { records: exposure })
             .await
@@ -119,10 +182,18 @@ async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
         "{:?}",
         response.coverage
     );
-    let expected = brute_force(&submitted, from, to);
+    let expected = brute_force(&submitted, &exposure_months, from, to);
     assert!(
         expected.values().any(|e| e.suppressed > 0),
         "the data must exercise suppression"
+    );
+    assert!(
+        expected.values().any(|e| !e.withheld),
+        "some rows must be released"
+    );
+    assert!(
+        expected.values().any(|e| e.withheld),
+        "the data must exercise the network release rule"
     );
     assert_eq!(response.rows.len(), expected.len());
     for row in &response.rows {
@@ -131,8 +202,17 @@ async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
             events: row.events,
             contributing: row.contributing_facilities,
             suppressed: row.suppressed_cells,
+            withheld: row.withheld,
         };
         assert_eq!(&got, want, "row {} {}", row.month, row.category);
+        if row.withheld {
+            assert!(!row.withheld_reason.is_empty());
+            assert_eq!(
+                (row.patient_days, row.rate_per_1000_patient_days),
+                (0, None)
+            );
+            continue;
+        }
         let days = patient_days[&row.month];
         assert_eq!(row.patient_days, days);
         let rate = row.rate_per_1000_patient_days.unwrap();
@@ -165,7 +245,10 @@ async fn a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline() {
     psonet_core::tls::install_crypto_provider();
     let mut net = TestNetwork::start(3);
     let deadline = Duration::from_millis(800);
-    net.start_gateway(deadline.as_millis() as u64);
+    // Three facilities: the smallest network the release rule can be set to.
+    net.start_gateway_with(deadline.as_millis() as u64, |c| {
+        c.disclosure.min_facilities = 3
+    });
     let month = Month::current().to_string();
     let request = pb::NetworkBenchmarkRequest {
         month_from: month.clone(),

@@ -158,17 +158,17 @@ async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
         Code::NotFound
     );
 
-    // The counters hold exactly the one valid event.
-    let aggregate = net
+    // The counters hold the one valid event: too few for any query over it to be answered
+    // (the query-set minimum), and nothing else was counted.
+    let refused = net
         .aggregate_client(0)
         .aggregate(aggregate_request(&month(), &month()))
         .await
-        .unwrap()
-        .into_inner();
-    assert_eq!(aggregate.cells.len(), 1);
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied);
     assert!(
-        aggregate.cells[0].suppressed,
-        "one event is a suppressed cell"
+        refused.message().contains("fewer than 11 events"),
+        "{refused:?}"
     );
 
     // Exposure is all or nothing.
@@ -200,12 +200,21 @@ async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
         .map(|v| v.field.clone())
         .collect();
     assert_eq!(fields, ["records[1].unit_type"]);
+    // Near misses select no event, so the query is answered, with the month's exposure.
+    let near_misses = pb::AggregateRequest {
+        filter: Some(pb::AggregateFilter {
+            event_types: vec![pb::EventType::NearMiss as i32],
+            ..Default::default()
+        }),
+        ..aggregate_request(&month(), &month())
+    };
     let aggregate = net
         .aggregate_client(0)
-        .aggregate(aggregate_request(&month(), &month()))
+        .aggregate(near_misses)
         .await
         .unwrap()
         .into_inner();
+    assert!(aggregate.cells.is_empty());
     assert!(aggregate.exposure.is_empty());
 }
 

@@ -24,9 +24,9 @@ fn text(out: &Output) -> String {
     )
 }
 
-/// A base port whose gateway and three facilities' ports are all free right now.
+/// A base port whose gateway and five facilities' ports are all free right now.
 fn free_base_port() -> u16 {
-    let offsets = [0u16, 11, 12, 21, 22, 31, 32];
+    let offsets = [0u16, 11, 12, 21, 22, 31, 32, 41, 42, 51, 52];
     (0..200)
         .map(|i| 20_000 + ((std::process::id() as u16 % 2_000) * 10 + i * 97) % 40_000)
         .find(|base| {
@@ -61,7 +61,7 @@ fn a_network_started_by_hand_from_the_readme_answers_psonet_benchmark() {
         "a second init must not overwrite the CA"
     );
 
-    let _nodes: Vec<ServerProcess> = (1..=3)
+    let _nodes: Vec<ServerProcess> = (1..=5)
         .map(|i| {
             let config = pki.join(format!("facility-{i}/node.toml"));
             ServerProcess::spawn(
@@ -76,7 +76,7 @@ fn a_network_started_by_hand_from_the_readme_answers_psonet_benchmark() {
         &dir.path().join("gw.log"),
     );
 
-    for i in 1..=3u16 {
+    for i in 1..=5u16 {
         let synth = psonet(&[
             "synth",
             "--events",
@@ -136,7 +136,7 @@ fn a_network_started_by_hand_from_the_readme_answers_psonet_benchmark() {
     ]);
     let out = text(&bench);
     assert!(bench.status.success(), "{out}");
-    assert!(out.contains("3 of 3 facilities answered"), "{out}");
+    assert!(out.contains("5 of 5 facilities answered"), "{out}");
     assert!(out.contains("FALL"), "{out}");
     assert!(!out.contains("MEDICATION"), "{out}");
 

@@ -1,7 +1,7 @@
 //! `BenchmarkService`: network benchmarks for partners and facilities.
 
 use crate::fanout::fan_out;
-use crate::merge::{FacilityFigures, NetworkFigures};
+use crate::merge::{FacilityFigures, NetworkFigures, check_scope};
 use crate::metric_benchmark::benchmark;
 use crate::metric_catalogue::MetricCatalogue;
 use crate::metric_fetch::{self, FetchContext, coverage_row};
@@ -58,11 +58,12 @@ impl Benchmarks {
         self
     }
 
-    fn context(&self) -> FetchContext<'_> {
+    fn context<'a>(&'a self, querier: &'a str) -> FetchContext<'a> {
         FetchContext {
             registry: &self.registry,
             deadline: self.node_deadline,
             small_cells: &self.small_cells,
+            querier,
         }
     }
 
@@ -113,6 +114,7 @@ impl Benchmarks {
     async fn metric_benchmark(
         &self,
         req: &pb::NetworkBenchmarkRequest,
+        querier: &str,
     ) -> Result<pb::NetworkBenchmarkResponse, Status> {
         let (metric, range, group) = self.metric_request(
             &req.metric,
@@ -120,7 +122,8 @@ impl Benchmarks {
             req.peer_group.as_ref(),
         )?;
         let scope = |id: &str| self.in_group(&group, id);
-        let fetched = metric_fetch::range_totals(&self.context(), &metric, range, &scope).await;
+        let fetched =
+            metric_fetch::range_totals(&self.context(querier), &metric, range, &scope).await;
         let names = Pseudonyms::new(fetched.facilities.iter().map(|f| f.id.as_str()), None);
         let figures = benchmark(
             &metric,
@@ -141,6 +144,7 @@ impl Benchmarks {
     async fn category_rows(
         &self,
         req: &pb::NetworkBenchmarkRequest,
+        querier: &str,
     ) -> Result<pb::NetworkBenchmarkResponse, Status> {
         let range =
             month_range_from_wire(&req.month_from, &req.month_to, ("month_from", "month_to"));
@@ -156,12 +160,14 @@ impl Benchmarks {
             }
             (Ok(_), false) => return Err(violations.into_status()),
         };
+        check_scope(&self.network_release, self.registry.facilities().len())?;
         let query = pb::AggregateRequest {
             month_from: range.from().to_string(),
             month_to: range.to().to_string(),
             time_grain: pb::TimeGrain::Month as i32,
             group_by: vec![pb::Dimension::Category as i32, pb::Dimension::Harm as i32],
             filter: None,
+            querier: querier.to_string(),
         };
         let answers = fan_out(&self.registry, query, self.node_deadline).await;
         let mut network = NetworkFigures::default();
@@ -175,12 +181,21 @@ impl Benchmarks {
             coverage.push(coverage_row(&answer, usable));
         }
         Ok(pb::NetworkBenchmarkResponse {
-            rows: network.rows(&categories),
+            rows: network.rows(&categories, &self.network_release),
             coverage,
             min_cell_count: self.small_cells.min_cell_count(),
             metric: None,
         })
     }
+}
+
+/// The partner or facility asking: nodes apply their policy and budgets to it, not to us.
+fn querier<T>(request: &Request<T>) -> String {
+    request
+        .extensions()
+        .get::<Principal>()
+        .map(Principal::uri)
+        .unwrap_or_default()
 }
 
 /// The caller's facility id, or PERMISSION_DENIED for anyone else.
@@ -201,11 +216,12 @@ impl BenchmarkService for Benchmarks {
         &self,
         request: Request<pb::NetworkBenchmarkRequest>,
     ) -> Result<Response<pb::NetworkBenchmarkResponse>, Status> {
+        let querier = querier(&request);
         let req = request.into_inner();
         let response = if req.metric.is_empty() && req.peer_group.is_none() {
-            self.category_rows(&req).await?
+            self.category_rows(&req, &querier).await?
         } else {
-            self.metric_benchmark(&req).await?
+            self.metric_benchmark(&req, &querier).await?
         };
         Ok(Response::new(response))
     }
@@ -223,6 +239,7 @@ impl BenchmarkService for Benchmarks {
         &self,
         request: Request<pb::TrendRequest>,
     ) -> Result<Response<pb::TrendResponse>, Status> {
+        let querier = querier(&request);
         let req = request.into_inner();
         let (metric, range, group) = self.metric_request(
             &req.metric,
@@ -230,7 +247,7 @@ impl BenchmarkService for Benchmarks {
             req.peer_group.as_ref(),
         )?;
         let scope = |id: &str| self.in_group(&group, id);
-        let fetched = metric_fetch::monthly(&self.context(), &metric, range, &scope).await;
+        let fetched = metric_fetch::monthly(&self.context(&querier), &metric, range, &scope).await;
         let series = trend::network_series(range, &fetched.facilities, &self.network_release);
         Ok(Response::new(pb::TrendResponse {
             chart: Some(trend::chart(&series, metric.multiplier, req.laney)),
@@ -244,6 +261,7 @@ impl BenchmarkService for Benchmarks {
         request: Request<pb::FacilityScorecardRequest>,
     ) -> Result<Response<pb::FacilityScorecardResponse>, Status> {
         let caller = calling_facility(&request)?;
+        let querier = querier(&request);
         let req = request.into_inner();
         let (metric, range, group) = self.metric_request(
             &req.metric,
@@ -251,7 +269,7 @@ impl BenchmarkService for Benchmarks {
             req.peer_group.as_ref(),
         )?;
         let scope = |id: &str| id == caller || self.in_group(&group, id);
-        let ctx = self.context();
+        let ctx = self.context(&querier);
         let (totals, strata, monthly) = tokio::join!(
             metric_fetch::range_totals(&ctx, &metric, range, &scope),
             metric_fetch::by_unit_type(&ctx, &metric, range, &scope),

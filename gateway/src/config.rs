@@ -5,7 +5,9 @@ use crate::peer_group::{PeerAttributes, PeerAttributesConfig};
 pub use psonet_core::config_file::ConfigError;
 use psonet_core::config_file::read_toml;
 use psonet_core::identity::check_name;
-use psonet_core::network_release::{DEFAULT_MAX_SHARE, DEFAULT_MIN_FACILITIES, NetworkReleaseRule};
+use psonet_core::network_release::{
+    DEFAULT_MAX_SHARE, DEFAULT_MIN_FACILITIES, NetworkReleaseRule, NetworkRuleError,
+};
 use psonet_core::suppression::{DEFAULT_MIN_CELL_COUNT, SmallCellRule};
 use psonet_core::tls::{TlsFiles, TlsMaterial};
 use serde::{Deserialize, Serialize};
@@ -15,7 +17,7 @@ use std::path::Path;
 use std::time::Duration;
 
 /// Everything the gateway needs to run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayConfig {
     /// The network (SPIFFE trust domain).
@@ -80,7 +82,7 @@ impl FanoutConfig {
 }
 
 /// Gateway-side disclosure re-check.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct GatewayDisclosureConfig {
     /// Smallest non-zero facility cell the gateway counts (k). Default 11.
@@ -89,14 +91,21 @@ pub struct GatewayDisclosureConfig {
     /// Contributing facilities a network or peer figure needs. Default 5, never below 3.
     #[serde(default = "default_min_facilities")]
     pub min_facilities: u32,
+    /// Largest share of a figure's events one facility may hold, in (0, 1]. Default 0.75.
+    #[serde(default = "default_max_share")]
+    pub max_share: f64,
+}
+
+fn default_min_cell_count() -> u32 {
+    DEFAULT_MIN_CELL_COUNT
 }
 
 fn default_min_facilities() -> u32 {
     DEFAULT_MIN_FACILITIES
 }
 
-fn default_min_cell_count() -> u32 {
-    DEFAULT_MIN_CELL_COUNT
+fn default_max_share() -> f64 {
+    DEFAULT_MAX_SHARE
 }
 
 impl Default for GatewayDisclosureConfig {
@@ -104,6 +113,7 @@ impl Default for GatewayDisclosureConfig {
         Self {
             min_cell_count: DEFAULT_MIN_CELL_COUNT,
             min_facilities: DEFAULT_MIN_FACILITIES,
+            max_share: DEFAULT_MAX_SHARE,
         }
     }
 }
@@ -175,15 +185,21 @@ impl GatewayConfig {
         check_name(&self.network).map_err(|e| ConfigError::invalid("network", e))?;
         let small_cells = SmallCellRule::new(self.disclosure.min_cell_count)
             .map_err(|e| ConfigError::invalid("disclosure.min_cell_count", e))?;
+        let network_release =
+            NetworkReleaseRule::new(self.disclosure.min_facilities, self.disclosure.max_share)
+                .map_err(|e| {
+                    let key = match e {
+                        NetworkRuleError::TooFewFacilities(_) => "disclosure.min_facilities",
+                        NetworkRuleError::BadShare(_) => "disclosure.max_share",
+                    };
+                    ConfigError::invalid(key, e)
+                })?;
         if self.fanout.node_deadline_ms == 0 || self.fanout.connect_timeout_ms == 0 {
             return Err(ConfigError::invalid(
                 "fanout",
                 "timeouts must be at least 1 ms",
             ));
         }
-        let network_release =
-            NetworkReleaseRule::new(self.disclosure.min_facilities, DEFAULT_MAX_SHARE)
-                .map_err(|e| ConfigError::invalid("disclosure.min_facilities", e))?;
         let metrics = MetricCatalogue::build(&self.metrics)?;
         let mut peers = HashMap::new();
         let mut ids = HashSet::new();

@@ -22,6 +22,8 @@ pub struct FetchContext<'a> {
     pub deadline: Duration,
     /// The gateway's small-cell re-check.
     pub small_cells: &'a SmallCellRule,
+    /// The partner or facility asking, whose policy and budget the nodes apply.
+    pub querier: &'a str,
 }
 
 /// One usable facility answer.
@@ -43,6 +45,7 @@ pub struct Fetched<K: Ord> {
 }
 
 fn request(
+    ctx: &FetchContext<'_>,
     metric: &pb::Metric,
     range: MonthRange,
     grain: pb::TimeGrain,
@@ -58,6 +61,7 @@ fn request(
             Vec::new()
         },
         filter: metric.numerator.clone(),
+        querier: ctx.querier.to_string(),
     }
 }
 
@@ -127,7 +131,7 @@ pub async fn range_totals(
     range: MonthRange,
     in_scope: &(dyn Fn(&str) -> bool + Sync),
 ) -> Fetched<()> {
-    let req = request(metric, range, pb::TimeGrain::Year, false);
+    let req = request(ctx, metric, range, pb::TimeGrain::Year, false);
     fetch(ctx, req, metric.denominator, in_scope, |p, _| {
         year_in(range, p)
     })
@@ -141,7 +145,7 @@ pub async fn monthly(
     range: MonthRange,
     in_scope: &(dyn Fn(&str) -> bool + Sync),
 ) -> Fetched<Month> {
-    let req = request(metric, range, pb::TimeGrain::Month, false);
+    let req = request(ctx, metric, range, pb::TimeGrain::Month, false);
     fetch(ctx, req, metric.denominator, in_scope, |p, _| {
         month_in_range(p, range)
     })
@@ -155,7 +159,7 @@ pub async fn by_unit_type(
     range: MonthRange,
     in_scope: &(dyn Fn(&str) -> bool + Sync),
 ) -> Fetched<i32> {
-    let req = request(metric, range, pb::TimeGrain::Year, true);
+    let req = request(ctx, metric, range, pb::TimeGrain::Year, true);
     fetch(ctx, req, metric.denominator, in_scope, |p, unit| {
         year_in(range, p).map(|()| unit)
     })

@@ -10,6 +10,7 @@ use psonet_core::pb::{
     reporting_service_client::ReportingServiceClient,
 };
 use psonet_gateway::GatewayConfig;
+use psonet_node::NodeConfig;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -129,6 +130,11 @@ impl TestNode {
             .addr("federation")
     }
 
+    /// What the node process has logged so far.
+    pub fn log(&self) -> String {
+        std::fs::read_to_string(&self.log).unwrap_or_default()
+    }
+
     /// Starts (or restarts) the node on its config and data directory.
     pub fn start(&mut self) {
         let config = self.config.to_string_lossy().to_string();
@@ -162,6 +168,11 @@ pub struct TestNetwork {
 impl TestNetwork {
     /// Issues certificates with `pki init` and starts `facilities` node processes.
     pub fn start(facilities: usize) -> Self {
+        Self::start_configured(facilities, |_| {})
+    }
+
+    /// As [`TestNetwork::start`], after `edit` changed every node's config file.
+    pub fn start_configured(facilities: usize, edit: impl Fn(&mut NodeConfig)) -> Self {
         let dir = tempfile::tempdir().expect("tempdir");
         let layout = pki::init(&InitOptions {
             network: NETWORK.into(),
@@ -183,6 +194,10 @@ impl TestNetwork {
                     process: None,
                     log: dir.path().join(format!("{}.log", f.id)),
                 };
+                let text = std::fs::read_to_string(&node.config).expect("node config");
+                let mut config: NodeConfig = toml::from_str(&text).expect("node config parses");
+                edit(&mut config);
+                std::fs::write(&node.config, toml::to_string(&config).unwrap()).unwrap();
                 node.start();
                 node
             })

@@ -9,6 +9,7 @@ pub mod auth;
 pub mod config_file;
 pub mod cube;
 pub mod diagnose;
+pub mod disclosure;
 pub mod event;
 pub mod identity;
 pub mod month;
@@ -16,9 +17,10 @@ pub mod network_release;
 pub mod query;
 pub mod serve;
 pub mod stats;
-pub mod suppression;
 pub mod tls;
 pub mod violations;
 pub mod wire;
 
+/// Primary suppression under its original name, so existing imports keep working.
+pub use disclosure::primary as suppression;
 pub use psonet_proto::v1 as pb;

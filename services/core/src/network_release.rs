@@ -95,6 +95,19 @@ impl NetworkReleaseRule {
         self.max_share
     }
 
+    /// Whether a query over `facilities` facilities in scope (a network or a peer group) can
+    /// release anything at all: a group smaller than the minimum *is* its members' figures.
+    pub fn check_scope(&self, facilities: usize) -> Result<(), Withheld> {
+        let contributing = u32::try_from(facilities).unwrap_or(u32::MAX);
+        if contributing < self.min_facilities {
+            return Err(Withheld::TooFewFacilities {
+                contributing,
+                required: self.min_facilities,
+            });
+        }
+        Ok(())
+    }
+
     /// Whether a figure summed from `contributions` — one count per contributing facility,
     /// zeros included (a facility with exposure and no events contributes a zero) — may be
     /// released.
@@ -145,6 +158,8 @@ mod tests {
             })
         );
         assert_eq!(rule.check(&[20, 20, 20, 20, 0]), Ok(()));
+        assert!(rule.check_scope(2).is_err());
+        assert_eq!(rule.check_scope(5), Ok(()));
     }
 
     #[test]

@@ -264,8 +264,21 @@ impl AggregateQuery {
     }
 }
 
-/// A filter list of the wire request: its dimension, field name, values and value check.
-type FilterList<'a> = (Dimension, &'static str, &'a [i32], fn(i32) -> bool);
+/// Whether `raw` is a known value of dimension `d` (zero, "not recorded", included).
+pub fn known_value(d: Dimension, raw: i32) -> bool {
+    match d {
+        Dimension::Category => pb::EventCategory::try_from(raw).is_ok(),
+        Dimension::EventType => pb::EventType::try_from(raw).is_ok(),
+        Dimension::Harm => pb::HarmLevel::try_from(raw).is_ok(),
+        Dimension::UnitType => pb::UnitType::try_from(raw).is_ok(),
+        Dimension::AgeBand => pb::AgeBand::try_from(raw).is_ok(),
+        Dimension::Sex => pb::Sex::try_from(raw).is_ok(),
+        Dimension::ContributingFactor => pb::ContributingFactor::try_from(raw).is_ok(),
+        Dimension::Preventability => pb::Preventability::try_from(raw).is_ok(),
+        Dimension::NccMerp => pb::NccMerpCategory::try_from(raw).is_ok(),
+        Dimension::Unspecified => false,
+    }
+}
 
 fn filter_from_wire(
     filter: Option<&pb::AggregateFilter>,
@@ -276,48 +289,32 @@ fn filter_from_wire(
     let Some(f) = filter else {
         return out;
     };
-    let lists: [FilterList; 9] = [
-        (Dimension::Category, "categories", &f.categories, |x| {
-            pb::EventCategory::try_from(x).is_ok()
-        }),
-        (Dimension::EventType, "event_types", &f.event_types, |x| {
-            pb::EventType::try_from(x).is_ok()
-        }),
-        (Dimension::Harm, "harms", &f.harms, |x| {
-            pb::HarmLevel::try_from(x).is_ok()
-        }),
-        (Dimension::UnitType, "unit_types", &f.unit_types, |x| {
-            pb::UnitType::try_from(x).is_ok()
-        }),
-        (Dimension::AgeBand, "age_bands", &f.age_bands, |x| {
-            pb::AgeBand::try_from(x).is_ok()
-        }),
-        (Dimension::Sex, "sexes", &f.sexes, |x| {
-            pb::Sex::try_from(x).is_ok()
-        }),
+    let lists: [(Dimension, &str, &[i32]); 9] = [
+        (Dimension::Category, "categories", &f.categories),
+        (Dimension::EventType, "event_types", &f.event_types),
+        (Dimension::Harm, "harms", &f.harms),
+        (Dimension::UnitType, "unit_types", &f.unit_types),
+        (Dimension::AgeBand, "age_bands", &f.age_bands),
+        (Dimension::Sex, "sexes", &f.sexes),
         (
             Dimension::ContributingFactor,
             "contributing_factors",
             &f.contributing_factors,
-            |x| pb::ContributingFactor::try_from(x).is_ok(),
         ),
         (
             Dimension::Preventability,
             "preventabilities",
             &f.preventabilities,
-            |x| pb::Preventability::try_from(x).is_ok(),
         ),
-        (Dimension::NccMerp, "ncc_merp", &f.ncc_merp, |x| {
-            pb::NccMerpCategory::try_from(x).is_ok()
-        }),
+        (Dimension::NccMerp, "ncc_merp", &f.ncc_merp),
     ];
-    for (d, name, values, known) in lists {
+    for (d, name, values) in lists {
         if values.is_empty() {
             continue;
         }
         let mut allowed = Vec::with_capacity(values.len());
         for (i, raw) in values.iter().enumerate() {
-            if known(*raw) {
+            if known_value(d, *raw) {
                 allowed.push(*raw as u8);
             } else {
                 v.add(
@@ -353,6 +350,7 @@ mod tests {
             time_grain: 0,
             group_by: group_by.iter().map(|d| *d as i32).collect(),
             filter: Some(filter),
+            querier: String::new(),
         }
     }
 

@@ -1,60 +1,187 @@
 //! `AggregateService`: what the PSO gateway may learn from this facility (federation listener).
 //!
-//! Answers are read from counters, never from events, and every count passes the small-cell
-//! rule before it leaves. Exposure (patient days and other denominators) is a census figure,
-//! not an event count, and is released as is.
+//! Answers are read from counters, never from events, and every answer passes the disclosure
+//! module (`psonet_core::disclosure`) in one order: fixed buckets, facility policy, the
+//! query-set minimum, then — when the network turned differential privacy on — a budget charge
+//! and discrete-Gaussian noise, then primary and complementary suppression. Every request,
+//! answered or refused, is appended to the hash-chained audit trail and made durable before the
+//! answer leaves. Exposure (patient days and other denominators) is a census figure, not an
+//! event count, and is released as is.
 
+use crate::audit::{AuditEntry, AuditTrail};
+use crate::ledger::{Ledger, LedgerError, answer_key};
+use crate::policy::Policy;
 use crate::reporting::store_status;
 use crate::store::Store;
+use psonet_core::disclosure::buckets::FinestGrain;
+use psonet_core::disclosure::discrete_gaussian::{DiscreteGaussian, OsRandom};
+use psonet_core::disclosure::zcdp::{Rho, Variance};
+use psonet_core::disclosure::{RawAnswer, canonical, noise, query_set, release};
+use psonet_core::identity::Principal;
 use psonet_core::pb::{self, aggregate_service_server::AggregateService};
-use psonet_core::query::{AggregateQuery, CellKey};
-use psonet_core::suppression::{CellRelease, SmallCellRule};
-use std::collections::BTreeMap;
+use psonet_core::query::AggregateQuery;
+use psonet_core::suppression::SmallCellRule;
+use psonet_core::violations::FieldViolations;
+use std::collections::HashMap;
 use std::sync::Arc;
-use tonic::{Request, Response, Status};
+use tonic::{Code, Request, Response, Status};
+use tonic_types::{ErrorDetails, StatusExt};
+
+/// The disclosure settings of a node.
+#[derive(Debug, Clone, Copy)]
+pub struct DisclosureRules {
+    /// k: the primary rule and the query-set minimum.
+    pub small_cells: SmallCellRule,
+    /// The finest time bucket released.
+    pub finest_grain: FinestGrain,
+}
 
 /// The federation API of a node.
 pub struct Aggregates {
     store: Arc<Store>,
-    small_cells: SmallCellRule,
+    rules: DisclosureRules,
+    policy: Policy,
+    /// Present when differential privacy is on.
+    ledger: Option<Ledger>,
+    audit: AuditTrail,
+}
+
+/// An answer and what the audit trail records about it.
+struct Answered {
+    response: pb::AggregateResponse,
+    released: u32,
+    suppressed: u32,
+    spent: Rho,
+    replayed: bool,
 }
 
 impl Aggregates {
-    /// Serves counts from `store`, releasing only what `small_cells` allows.
-    pub fn new(store: Arc<Store>, small_cells: SmallCellRule) -> Self {
-        Self { store, small_cells }
+    /// Serves counts from `store` under `rules` and `policy`, with noise and budgets from
+    /// `ledger` when given, auditing every request to `audit`.
+    pub fn new(
+        store: Arc<Store>,
+        rules: DisclosureRules,
+        policy: Policy,
+        ledger: Option<Ledger>,
+        audit: AuditTrail,
+    ) -> Self {
+        Self {
+            store,
+            rules,
+            policy,
+            ledger,
+            audit,
+        }
     }
 
-    fn released(&self, cells: BTreeMap<CellKey, u64>) -> Vec<pb::AggregateCell> {
-        cells
-            .into_iter()
-            .filter(|(_, n)| *n > 0)
-            .map(|(cell, n)| match self.small_cells.release(n) {
-                CellRelease::Released(n) => cell.to_wire(n, false),
-                CellRelease::Suppressed => cell.to_wire(0, true),
-            })
-            .collect()
-    }
-}
-
-#[tonic::async_trait]
-impl AggregateService for Aggregates {
-    async fn aggregate(
+    fn answer(
         &self,
-        request: Request<pb::AggregateRequest>,
-    ) -> Result<Response<pb::AggregateResponse>, Status> {
-        let query = AggregateQuery::from_wire(request.get_ref())?;
-        let cells = self.store.aggregate(&query).map_err(store_status)?;
-        let event_totals = match query.event_totals() {
-            Some(totals) => self.released(self.store.aggregate(&totals).map_err(store_status)?),
+        querier: &Principal,
+        req: &pb::AggregateRequest,
+        audit_query: &mut String,
+    ) -> Result<Answered, Status> {
+        let query = AggregateQuery::from_wire(req)?;
+        *audit_query = canonical(&query);
+        self.rules.finest_grain.check(&query)?;
+        self.policy
+            .approve(querier, &query)
+            .map_err(|r| r.into_status())?;
+        let raw = RawAnswer {
+            cells: self.store.aggregate(&query).map_err(store_status)?,
+            totals: match query.event_totals() {
+                Some(totals) => self.store.aggregate(&totals).map_err(store_status)?,
+                None => Default::default(),
+            },
+        };
+        self.check_query_set(&raw)?;
+        let mut answered = match &self.ledger {
+            Some(ledger) => self.noisy(ledger, querier, &query, &raw, audit_query)?,
+            None => self.exact(&raw),
+        };
+        answered.response.exposure = self.exposure(&query)?;
+        Ok(answered)
+    }
+
+    fn check_query_set(&self, raw: &RawAnswer) -> Result<(), Status> {
+        query_set::check(query_set::size_lower_bound(raw), &self.rules.small_cells)
+            .map_err(|e| refusal(Code::PermissionDenied, "QUERY_SET_TOO_SMALL", e.to_string()))
+    }
+
+    fn exact(&self, raw: &RawAnswer) -> Answered {
+        let out = release(raw, &self.rules.small_cells);
+        Answered {
+            response: pb::AggregateResponse {
+                cells: out.cells,
+                event_totals: out.event_totals,
+                min_cell_count: self.rules.small_cells.min_cell_count(),
+                exposure: Vec::new(),
+            },
+            released: out.released,
+            suppressed: out.suppressed,
+            spent: Rho::ZERO,
+            replayed: false,
+        }
+    }
+
+    /// The differentially private answer: replayed at no cost when this query was answered on
+    /// the same data before, else charged, noised over the whole domain, then suppressed.
+    fn noisy(
+        &self,
+        ledger: &Ledger,
+        querier: &Principal,
+        query: &AggregateQuery,
+        raw: &RawAnswer,
+        audit_query: &str,
+    ) -> Result<Answered, Status> {
+        let key = answer_key(audit_query, raw);
+        if let Some(response) = ledger.replay(&key).map_err(ledger_status)? {
+            let all = response.cells.iter().chain(&response.event_totals);
+            let suppressed = all.clone().filter(|c| c.suppressed).count() as u32;
+            let released = all.count() as u32 - suppressed;
+            return Ok(Answered {
+                response,
+                released,
+                suppressed,
+                spent: Rho::ZERO,
+                replayed: true,
+            });
+        }
+        let totals_query = query.event_totals();
+        let domain = noise::domain(query).map_err(too_large)?;
+        let totals_domain = match &totals_query {
+            Some(q) => noise::domain(q).map_err(too_large)?,
             None => Vec::new(),
         };
+        let months: Vec<_> = query.range.months().collect();
+        ledger
+            .reserve(&querier.uri(), &months)
+            .map_err(ledger_status)?;
+        let variance = Variance::for_cost(
+            noise::l2_squared(query, totals_query.is_some()),
+            ledger.per_query(),
+        )
+        .ok_or_else(|| Status::internal("privacy.rho_per_query is zero"))?;
+        let gaussian = DiscreteGaussian::new(variance);
+        let mut rng = OsRandom::default();
+        let noisy = RawAnswer {
+            cells: noise::add_noise(&raw.cells, &domain, &gaussian, &mut rng),
+            totals: noise::add_noise(&raw.totals, &totals_domain, &gaussian, &mut rng),
+        };
+        let mut answered = self.exact(&noisy);
+        answered.spent = ledger.per_query();
+        ledger
+            .remember(&key, &answered.response)
+            .map_err(ledger_status)?;
+        Ok(answered)
+    }
+
+    fn exposure(&self, query: &AggregateQuery) -> Result<Vec<pb::ExposureCell>, Status> {
         let units = query
             .filter
             .get(&pb::Dimension::UnitType)
             .cloned()
             .unwrap_or_default();
-        let exposure = self
+        Ok(self
             .store
             .exposure(query.range, query.grain, &units)
             .map_err(store_status)?
@@ -67,12 +194,102 @@ impl AggregateService for Aggregates {
                     value,
                 },
             )
-            .collect();
-        Ok(Response::new(pb::AggregateResponse {
-            cells: self.released(cells),
-            exposure,
-            min_cell_count: self.small_cells.min_cell_count(),
-            event_totals,
-        }))
+            .collect())
+    }
+
+    /// Appends the request's audit record and makes it durable.
+    async fn record(&self, entry: AuditEntry) -> Result<(), Status> {
+        self.audit.append(entry).map_err(|e| {
+            tracing::error!(error = %e, "audit append failed");
+            Status::unavailable("the node could not write its audit trail; nothing was released")
+        })?;
+        self.store.make_durable().await.map_err(store_status)
+    }
+}
+
+/// The principal the gateway asks for: `querier` when set (same network), else the caller.
+fn querier_of(caller: &Principal, req: &pb::AggregateRequest) -> Result<Principal, Status> {
+    if req.querier.is_empty() {
+        return Ok(caller.clone());
+    }
+    match Principal::from_uri(&req.querier) {
+        Ok(p) if p.network == caller.network => Ok(p),
+        Ok(_) => Err(one_violation(
+            "querier",
+            "must be a principal of this network",
+        )),
+        Err(e) => Err(one_violation("querier", &e.to_string())),
+    }
+}
+
+fn one_violation(field: &str, why: &str) -> Status {
+    let mut v = FieldViolations::new();
+    v.add(field, why);
+    v.into_status()
+}
+
+fn refusal(code: Code, reason: &str, message: String) -> Status {
+    let details = ErrorDetails::with_error_info(reason, "psonet", HashMap::new());
+    Status::with_error_details(code, message, details)
+}
+
+fn too_large(e: noise::DomainTooLarge) -> Status {
+    one_violation("group_by", &e.to_string())
+}
+
+fn ledger_status(e: LedgerError) -> Status {
+    match e {
+        LedgerError::Exhausted(e) => e.into_status(),
+        LedgerError::Sled(e) => {
+            tracing::error!(error = %e, "ledger failure");
+            Status::unavailable("the node's privacy ledger is failing; retry later")
+        }
+    }
+}
+
+#[tonic::async_trait]
+impl AggregateService for Aggregates {
+    async fn aggregate(
+        &self,
+        request: Request<pb::AggregateRequest>,
+    ) -> Result<Response<pb::AggregateResponse>, Status> {
+        let caller = request
+            .extensions()
+            .get::<Principal>()
+            .cloned()
+            .ok_or_else(|| Status::unauthenticated("no principal"))?;
+        let req = request.into_inner();
+        let mut query = format!("{}..{} (as received)", req.month_from, req.month_to);
+        let outcome = querier_of(&caller, &req).and_then(|q| self.answer(&q, &req, &mut query));
+        let mut entry = AuditEntry {
+            caller: caller.uri(),
+            querier: if req.querier.is_empty() {
+                caller.uri()
+            } else {
+                req.querier.clone()
+            },
+            query,
+            ..Default::default()
+        };
+        match outcome {
+            Ok(answered) => {
+                entry.outcome = if answered.replayed {
+                    "replayed"
+                } else {
+                    "answered"
+                };
+                entry.released_cells = answered.released;
+                entry.suppressed_cells = answered.suppressed;
+                entry.rho_spent_micros = answered.spent.micros();
+                self.record(entry).await?;
+                Ok(Response::new(answered.response))
+            }
+            Err(status) => {
+                entry.outcome = "refused";
+                entry.refusal = format!("{:?}: {}", status.code(), status.message());
+                self.record(entry).await?;
+                Err(status)
+            }
+        }
     }
 }

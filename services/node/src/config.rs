@@ -1,7 +1,10 @@
 //! The node's configuration file (`node.toml`): typed, defaulted and checked at load time.
 
+use crate::policy::{Policy, PolicyRule};
 pub use psonet_core::config_file::ConfigError;
 use psonet_core::config_file::read_toml;
+use psonet_core::disclosure::buckets::FinestGrain;
+use psonet_core::disclosure::zcdp::Rho;
 use psonet_core::identity::check_name;
 use psonet_core::suppression::{DEFAULT_MIN_CELL_COUNT, SmallCellRule};
 use psonet_core::tls::{TlsFiles, TlsMaterial};
@@ -10,7 +13,7 @@ use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 
 /// Everything a facility node needs to run.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeConfig {
     /// This facility's id in the network (must match its certificates).
@@ -26,6 +29,12 @@ pub struct NodeConfig {
     /// Disclosure control applied to everything the federation listener releases.
     #[serde(default)]
     pub disclosure: DisclosureConfig,
+    /// Differential privacy (off unless the network's policy turns it on).
+    #[serde(default)]
+    pub privacy: PrivacyConfig,
+    /// Which principals may ask which queries; everyone everything when no rule is listed.
+    #[serde(default)]
+    pub policy: PolicyConfig,
     /// Store tuning.
     #[serde(default)]
     pub store: StoreConfig,
@@ -46,8 +55,12 @@ pub struct ListenerConfig {
 #[serde(deny_unknown_fields)]
 pub struct DisclosureConfig {
     /// Smallest non-zero count released (k); 1..k-1 are suppressed. Default 11.
+    /// Below 11 the node warns loudly at start. The same k is the smallest query set answered.
     #[serde(default = "default_min_cell_count")]
     pub min_cell_count: u32,
+    /// Finest time bucket released: `month` (default), `quarter` or `year`.
+    #[serde(default)]
+    pub finest_grain: FinestGrain,
 }
 
 fn default_min_cell_count() -> u32 {
@@ -58,8 +71,98 @@ impl Default for DisclosureConfig {
     fn default() -> Self {
         Self {
             min_cell_count: DEFAULT_MIN_CELL_COUNT,
+            finest_grain: FinestGrain::default(),
         }
     }
+}
+
+/// Differential-privacy settings: noise on every released count and a budget per querier and
+/// per data month. ρ is zero-concentrated DP; ρ = 0.02 per query is ±10 per cell at 95%.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PrivacyConfig {
+    /// Add discrete-Gaussian noise and charge budgets. Default false.
+    #[serde(default)]
+    pub differential_privacy: bool,
+    /// ρ each answered query costs on each month it covers. Default 0.02.
+    #[serde(default = "default_rho_per_query")]
+    pub rho_per_query: f64,
+    /// ρ one querier may spend on one data month, over all time. Default 0.5.
+    #[serde(default = "default_querier_budget")]
+    pub querier_budget: f64,
+    /// ρ all queriers together may spend on one data month, over all time. Default 1.0.
+    #[serde(default = "default_global_budget")]
+    pub global_budget: f64,
+}
+
+fn default_rho_per_query() -> f64 {
+    0.02
+}
+
+fn default_querier_budget() -> f64 {
+    0.5
+}
+
+fn default_global_budget() -> f64 {
+    1.0
+}
+
+impl Default for PrivacyConfig {
+    fn default() -> Self {
+        Self {
+            differential_privacy: false,
+            rho_per_query: default_rho_per_query(),
+            querier_budget: default_querier_budget(),
+            global_budget: default_global_budget(),
+        }
+    }
+}
+
+/// The checked differential-privacy settings, in exact millionths of ρ.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct PrivacyBudgets {
+    /// Cost of one answered query per month it covers.
+    pub per_query: Rho,
+    /// Lifetime budget of one querier per data month.
+    pub querier: Rho,
+    /// Lifetime budget of all queriers per data month.
+    pub global: Rho,
+}
+
+impl PrivacyConfig {
+    /// The budgets when differential privacy is on; `Err` names the bad key.
+    fn check(&self) -> Result<Option<PrivacyBudgets>, ConfigError> {
+        let rho = |key: &str, v: f64| {
+            Rho::from_f64(v).map_err(|e| ConfigError::invalid(format!("privacy.{key}"), e))
+        };
+        let budgets = PrivacyBudgets {
+            per_query: rho("rho_per_query", self.rho_per_query)?,
+            querier: rho("querier_budget", self.querier_budget)?,
+            global: rho("global_budget", self.global_budget)?,
+        };
+        if budgets.per_query == Rho::ZERO {
+            return Err(ConfigError::invalid(
+                "privacy.rho_per_query",
+                "must be greater than 0",
+            ));
+        }
+        if budgets.querier < budgets.per_query || budgets.global < budgets.querier {
+            return Err(ConfigError::invalid(
+                "privacy",
+                "need rho_per_query <= querier_budget <= global_budget",
+            ));
+        }
+        Ok(self.differential_privacy.then_some(budgets))
+    }
+}
+
+/// Facility policy: the queries auto-approved for which principals.
+#[derive(Debug, Clone, PartialEq, Eq, Default, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PolicyConfig {
+    /// The rules; a query is answered when one of them approves it. No rules: all approved.
+    #[serde(default)]
+    pub rules: Vec<PolicyRule>,
 }
 
 /// Store tuning.
@@ -94,6 +197,10 @@ pub struct LoadedNodeConfig {
     pub federation_tls: TlsMaterial,
     /// The small-cell rule.
     pub small_cells: SmallCellRule,
+    /// Differential-privacy budgets, when it is on.
+    pub privacy: Option<PrivacyBudgets>,
+    /// The facility policy.
+    pub policy: Policy,
 }
 
 impl NodeConfig {
@@ -120,6 +227,9 @@ impl NodeConfig {
         check_name(&self.network).map_err(|e| E::invalid("network", e))?;
         let small_cells = SmallCellRule::new(self.disclosure.min_cell_count)
             .map_err(|e| E::invalid("disclosure.min_cell_count", e))?;
+        let privacy = self.privacy.check()?;
+        let policy = Policy::new(&self.network, self.policy.rules.clone())
+            .map_err(|(key, why)| E::invalid(key, why))?;
         if self.store.cache_capacity_mb == 0 {
             return Err(E::invalid("store.cache_capacity_mb", "must be at least 1"));
         }
@@ -127,7 +237,51 @@ impl NodeConfig {
             local_tls: self.local.tls.load("local.tls")?,
             federation_tls: self.federation.tls.load("federation.tls")?,
             small_cells,
+            privacy,
+            policy,
             config: self,
         })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn privacy_budgets_are_checked_and_named() {
+        let off = PrivacyConfig::default();
+        assert_eq!(off.check().unwrap(), None);
+        let on = PrivacyConfig {
+            differential_privacy: true,
+            ..Default::default()
+        };
+        let budgets = on.check().unwrap().unwrap();
+        assert_eq!(budgets.per_query, Rho::from_micros(20_000));
+        let overspent = PrivacyConfig {
+            querier_budget: 2.0,
+            ..on.clone()
+        };
+        assert!(
+            overspent
+                .check()
+                .unwrap_err()
+                .to_string()
+                .contains("privacy")
+        );
+        let zero = PrivacyConfig {
+            rho_per_query: 0.0,
+            ..on
+        };
+        let err = zero.check().unwrap_err().to_string();
+        assert!(err.contains("privacy.rho_per_query"), "{err}");
+    }
+
+    #[test]
+    fn disclosure_settings_parse_with_defaults() {
+        let d: DisclosureConfig = toml::from_str("finest_grain = \"quarter\"").unwrap();
+        assert_eq!(d.finest_grain, FinestGrain::Quarter);
+        assert_eq!(d.min_cell_count, DEFAULT_MIN_CELL_COUNT);
+        assert!(toml::from_str::<DisclosureConfig>("finest_grain = \"week\"").is_err());
     }
 }

@@ -6,11 +6,15 @@
 //! that passed disclosure control.
 
 pub mod aggregate;
+pub mod audit;
 pub mod config;
 pub mod group_commit;
+pub mod ledger;
+pub mod policy;
 pub mod reporting;
 pub mod server;
 pub mod store;
+pub mod utc;
 pub mod writer;
 
 pub use config::NodeConfig;

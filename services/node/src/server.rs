@@ -1,7 +1,9 @@
 //! Starting and stopping a node: the store, then both listeners, each behind its access rule.
 
-use crate::aggregate::Aggregates;
+use crate::aggregate::{Aggregates, DisclosureRules};
+use crate::audit::{AUDIT_TREE, AuditTrail};
 use crate::config::LoadedNodeConfig;
+use crate::ledger::{ANSWERS_TREE, BUDGET_TREE, Ledger};
 use crate::reporting::Reporting;
 use crate::store::{Store, StoreError};
 use psonet_core::auth::{AccessRule, Audience};
@@ -52,6 +54,30 @@ const REPORTING_SERVICE: &str = "psonet.v1.ReportingService";
 /// Full name of the federation listener's service.
 const AGGREGATE_SERVICE: &str = "psonet.v1.AggregateService";
 
+/// The federation service with its disclosure rules, policy, ledger and audit trail.
+fn aggregates(store: &Arc<Store>, loaded: &LoadedNodeConfig) -> Result<Aggregates, StoreError> {
+    let rules = DisclosureRules {
+        small_cells: loaded.small_cells,
+        finest_grain: loaded.config.disclosure.finest_grain,
+    };
+    let ledger = match loaded.privacy {
+        Some(budgets) => Some(Ledger::new(
+            store.tree(BUDGET_TREE)?,
+            store.tree(ANSWERS_TREE)?,
+            budgets,
+        )),
+        None => None,
+    };
+    let audit = AuditTrail::new(store.tree(AUDIT_TREE)?);
+    Ok(Aggregates::new(
+        store.clone(),
+        rules,
+        loaded.policy.clone(),
+        ledger,
+        audit,
+    ))
+}
+
 impl RunningNode {
     /// Opens the store and starts both listeners.
     pub async fn start(loaded: LoadedNodeConfig) -> Result<Self, NodeError> {
@@ -59,8 +85,8 @@ impl RunningNode {
         if loaded.small_cells.min_cell_count() < psonet_core::suppression::DEFAULT_MIN_CELL_COUNT {
             tracing::warn!(
                 min_cell_count = loaded.small_cells.min_cell_count(),
-                "disclosure.min_cell_count is below 11, the CMS/PCORnet minimum: small counts \
-                 released by this node may identify patients, reporters or clinicians"
+                "WARNING: disclosure.min_cell_count is below 11, the CMS/PCORnet minimum: small \
+                 counts released by this node may identify patients, reporters or clinicians"
             );
         }
         std::fs::create_dir_all(&config.data_dir).map_err(StoreError::from_io)?;
@@ -90,7 +116,7 @@ impl RunningNode {
 
         let federation_rule = AccessRule::new(&config.network, Audience::Gateway);
         let aggregates = AggregateServiceServer::with_interceptor(
-            Aggregates::new(store.clone(), loaded.small_cells),
+            aggregates(&store, &loaded)?,
             federation_rule.clone(),
         );
         let federation_router = Server::builder()

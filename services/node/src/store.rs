@@ -219,6 +219,12 @@ impl Store {
         Ok(outcome)
     }
 
+    /// Opens (or creates) another tree of this store, e.g. the audit trail or the privacy
+    /// ledger; its writes become durable with [`Store::make_durable`].
+    pub fn tree(&self, name: &str) -> Result<Tree, StoreError> {
+        Ok(self.db.open_tree(name)?)
+    }
+
     /// Replaces the exposure of each record's (month, unit type, denominator), all or nothing.
     pub fn record_exposure(&self, records: &[Exposure]) -> Result<(), StoreError> {
         let mut batch = sled::Batch::default();

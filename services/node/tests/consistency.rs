@@ -88,6 +88,7 @@ fn query() -> impl Strategy<Value = pb::AggregateRequest> {
                     contributing_factors: factor.into_iter().collect(),
                     ..Default::default()
                 }),
+                querier: String::new(),
             },
         )
 }
