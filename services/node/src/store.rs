@@ -7,7 +7,7 @@
 
 use crate::group_commit::GroupCommit;
 use prost::Message;
-use psonet_core::cube::CounterKey;
+use psonet_core::cube::{CounterKey, Family};
 use psonet_core::event::{Event, UnitType};
 use psonet_core::month::{Month, MonthRange};
 use psonet_core::pb;
@@ -98,9 +98,12 @@ pub struct Store {
     counters: Tree,
     exposure: Tree,
     commits: GroupCommit,
-    /// The counters tree mirrored in memory: aggregates read it without touching sled pages.
-    /// Updated with exactly the deltas of each committed transaction.
-    cube: RwLock<BTreeMap<[u8; CounterKey::LEN], u64>>,
+    /// The rollup family of the counters mirrored in memory: the network benchmark's month ×
+    /// category × harm query reads it without touching sled pages. Updated with exactly the
+    /// deltas of each committed transaction. The detailed families stay on disk only: at a
+    /// million events they hold about two million keys, which would cost more memory than a
+    /// node's budget allows, and a range read of them costs milliseconds.
+    rollup: RwLock<BTreeMap<[u8; CounterKey::LEN], u64>>,
 }
 
 impl Store {
@@ -111,22 +114,15 @@ impl Store {
             .cache_capacity(cache_bytes)
             .open()?;
         let counters = db.open_tree("counters")?;
-        let mut cube = BTreeMap::new();
-        for item in counters.iter() {
-            let (key, value) = item?;
-            let key: [u8; CounterKey::LEN] = key
-                .as_ref()
-                .try_into()
-                .map_err(|_| StoreError::Corrupt(format!("counter key {key:02x?}")))?;
-            cube.insert(key, decode_u64(&value));
-        }
+        let rollup = read_counters(&counters, Some(Family::Rollup))?;
+        release_freed_memory();
         Ok(Self {
             events: db.open_tree("events")?,
             keys: db.open_tree("idempotency_keys")?,
             counters,
             exposure: db.open_tree("exposure")?,
             commits: GroupCommit::default(),
-            cube: RwLock::new(cube),
+            rollup: RwLock::new(rollup),
             db,
         })
     }
@@ -270,31 +266,50 @@ impl Store {
         }
     }
 
-    /// The cells of `query`, read from one counter family (in memory), never from events.
+    /// The cells of `query`, read from one counter family (the rollup from memory, the others
+    /// from sled), never from events.
     pub fn aggregate(&self, query: &AggregateQuery) -> Result<BTreeMap<CellKey, u64>, StoreError> {
         let mut cells = BTreeMap::new();
         let (start, end) = CounterKey::range(query.family(), query.range.from(), query.range.to());
-        let cube = self
-            .cube
-            .read()
-            .map_err(|_| StoreError::Corrupt("counter cache poisoned".into()))?;
-        let mut lower = [0u8; CounterKey::LEN];
-        lower[..start.len()].copy_from_slice(&start);
-        let mut upper = [0u8; CounterKey::LEN];
-        upper[..end.len()].copy_from_slice(&end);
-        for (key, count) in cube.range(lower..upper) {
+        let mut add = |key: &[u8], count: u64| -> Result<(), StoreError> {
             let key = CounterKey::decode(key).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            query.accumulate(&key, *count, &mut cells);
+            query.accumulate(&key, count, &mut cells);
+            Ok(())
+        };
+        if query.family() == Family::Rollup {
+            let rollup = self.read_rollup()?;
+            let mut lower = [0u8; CounterKey::LEN];
+            lower[..start.len()].copy_from_slice(&start);
+            let mut upper = [0u8; CounterKey::LEN];
+            upper[..end.len()].copy_from_slice(&end);
+            for (key, count) in rollup.range(lower..upper) {
+                add(key, *count)?;
+            }
+        } else {
+            for item in self.counters.range(start..end) {
+                let (key, value) = item?;
+                add(&key, decode_u64(&value))?;
+            }
         }
         Ok(cells)
     }
 
-    /// Applies a committed transaction's counter changes to the in-memory mirror.
+    fn read_rollup(
+        &self,
+    ) -> Result<std::sync::RwLockReadGuard<'_, BTreeMap<[u8; CounterKey::LEN], u64>>, StoreError>
+    {
+        self.rollup
+            .read()
+            .map_err(|_| StoreError::Corrupt("counter cache poisoned".into()))
+    }
+
+    /// Applies a committed transaction's rollup counter changes to the in-memory mirror.
     fn mirror(&self, deltas: &Deltas) {
-        let Ok(mut cube) = self.cube.write() else {
+        let Ok(mut cube) = self.rollup.write() else {
             return;
         };
-        for (key, delta) in &deltas.0 {
+        let rollup = Family::Rollup.prefix();
+        for (key, delta) in deltas.0.iter().filter(|(key, _)| key[0] == rollup) {
             let now = cube.get(key).copied().unwrap_or(0) as i64 + delta;
             if now > 0 {
                 cube.insert(*key, now as u64);
@@ -362,20 +377,9 @@ impl Store {
                 self.keys.len()
             )));
         }
-        let mut stored: BTreeMap<[u8; CounterKey::LEN], u64> = BTreeMap::new();
-        for item in self.counters.iter() {
-            let (key, value) = item?;
-            let key: [u8; CounterKey::LEN] = key
-                .as_ref()
-                .try_into()
-                .map_err(|_| StoreError::Corrupt(format!("counter key {key:02x?}")))?;
-            stored.insert(key, decode_u64(&value));
-        }
-        let mirror = self
-            .cube
-            .read()
-            .map_err(|_| StoreError::Corrupt("counter cache poisoned".into()))?;
-        if *mirror != stored {
+        let stored = read_counters(&self.counters, None)?;
+        let mirror = self.read_rollup()?;
+        if *mirror != read_counters(&self.counters, Some(Family::Rollup))? {
             return Err(StoreError::Corrupt(
                 "the in-memory counters differ from the stored ones".into(),
             ));
@@ -427,6 +431,35 @@ impl Deltas {
             }
         }
         Ok(())
+    }
+}
+
+/// The counters of `family` (every family when `None`), keyed by their encoded key.
+fn read_counters(
+    counters: &Tree,
+    family: Option<Family>,
+) -> Result<BTreeMap<[u8; CounterKey::LEN], u64>, StoreError> {
+    let prefix = family.map(|f| vec![f.prefix()]).unwrap_or_default();
+    let mut out = BTreeMap::new();
+    for item in counters.scan_prefix(prefix) {
+        let (key, value) = item?;
+        let key: [u8; CounterKey::LEN] = key
+            .as_ref()
+            .try_into()
+            .map_err(|_| StoreError::Corrupt(format!("counter key {key:02x?}")))?;
+        out.insert(key, decode_u64(&value));
+    }
+    Ok(out)
+}
+
+/// Hands the heap freed by sled's recovery back to the operating system: opening a large
+/// store allocates and frees tens of megabytes that glibc would otherwise keep resident.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only returns free heap pages to the kernel; it touches no live
+    // allocation and is safe to call from any thread at any time.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 
