@@ -4,6 +4,7 @@
 //! `psonet submit` and `psonet benchmark` are clients for people; `psonet demo` shows the whole
 //! path on one machine. The library half is what the binary and the end-to-end tests share.
 
+pub mod backup;
 pub mod bench;
 pub mod client;
 pub mod demo;

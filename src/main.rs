@@ -24,11 +24,14 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a facility node (local + federation listeners).
+    /// Run a facility node (local + federation listeners); `backup` and `restore` its store.
+    #[command(args_conflicts_with_subcommands = true)]
     Node {
         /// The node's config file.
         #[arg(long)]
-        config: PathBuf,
+        config: Option<PathBuf>,
+        #[command(subcommand)]
+        action: Option<NodeAction>,
     },
     /// Run the PSO gateway.
     Gateway {
@@ -109,6 +112,30 @@ enum Command {
 }
 
 #[derive(Subcommand)]
+enum NodeAction {
+    /// Copy a running node's store to a file (consistent; the node keeps serving).
+    Backup {
+        /// The node's local listener, e.g. 127.0.0.1:7111.
+        #[arg(long)]
+        node: String,
+        /// Identity directory of a facility client (ca.pem, cert.pem, key.pem).
+        #[arg(long)]
+        identity: PathBuf,
+        /// The backup file to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into the empty data directory of a node config (node not running).
+    Restore {
+        /// The config of the node to restore; its data_dir must be empty or absent.
+        #[arg(long)]
+        config: PathBuf,
+        /// The backup file.
+        file: PathBuf,
+    },
+}
+
+#[derive(Subcommand)]
 enum PkiCommand {
     /// Create a CA, certificates for a gateway, facilities and a partner, and example configs.
     Init {
@@ -138,7 +165,10 @@ enum PkiCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let server = matches!(cli.command, Command::Node { .. } | Command::Gateway { .. });
+    let server = matches!(
+        cli.command,
+        Command::Node { action: None, .. } | Command::Gateway { .. }
+    );
     init_logging(if server { "info" } else { "warn" });
     psonet_core::tls::install_crypto_provider();
     let result = tokio::runtime::Runtime::new()
@@ -165,7 +195,13 @@ fn init_logging(default: &str) {
 
 async fn run(command: Command) -> Result<()> {
     match command {
-        Command::Node { config } => run_node(config).await,
+        Command::Node {
+            action: Some(action),
+            ..
+        } => run_node_action(action).await,
+        Command::Node { config, .. } => {
+            run_node(config.context("--config is required to run a node")?).await
+        }
         Command::Gateway { config } => run_gateway(config).await,
         Command::Pki {
             command:
@@ -269,6 +305,30 @@ async fn run_node(config: PathBuf) -> Result<()> {
     );
     stop_signal().await?;
     node.shutdown().await?;
+    Ok(())
+}
+
+async fn run_node_action(action: NodeAction) -> Result<()> {
+    match action {
+        NodeAction::Backup {
+            node,
+            identity,
+            out,
+        } => {
+            let manifest = psonet::backup::fetch(&node, &identity, &out).await?;
+            print!("{}", psonet::backup::describe(&manifest, &out));
+        }
+        NodeAction::Restore { config, file } => {
+            let (summary, dir) = psonet::backup::restore(&config, &file)?;
+            println!(
+                "restored {} entries ({} events, counters checked) of facility {} into {}",
+                summary.entries,
+                summary.events,
+                summary.facility_id,
+                dir.display()
+            );
+        }
+    }
     Ok(())
 }
 

@@ -6,6 +6,8 @@
 //! that passed disclosure control.
 
 pub mod aggregate;
+pub mod backup;
+pub mod backup_service;
 pub mod config;
 pub mod group_commit;
 pub mod reporting;
