@@ -9,6 +9,7 @@ pub mod bench;
 pub mod client;
 pub mod demo;
 pub mod example_config;
+pub mod health_probe;
 pub mod import;
 pub mod ndjson;
 pub mod pki;

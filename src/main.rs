@@ -79,6 +79,21 @@ enum Command {
         #[arg(long = "category")]
         categories: Vec<String>,
     },
+    /// gRPC health check over mTLS; exits 0 only when SERVING (for container probes).
+    Health {
+        /// The listener, e.g. 127.0.0.1:7100.
+        #[arg(long)]
+        addr: String,
+        /// Identity directory the listener admits (ca.pem, cert.pem, key.pem).
+        #[arg(long)]
+        identity: PathBuf,
+        /// Service to check, e.g. psonet.v1.BenchmarkService (default: the whole server).
+        #[arg(long, default_value = "")]
+        service: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
     /// Measure a node on this machine: ingest, unary submits, aggregates, memory, disk.
     Bench {
         /// Events in the large store.
@@ -232,6 +247,17 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Demo => psonet::demo::run(&mut std::io::stdout()).await,
+        Command::Health {
+            addr,
+            identity,
+            service,
+            timeout,
+        } => {
+            let wait = std::time::Duration::from_secs(timeout);
+            psonet::health_probe::check(&addr, &identity, &service, wait).await?;
+            println!("SERVING");
+            Ok(())
+        }
         Command::Bench {
             events,
             small_events,

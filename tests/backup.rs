@@ -257,9 +257,10 @@ async fn a_running_node_is_backed_up_and_restored_into_a_node_that_answers_the_s
         &restored_node.addr("local"),
         &node.client_identity,
     ));
+    // Every loaded event, and every tenth of those streamed during the first backup.
     let all_keys: Vec<String> = keys
         .iter()
-        .chain(acked.lock().unwrap().iter())
+        .chain(acked.lock().unwrap().iter().step_by(10))
         .cloned()
         .collect();
     let mut amended = 0;
