@@ -8,8 +8,8 @@ use crate::client::{channel, explain};
 use anyhow::{Result, bail};
 use std::path::Path;
 use std::time::Duration;
-use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 use tonic_health::pb::health_client::HealthClient;
+use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
 
 /// Checks `service` ("" for the server as a whole) at `addr` as `identity`, within `timeout`.
 pub async fn check(addr: &str, identity: &Path, service: &str, timeout: Duration) -> Result<()> {

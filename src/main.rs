@@ -175,6 +175,9 @@ enum PkiCommand {
         /// Years the certificates are valid.
         #[arg(long, default_value_t = 2)]
         years: i32,
+        /// Do nothing (and succeed) when --out already holds a CA, e.g. on a restart.
+        #[arg(long)]
+        if_missing: bool,
     },
 }
 
@@ -228,8 +231,13 @@ async fn run(command: Command) -> Result<()> {
                     hosts,
                     base_port,
                     years,
+                    if_missing,
                 },
         } => {
+            if if_missing && out.join("ca.pem").exists() {
+                println!("{} already holds a CA; kept it", out.display());
+                return Ok(());
+            }
             let facilities = if facility_ids.is_empty() {
                 (1..=facilities).map(|i| format!("facility-{i}")).collect()
             } else {

@@ -94,7 +94,10 @@ fn aggregate_requests() -> Vec<pb::AggregateRequest> {
     .collect()
 }
 
-async fn aggregates(net: &TestNetwork, federation: std::net::SocketAddr) -> Vec<pb::AggregateResponse> {
+async fn aggregates(
+    net: &TestNetwork,
+    federation: std::net::SocketAddr,
+) -> Vec<pb::AggregateResponse> {
     let mut client = pb::aggregate_service_client::AggregateServiceClient::new(channel(
         &federation,
         &net.gateway_identity(),
@@ -136,7 +139,11 @@ async fn load(node: &TestNode) -> Vec<String> {
         .record_exposure(pb::RecordExposureRequest { records })
         .await
         .unwrap();
-    for original in events.iter().filter(|e| e.harm == HarmLevel::Mild as i32).take(2) {
+    for original in events
+        .iter()
+        .filter(|e| e.harm == HarmLevel::Mild as i32)
+        .take(2)
+    {
         let mut amended = original.clone();
         amended.harm = HarmLevel::Moderate as i32;
         client
@@ -151,7 +158,11 @@ async fn load(node: &TestNode) -> Vec<String> {
 }
 
 /// Streams chunks of 100 events until `stop`; returns the keys of acknowledged chunks.
-async fn keep_writing(node_client: TestClient, stop: Arc<AtomicBool>, acked: Arc<Mutex<Vec<String>>>) {
+async fn keep_writing(
+    node_client: TestClient,
+    stop: Arc<AtomicBool>,
+    acked: Arc<Mutex<Vec<String>>>,
+) {
     let mut client = node_client;
     let month = Month::current().minus(1).to_string();
     for chunk in 0.. {
@@ -246,7 +257,8 @@ async fn a_running_node_is_backed_up_and_restored_into_a_node_that_answers_the_s
     assert!(restored.status.success(), "{}", text(&restored.stderr));
     assert!(text(&restored.stdout).contains("counters checked"));
     let log = dir.join("restored.log");
-    let restored_node = ServerProcess::spawn(&["node", "--config", &config.to_string_lossy()], &log);
+    let restored_node =
+        ServerProcess::spawn(&["node", "--config", &config.to_string_lossy()], &log);
 
     assert_eq!(
         aggregates(&net, restored_node.addr("federation")).await,
@@ -265,7 +277,10 @@ async fn a_running_node_is_backed_up_and_restored_into_a_node_that_answers_the_s
         .collect();
     let mut amended = 0;
     for key in &all_keys {
-        let (a, b) = (get_event(&mut original, key).await, get_event(&mut copy, key).await);
+        let (a, b) = (
+            get_event(&mut original, key).await,
+            get_event(&mut copy, key).await,
+        );
         amended += usize::from(!a.history.is_empty());
         assert_eq!(a, b, "{key}");
     }
@@ -275,7 +290,12 @@ async fn a_running_node_is_backed_up_and_restored_into_a_node_that_answers_the_s
     let month = Month::current().minus(1).to_string();
     let fresh = copy
         .submit_event(pb::SubmitEventRequest {
-            event: Some(event("after-restore", &month, EventCategory::Fall, HarmLevel::Mild)),
+            event: Some(event(
+                "after-restore",
+                &month,
+                EventCategory::Fall,
+                HarmLevel::Mild,
+            )),
         })
         .await
         .unwrap()
@@ -325,7 +345,11 @@ async fn backups_are_for_the_facility_only_and_restores_never_overwrite() {
     // The running node's own data directory is not empty: refused, and nothing is touched.
     let refused = restore(&node.config, &file);
     assert!(!refused.status.success());
-    assert!(text(&refused.stderr).contains("is not empty"), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("is not empty"),
+        "{}",
+        text(&refused.stderr)
+    );
 
     // Another facility's config is refused.
     let other = net.layout.facilities[0]
@@ -337,6 +361,10 @@ async fn backups_are_for_the_facility_only_and_restores_never_overwrite() {
     config.data_dir = dir.join("other-data");
     std::fs::write(&other, toml::to_string(&config).unwrap()).unwrap();
     let refused = restore(&other, &file);
-    assert!(text(&refused.stderr).contains("facility-9"), "{}", text(&refused.stderr));
+    assert!(
+        text(&refused.stderr).contains("facility-9"),
+        "{}",
+        text(&refused.stderr)
+    );
     assert!(!dir.join("other-data").exists());
 }

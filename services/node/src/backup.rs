@@ -241,7 +241,8 @@ fn build_store(
             match record {
                 Record::Tree(name) => {
                     if let Some(t) = &tree {
-                        t.apply_batch(std::mem::take(&mut batch)).map_err(sled_err)?;
+                        t.apply_batch(std::mem::take(&mut batch))
+                            .map_err(sled_err)?;
                         batched = 0;
                     }
                     tree = Some(db.open_tree(name).map_err(sled_err)?);
@@ -252,7 +253,8 @@ fn build_store(
                     if batched == RESTORE_BATCH
                         && let Some(t) = &tree
                     {
-                        t.apply_batch(std::mem::take(&mut batch)).map_err(sled_err)?;
+                        t.apply_batch(std::mem::take(&mut batch))
+                            .map_err(sled_err)?;
                         batched = 0;
                     }
                 }
@@ -345,7 +347,9 @@ fn read_backup(
     let mut stored = [0u8; 32];
     r.take_exact(&mut stored).map_err(read_err)?;
     if counted != entries {
-        return Err(damaged(&format!("{entries} entries, the end says {counted}")));
+        return Err(damaged(&format!(
+            "{entries} entries, the end says {counted}"
+        )));
     }
     if stored != computed {
         return Err(damaged("its SHA-256 does not match its contents"));
@@ -386,9 +390,8 @@ impl<W: Write> HashingWriter<W> {
     }
 
     fn put_field(&mut self, bytes: &[u8]) -> Result<(), BackupError> {
-        let len = u32::try_from(bytes.len()).map_err(|_| {
-            io("writing the backup")(std::io::Error::other("an entry over 4 GiB"))
-        })?;
+        let len = u32::try_from(bytes.len())
+            .map_err(|_| io("writing the backup")(std::io::Error::other("an entry over 4 GiB")))?;
         self.put(&len.to_be_bytes())?;
         self.put(bytes)
     }
@@ -474,12 +477,8 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_data(&dir.path().join("a"));
         let file = dir.path().join("a.backup");
-        let summary = write_backup(
-            &store,
-            "st-marys",
-            std::fs::File::create(&file).unwrap(),
-        )
-        .unwrap();
+        let summary =
+            write_backup(&store, "st-marys", std::fs::File::create(&file).unwrap()).unwrap();
         assert_eq!(summary.size_bytes, std::fs::metadata(&file).unwrap().len());
         assert!(summary.trees.contains(&("extra".to_string(), 1)));
 
@@ -509,7 +508,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let store = store_with_data(&dir.path().join("a"));
         let db = store.pause_writes().unwrap().1.clone();
-        let last = (0..5000).map(|_| db.generate_id().unwrap()).last().unwrap();
+        let mut last = 0;
+        for _ in 0..5000 {
+            last = db.generate_id().unwrap();
+        }
         let file = dir.path().join("a.backup");
         write_backup(&store, "f", std::fs::File::create(&file).unwrap()).unwrap();
         let target = dir.path().join("b");

@@ -42,7 +42,9 @@ impl Backups {
     fn spool(&self) -> Result<(std::fs::File, BackupSummary), Status> {
         let mut file = tempfile::tempfile_in(&self.spool_dir)
             .or_else(|_| tempfile::tempfile())
-            .map_err(|e| Status::unavailable(format!("no room for the backup's spool file: {e}")))?;
+            .map_err(|e| {
+                Status::unavailable(format!("no room for the backup's spool file: {e}"))
+            })?;
         let summary = write_backup(&self.store, &self.facility_id, &mut file).map_err(|e| {
             tracing::error!(error = %e, "backup failed");
             match e {

@@ -92,9 +92,12 @@ impl RunningNode {
             .tls_config(loaded.local_tls.server_config())?
             .add_service(reporting)
             .add_service(backups);
-        let (local_router, local_health) =
-            with_operations(local_router, &local_rule, &[REPORTING_SERVICE, BACKUP_SERVICE])
-                .await?;
+        let (local_router, local_health) = with_operations(
+            local_router,
+            &local_rule,
+            &[REPORTING_SERVICE, BACKUP_SERVICE],
+        )
+        .await?;
         let local_server =
             local_router.serve_with_incoming_shutdown(local.incoming, shutdown.signalled());
 
