@@ -12,6 +12,7 @@ use psonet_core::pb::backup_service_client::BackupServiceClient;
 use psonet_core::pb::{self, EventCategory, HarmLevel};
 use psonet_node::NodeConfig;
 use psonet_node::store::Store;
+use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -30,21 +31,23 @@ fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
 }
 
-/// `psonet node backup` of `node` into `out`; panics with its stderr when it fails.
-fn backup(node: &TestNode, out: &Path) -> String {
-    let addr = node.local().to_string();
-    let identity = node.client_identity.to_string_lossy().to_string();
-    let out = out.to_string_lossy().to_string();
-    let result = psonet(&[
+/// `psonet node backup` of the node at `addr` as `identity` into `out`.
+fn backup_command(addr: SocketAddr, identity: &Path, out: &Path) -> Output {
+    psonet(&[
         "node",
         "backup",
         "--node",
-        &addr,
+        &addr.to_string(),
         "--identity",
-        &identity,
+        &identity.to_string_lossy(),
         "--out",
-        &out,
-    ]);
+        &out.to_string_lossy(),
+    ])
+}
+
+/// `psonet node backup` of `node` into `out`; panics with its stderr when it fails.
+fn backup(addr: SocketAddr, identity: &Path, out: &Path) -> String {
+    let result = backup_command(addr, identity, out);
     assert!(result.status.success(), "{}", text(&result.stderr));
     text(&result.stdout)
 }
@@ -210,22 +213,12 @@ async fn a_running_node_is_backed_up_and_restored_into_a_node_that_answers_the_s
     let acked_before = acked.lock().unwrap().clone();
     let live_file = dir.join("live.backup");
     let report = tokio::task::spawn_blocking({
-        let (node_cfg, out) = (node.local(), live_file.clone());
-        let identity = node.client_identity.clone();
-        move || {
-            let result = psonet(&[
-                "node",
-                "backup",
-                "--node",
-                &node_cfg.to_string(),
-                "--identity",
-                &identity.to_string_lossy(),
-                "--out",
-                &out.to_string_lossy(),
-            ]);
-            assert!(result.status.success(), "{}", text(&result.stderr));
-            text(&result.stdout)
-        }
+        let (addr, identity, out) = (
+            node.local(),
+            node.client_identity.clone(),
+            live_file.clone(),
+        );
+        move || backup(addr, &identity, &out)
     })
     .await
     .unwrap();
@@ -250,7 +243,7 @@ async fn a_running_node_is_backed_up_and_restored_into_a_node_that_answers_the_s
 
     // 2. A backup of the quiet node, restored and served: it answers exactly like the original.
     let file = dir.join("quiet.backup");
-    backup(node, &file);
+    backup(node.local(), &node.client_identity, &file);
     let data = dir.join("restored-data");
     let config = config_for(original_config, "restored", &data);
     let restored = restore(&config, &file);
@@ -328,19 +321,15 @@ async fn backups_are_for_the_facility_only_and_restores_never_overwrite() {
     assert_eq!(refused.code(), Code::Unimplemented, "{refused:?}");
 
     let file = dir.join("f1.backup");
-    backup(node, &file);
+    backup(node.local(), &node.client_identity, &file);
     // An existing file is never overwritten by a backup either.
-    let again = psonet(&[
-        "node",
-        "backup",
-        "--node",
-        &node.local().to_string(),
-        "--identity",
-        &node.client_identity.to_string_lossy(),
-        "--out",
-        &file.to_string_lossy(),
-    ]);
+    let again = backup_command(node.local(), &node.client_identity, &file);
     assert!(!again.status.success());
+    assert!(
+        text(&again.stderr).contains("exists"),
+        "{}",
+        text(&again.stderr)
+    );
 
     // The running node's own data directory is not empty: refused, and nothing is touched.
     let refused = restore(&node.config, &file);
