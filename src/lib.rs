@@ -4,11 +4,13 @@
 //! `psonet submit` and `psonet benchmark` are clients for people; `psonet demo` shows the whole
 //! path on one machine. The library half is what the binary and the end-to-end tests share.
 
+pub mod backup;
 pub mod bench;
 pub mod benchmark_cli;
 pub mod client;
 pub mod demo;
 pub mod example_config;
+pub mod health_probe;
 pub mod import;
 pub mod ndjson;
 pub mod pki;

@@ -23,7 +23,8 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Run a facility node (local + federation listeners), or inspect a stopped one.
+    /// Run a facility node (local + federation listeners); `backup` and `restore` its store,
+    /// or inspect a stopped one (`audit`).
     #[command(args_conflicts_with_subcommands = true)]
     Node {
         /// The node's config file.
@@ -63,6 +64,21 @@ enum Command {
     /// Ask the gateway for a benchmark: category rows, a metric's funnel, a trend or a
     /// facility scorecard, as a table, JSON or CSV, optionally plotted to SVG.
     Benchmark(psonet::benchmark_cli::BenchmarkArgs),
+    /// gRPC health check over mTLS; exits 0 only when SERVING (for container probes).
+    Health {
+        /// The listener, e.g. 127.0.0.1:7100.
+        #[arg(long)]
+        addr: String,
+        /// Identity directory the listener admits (ca.pem, cert.pem, key.pem).
+        #[arg(long)]
+        identity: PathBuf,
+        /// Service to check, e.g. psonet.v1.BenchmarkService (default: the whole server).
+        #[arg(long, default_value = "")]
+        service: String,
+        /// Seconds to wait for the answer.
+        #[arg(long, default_value_t = 3)]
+        timeout: u64,
+    },
     /// Measure a node on this machine: ingest, unary submits, aggregates, memory, disk.
     Bench {
         /// Events in the large store.
@@ -109,6 +125,26 @@ enum NodeCommand {
         #[arg(long)]
         verify: bool,
     },
+    /// Copy a running node's store to a file (consistent; the node keeps serving).
+    Backup {
+        /// The node's local listener, e.g. 127.0.0.1:7111.
+        #[arg(long)]
+        node: String,
+        /// Identity directory of a facility client (ca.pem, cert.pem, key.pem).
+        #[arg(long)]
+        identity: PathBuf,
+        /// The backup file to write (must not exist).
+        #[arg(long)]
+        out: PathBuf,
+    },
+    /// Restore a backup into the empty data directory of a node config (node not running).
+    Restore {
+        /// The config of the node to restore; its data_dir must be empty or absent.
+        #[arg(long)]
+        config: PathBuf,
+        /// The backup file.
+        file: PathBuf,
+    },
 }
 
 #[derive(Subcommand)]
@@ -137,6 +173,9 @@ enum PkiCommand {
         /// Years the certificates are valid.
         #[arg(long, default_value_t = 2)]
         years: i32,
+        /// Do nothing (and succeed) when --out already holds a CA, e.g. on a restart.
+        #[arg(long)]
+        if_missing: bool,
     },
 }
 
@@ -173,14 +212,9 @@ fn init_logging(default: &str) {
 async fn run(command: Command) -> Result<()> {
     match command {
         Command::Node {
-            command:
-                Some(NodeCommand::Audit {
-                    config,
-                    since,
-                    verify,
-                }),
+            command: Some(action),
             ..
-        } => run_audit(&config, since.as_deref(), verify),
+        } => run_node_action(action).await,
         Command::Node { config, .. } => {
             run_node(config.context("psonet node needs --config <node.toml>")?).await
         }
@@ -195,8 +229,13 @@ async fn run(command: Command) -> Result<()> {
                     hosts,
                     base_port,
                     years,
+                    if_missing,
                 },
         } => {
+            if if_missing && out.join("ca.pem").exists() {
+                println!("{} already holds a CA; kept it", out.display());
+                return Ok(());
+            }
             let facilities = if facility_ids.is_empty() {
                 (1..=facilities).map(|i| format!("facility-{i}")).collect()
             } else {
@@ -214,6 +253,17 @@ async fn run(command: Command) -> Result<()> {
             Ok(())
         }
         Command::Demo => psonet::demo::run(&mut std::io::stdout()).await,
+        Command::Health {
+            addr,
+            identity,
+            service,
+            timeout,
+        } => {
+            let wait = std::time::Duration::from_secs(timeout);
+            psonet::health_probe::check(&addr, &identity, &service, wait).await?;
+            println!("SERVING");
+            Ok(())
+        }
         Command::Bench {
             events,
             small_events,
@@ -293,6 +343,35 @@ fn run_audit(config: &std::path::Path, since: Option<&str>, verify: bool) -> Res
     };
     let mut out = std::io::stdout().lock();
     psonet_node::audit::report(&data_dir, since, verify, &mut out)?;
+    Ok(())
+}
+
+async fn run_node_action(action: NodeCommand) -> Result<()> {
+    match action {
+        NodeCommand::Audit {
+            config,
+            since,
+            verify,
+        } => run_audit(&config, since.as_deref(), verify)?,
+        NodeCommand::Backup {
+            node,
+            identity,
+            out,
+        } => {
+            let manifest = psonet::backup::fetch(&node, &identity, &out).await?;
+            print!("{}", psonet::backup::describe(&manifest, &out));
+        }
+        NodeCommand::Restore { config, file } => {
+            let (summary, dir) = psonet::backup::restore(&config, &file)?;
+            println!(
+                "restored {} entries ({} events, counters checked) of facility {} into {}",
+                summary.entries,
+                summary.events,
+                summary.facility_id,
+                dir.display()
+            );
+        }
+    }
     Ok(())
 }
 

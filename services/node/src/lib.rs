@@ -7,6 +7,8 @@
 
 pub mod aggregate;
 pub mod audit;
+pub mod backup;
+pub mod backup_service;
 pub mod config;
 pub mod group_commit;
 pub mod ledger;

@@ -2,12 +2,14 @@
 
 use crate::aggregate::{Aggregates, DisclosureRules};
 use crate::audit::{AUDIT_TREE, AuditTrail};
+use crate::backup_service::Backups;
 use crate::config::LoadedNodeConfig;
 use crate::ledger::{ANSWERS_TREE, BUDGET_TREE, Ledger};
 use crate::reporting::Reporting;
 use crate::store::{Store, StoreError};
 use psonet_core::auth::{AccessRule, Audience};
 use psonet_core::pb::aggregate_service_server::AggregateServiceServer;
+use psonet_core::pb::backup_service_server::BackupServiceServer;
 use psonet_core::pb::reporting_service_server::ReportingServiceServer;
 use psonet_core::serve::{Shutdown, bind, with_operations};
 use std::net::SocketAddr;
@@ -51,6 +53,8 @@ pub struct RunningNode {
 
 /// Full name of the local listener's service.
 const REPORTING_SERVICE: &str = "psonet.v1.ReportingService";
+/// Full name of the local listener's backup service.
+const BACKUP_SERVICE: &str = "psonet.v1.BackupService";
 /// Full name of the federation listener's service.
 const AGGREGATE_SERVICE: &str = "psonet.v1.AggregateService";
 
@@ -106,11 +110,20 @@ impl RunningNode {
             Reporting::new(store.clone()),
             local_rule.clone(),
         );
+        let backups = BackupServiceServer::with_interceptor(
+            Backups::new(store.clone(), config.facility_id.clone(), spool_dir(config)),
+            local_rule.clone(),
+        );
         let local_router = Server::builder()
             .tls_config(loaded.local_tls.server_config())?
-            .add_service(reporting);
-        let (local_router, local_health) =
-            with_operations(local_router, &local_rule, &[REPORTING_SERVICE]).await?;
+            .add_service(reporting)
+            .add_service(backups);
+        let (local_router, local_health) = with_operations(
+            local_router,
+            &local_rule,
+            &[REPORTING_SERVICE, BACKUP_SERVICE],
+        )
+        .await?;
         let local_server =
             local_router.serve_with_incoming_shutdown(local.incoming, shutdown.signalled());
 
@@ -139,7 +152,8 @@ impl RunningNode {
             store,
             shutdown,
             health: vec![
-                (local_health, REPORTING_SERVICE),
+                (local_health.clone(), REPORTING_SERVICE),
+                (local_health, BACKUP_SERVICE),
                 (federation_health, AGGREGATE_SERVICE),
             ],
             servers: vec![tokio::spawn(local_server), tokio::spawn(federation_server)],
@@ -161,4 +175,13 @@ impl RunningNode {
         tracing::info!("node stopped");
         Ok(())
     }
+}
+
+/// Where backups spool: beside the data directory, which the node may write to.
+fn spool_dir(config: &crate::config::NodeConfig) -> std::path::PathBuf {
+    config
+        .data_dir
+        .parent()
+        .map(std::path::Path::to_path_buf)
+        .unwrap_or_else(std::env::temp_dir)
 }

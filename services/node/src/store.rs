@@ -17,7 +17,7 @@ use sled::transaction::{ConflictableTransactionError, TransactionError, Transact
 use sled::{Transactional, Tree};
 use std::collections::{BTreeMap, HashMap};
 use std::path::Path;
-use std::sync::RwLock;
+use std::sync::{RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// A store failure.
@@ -104,6 +104,9 @@ pub struct Store {
     /// million events they hold about two million keys, which would cost more memory than a
     /// node's budget allows, and a range read of them costs milliseconds.
     rollup: RwLock<BTreeMap<[u8; CounterKey::LEN], u64>>,
+    /// Every write holds it shared; a backup holds it exclusively, so the copy is one point in
+    /// time (see [`Store::pause_writes`]).
+    writes: RwLock<()>,
 }
 
 impl Store {
@@ -113,6 +116,12 @@ impl Store {
             .path(dir)
             .cache_capacity(cache_bytes)
             .open()?;
+        Self::from_db(db)
+    }
+
+    /// The store in an open database (e.g. one just restored, which sled would not let this
+    /// process open again until its background threads let go of it).
+    pub fn from_db(db: sled::Db) -> Result<Self, StoreError> {
         let counters = db.open_tree("counters")?;
         let rollup = read_counters(&counters, Some(Family::Rollup))?;
         release_freed_memory();
@@ -123,6 +132,7 @@ impl Store {
             exposure: db.open_tree("exposure")?,
             commits: GroupCommit::default(),
             rollup: RwLock::new(rollup),
+            writes: RwLock::new(()),
             db,
         })
     }
@@ -130,6 +140,7 @@ impl Store {
     /// Stores `events` in one transaction: each new key gets an event and its counters, each
     /// known key (also one repeated within `events`) is a duplicate. Not yet durable.
     pub fn submit(&self, events: &[Event]) -> Result<Vec<SubmitOutcome>, StoreError> {
+        let _writing = self.write_gate()?;
         let ids: Vec<u64> = events
             .iter()
             .map(|_| self.db.generate_id())
@@ -168,6 +179,7 @@ impl Store {
     /// Replaces the stored event with the same idempotency key by `event`, keeping the old
     /// version in its history and moving its counts, in one transaction. Not yet durable.
     pub fn amend(&self, event: &Event, reason: &str) -> Result<AmendOutcome, StoreError> {
+        let _writing = self.write_gate()?;
         let amended_at = now_timestamp();
         let (outcome, deltas) = (&self.events, &self.keys, &self.counters).transaction(
             |(events_tx, keys_tx, counters_tx)| {
@@ -223,6 +235,7 @@ impl Store {
 
     /// Replaces the exposure of each record's (month, unit type, denominator), all or nothing.
     pub fn record_exposure(&self, records: &[Exposure]) -> Result<(), StoreError> {
+        let _writing = self.write_gate()?;
         let mut batch = sled::Batch::default();
         for r in records {
             batch.insert(
@@ -232,6 +245,24 @@ impl Store {
         }
         self.exposure.apply_batch(batch)?;
         Ok(())
+    }
+
+    /// Shared hold of the write gate, taken by every write for its whole duration.
+    fn write_gate(&self) -> Result<RwLockReadGuard<'_, ()>, StoreError> {
+        self.writes
+            .read()
+            .map_err(|_| StoreError::Corrupt("write gate poisoned".into()))
+    }
+
+    /// Waits for writes in progress to finish and holds every new one back until the guard is
+    /// dropped, together with the database to read: what a backup copies while it holds the
+    /// guard is one point in time.
+    pub fn pause_writes(&self) -> Result<(RwLockWriteGuard<'_, ()>, &sled::Db), StoreError> {
+        let guard = self
+            .writes
+            .write()
+            .map_err(|_| StoreError::Corrupt("write gate poisoned".into()))?;
+        Ok((guard, &self.db))
     }
 
     /// Makes every write applied so far durable (shared fsync; see [`GroupCommit`]).

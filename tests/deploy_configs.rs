@@ -1,0 +1,65 @@
+//! The configs shipped in `deploy/` are read by the same typed loaders the servers use
+//! (unknown keys are errors), so an example can never drift from what `psonet` accepts.
+
+use psonet_gateway::GatewayConfig;
+use psonet_node::NodeConfig;
+use std::path::Path;
+
+fn read(path: &str) -> String {
+    let path = Path::new(env!("CARGO_MANIFEST_DIR")).join(path);
+    std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{}: {e}", path.display()))
+}
+
+fn node(path: &str) -> NodeConfig {
+    toml::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+fn gateway(path: &str) -> GatewayConfig {
+    toml::from_str(&read(path)).unwrap_or_else(|e| panic!("{path}: {e}"))
+}
+
+#[test]
+fn the_documented_node_toml_sets_every_key() {
+    let config = node("deploy/node.toml");
+    // Every key is written out, so none is left at a default the reader cannot see.
+    let text = read("deploy/node.toml");
+    for key in [
+        "facility_id",
+        "network",
+        "data_dir",
+        "[local]",
+        "[local.tls]",
+        "[federation]",
+        "[federation.tls]",
+        "[disclosure]",
+        "min_cell_count",
+        "[store]",
+        "cache_capacity_mb",
+    ] {
+        assert!(
+            text.contains(key),
+            "deploy/node.toml does not document {key}"
+        );
+    }
+    assert_eq!(config.data_dir, Path::new("/var/lib/psonet/store"));
+    assert_eq!(config.local.listen.port(), 7111);
+    assert_eq!(config.federation.listen.port(), 7112);
+}
+
+#[test]
+fn compose_and_kubernetes_configs_load() {
+    for i in 1..=3 {
+        let config = node(&format!("deploy/compose/node-{i}.toml"));
+        assert_eq!(config.facility_id, format!("facility-{i}"));
+    }
+    node("deploy/kubernetes/base/node.toml");
+    for path in [
+        "deploy/compose/gateway.toml",
+        "deploy/kubernetes/base/gateway.toml",
+        "deploy/kubernetes/overlays/example/gateway.toml",
+    ] {
+        let config = gateway(path);
+        assert!(!config.facilities.is_empty(), "{path}: empty registry");
+        assert_eq!(config.listen.port(), 7100, "{path}");
+    }
+}
