@@ -90,6 +90,9 @@ enum Command {
         /// Seconds of the unary run.
         #[arg(long, default_value_t = 10)]
         unary_seconds: u64,
+        /// The node's sled page cache in MB (store.cache_capacity_mb).
+        #[arg(long, default_value_t = 64)]
+        cache_mb: u64,
     },
     /// Write synthetic events and exposure as NDJSON to standard output.
     Synth {
@@ -268,11 +271,13 @@ async fn run(command: Command) -> Result<()> {
             events,
             small_events,
             unary_seconds,
+            cache_mb,
         } => {
             let options = psonet::bench::BenchOptions {
                 events,
                 small_events,
                 unary_seconds,
+                cache_mb,
             };
             psonet::bench::run(&options, &mut std::io::stdout()).await
         }

@@ -10,10 +10,11 @@
 //! | `F` factors | event × contributing factor | factor + every single-valued dimension |
 //! | `X` category × factor | event × category × factor | both + every single-valued one |
 //! | `R` rollup | event × category | category, event type, harm |
+//! | `T` event rollup | event | event type, harm |
 //!
 //! `E` counts each event once, so totals never double count an event with several categories;
 //! `R` is a small rollup that answers the common month × category × harm benchmark with few
-//! keys. Keys sort by family then month, so a query over a month range is one ordered range
+//! keys, and `T` its totals that count each event once. Keys sort by family then month, so a query over a month range is one ordered range
 //! scan of one family, and its cost grows with the distinct tuples in the range, not with the
 //! number of events.
 
@@ -75,17 +76,26 @@ pub enum Family {
     CategoryFactors,
     /// One per event and category, keeping only event type and harm.
     Rollup,
+    /// One per event, keeping only event type and harm.
+    EventRollup,
 }
 
 impl Family {
     /// Every family, for recounts.
-    pub const ALL: [Family; 5] = [
+    pub const ALL: [Family; 6] = [
         Family::Events,
         Family::Categories,
         Family::Factors,
         Family::CategoryFactors,
         Family::Rollup,
+        Family::EventRollup,
     ];
+
+    /// Whether the family keeps only event type and harm besides category: its keys number a
+    /// few thousand however many events there are, so a node can hold it in memory.
+    pub fn is_rollup(self) -> bool {
+        matches!(self, Family::Rollup | Family::EventRollup)
+    }
 
     /// The first byte of the family's keys.
     pub fn prefix(self) -> u8 {
@@ -95,6 +105,7 @@ impl Family {
             Family::Factors => b'F',
             Family::CategoryFactors => b'X',
             Family::Rollup => b'R',
+            Family::EventRollup => b'T',
         }
     }
 
@@ -137,7 +148,10 @@ impl CounterKey {
             factor,
             single,
         };
-        let mut keys = vec![key(Family::Events, 0, 0, single)];
+        let mut keys = vec![
+            key(Family::Events, 0, 0, single),
+            key(Family::EventRollup, 0, 0, single.rollup()),
+        ];
         for c in &event.categories {
             keys.push(key(Family::Categories, *c as u8, 0, single));
             keys.push(key(Family::Rollup, *c as u8, 0, single.rollup()));
@@ -235,6 +249,7 @@ mod tests {
         assert_eq!(count(Family::Events), 1);
         assert_eq!(count(Family::Categories), 2);
         assert_eq!(count(Family::Rollup), 2);
+        assert_eq!(count(Family::EventRollup), 1);
         assert_eq!(count(Family::Factors), 2);
         assert_eq!(count(Family::CategoryFactors), 4);
     }

@@ -213,6 +213,7 @@ impl AggregateQuery {
             (false, true) => Family::Factors,
             (true, false) if rollup_only => Family::Rollup,
             (true, false) => Family::Categories,
+            (false, false) if rollup_only => Family::EventRollup,
             (false, false) => Family::Events,
         }
     }
@@ -364,7 +365,8 @@ mod tests {
             plan(&[D::Category, D::UnitType], none()),
             Family::Categories
         );
-        assert_eq!(plan(&[D::Harm], none()), Family::Events);
+        assert_eq!(plan(&[D::Harm], none()), Family::EventRollup);
+        assert_eq!(plan(&[D::Harm, D::UnitType], none()), Family::Events);
         assert_eq!(plan(&[D::ContributingFactor], none()), Family::Factors);
         assert_eq!(
             plan(&[D::ContributingFactor, D::Category], none()),

@@ -98,8 +98,8 @@ pub struct Store {
     counters: Tree,
     exposure: Tree,
     commits: GroupCommit,
-    /// The rollup family of the counters mirrored in memory: the network benchmark's month ×
-    /// category × harm query reads it without touching sled pages. Updated with exactly the
+    /// The rollup families of the counters mirrored in memory: the network benchmark's month ×
+    /// category × harm query and its event totals read them without touching sled pages. Updated with exactly the
     /// deltas of each committed transaction. The detailed families stay on disk only: at a
     /// million events they hold about two million keys, which would cost more memory than a
     /// node's budget allows, and a range read of them costs milliseconds.
@@ -123,7 +123,7 @@ impl Store {
     /// process open again until its background threads let go of it).
     pub fn from_db(db: sled::Db) -> Result<Self, StoreError> {
         let counters = db.open_tree("counters")?;
-        let rollup = read_counters(&counters, Some(Family::Rollup))?;
+        let rollup = read_rollups(&counters)?;
         release_freed_memory();
         Ok(Self {
             events: db.open_tree("events")?,
@@ -297,7 +297,7 @@ impl Store {
         }
     }
 
-    /// The cells of `query`, read from one counter family (the rollup from memory, the others
+    /// The cells of `query`, read from one counter family (the rollups from memory, the others
     /// from sled), never from events.
     pub fn aggregate(&self, query: &AggregateQuery) -> Result<BTreeMap<CellKey, u64>, StoreError> {
         let mut cells = BTreeMap::new();
@@ -307,7 +307,7 @@ impl Store {
             query.accumulate(&key, count, &mut cells);
             Ok(())
         };
-        if query.family() == Family::Rollup {
+        if query.family().is_rollup() {
             let rollup = self.read_rollup()?;
             let mut lower = [0u8; CounterKey::LEN];
             lower[..start.len()].copy_from_slice(&start);
@@ -339,8 +339,7 @@ impl Store {
         let Ok(mut cube) = self.rollup.write() else {
             return;
         };
-        let rollup = Family::Rollup.prefix();
-        for (key, delta) in deltas.0.iter().filter(|(key, _)| key[0] == rollup) {
+        for (key, delta) in deltas.0.iter().filter(|(key, _)| is_rollup_key(key)) {
             let now = cube.get(key).copied().unwrap_or(0) as i64 + delta;
             if now > 0 {
                 cube.insert(*key, now as u64);
@@ -410,7 +409,7 @@ impl Store {
         }
         let stored = read_counters(&self.counters, None)?;
         let mirror = self.read_rollup()?;
-        if *mirror != read_counters(&self.counters, Some(Family::Rollup))? {
+        if *mirror != read_rollups(&self.counters)? {
             return Err(StoreError::Corrupt(
                 "the in-memory counters differ from the stored ones".into(),
             ));
@@ -481,6 +480,21 @@ fn read_counters(
         out.insert(key, decode_u64(&value));
     }
     Ok(out)
+}
+
+/// The rollup families' counters, which the store mirrors in memory.
+fn read_rollups(counters: &Tree) -> Result<BTreeMap<[u8; CounterKey::LEN], u64>, StoreError> {
+    let mut out = BTreeMap::new();
+    for family in Family::ALL.into_iter().filter(|f| f.is_rollup()) {
+        out.extend(read_counters(counters, Some(family))?);
+    }
+    Ok(out)
+}
+
+fn is_rollup_key(key: &[u8; CounterKey::LEN]) -> bool {
+    Family::ALL
+        .into_iter()
+        .any(|f| f.is_rollup() && f.prefix() == key[0])
 }
 
 /// Hands the heap freed by sled's recovery back to the operating system: opening a large
