@@ -138,12 +138,23 @@ enum PkiCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let server = matches!(cli.command, Command::Node { .. } | Command::Gateway { .. });
-    init_logging(if server { "info" } else { "warn" });
+    let service = match cli.command {
+        Command::Node { .. } => Some("psonet-node"),
+        Command::Gateway { .. } => Some("psonet-gateway"),
+        _ => None,
+    };
     psonet_core::tls::install_crypto_provider();
     let result = tokio::runtime::Runtime::new()
         .context("starting the async runtime")
-        .and_then(|runtime| runtime.block_on(run(cli.command)));
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let filter = if service.is_some() { "info" } else { "warn" };
+                let telemetry = psonet_core::telemetry::init(service.unwrap_or("psonet"), filter)?;
+                let result = run(cli.command).await;
+                telemetry.shutdown();
+                result
+            })
+        });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -152,15 +163,6 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 async fn run(command: Command) -> Result<()> {

@@ -1,13 +1,18 @@
-//! Fan-out: ask every node at once, wait for none longer than its deadline.
+//! Fan-out: ask every node at once, through its client stack, and wait for none longer than its
+//! deadline.
 //!
 //! Each node's answer or failure is classified into a coverage status, so a benchmark always
-//! says exactly who answered and why the others did not.
+//! says exactly who answered and why the others did not. The fan-out is one span and each node
+//! call a child span whose context travels to the node, so a benchmark is one trace.
 
+use crate::breaker::BreakerOpen;
 use crate::registry::{Facility, Registry};
 use futures::future::join_all;
 use psonet_core::diagnose::{Failure, diagnose};
-use psonet_core::pb::{self, CoverageStatus, aggregate_service_client::AggregateServiceClient};
+use psonet_core::pb::{self, CoverageStatus};
 use std::time::{Duration, Instant};
+use tower::{BoxError, ServiceExt};
+use tracing::Instrument;
 
 /// What one node gave back.
 pub struct NodeAnswer {
@@ -23,50 +28,33 @@ pub struct NodeAnswer {
     pub latency: Duration,
 }
 
-/// Sends `request` to every facility concurrently; each gets at most `deadline`.
+/// Sends `request` to every facility concurrently; each gets at most `deadline` (the node
+/// stack enforces the configured node deadline; `deadline` bounds it further when shorter).
 pub async fn fan_out(
     registry: &Registry,
     request: pb::AggregateRequest,
     deadline: Duration,
 ) -> Vec<NodeAnswer> {
+    let span = tracing::info_span!("fan_out", facilities = registry.facilities().len());
     let calls = registry
         .facilities()
         .iter()
         .map(|facility| ask(facility, request.clone(), deadline));
-    join_all(calls).await
+    join_all(calls).instrument(span).await
 }
 
 async fn ask(facility: &Facility, request: pb::AggregateRequest, deadline: Duration) -> NodeAnswer {
     let started = Instant::now();
-    let mut client = AggregateServiceClient::new(facility.channel.clone());
-    let mut request = tonic::Request::new(request);
-    request.set_timeout(deadline);
-    let outcome = tokio::time::timeout(deadline, client.aggregate(request)).await;
-    let peer = format!(
-        "the node of facility {} at {}",
-        facility.id, facility.endpoint
-    );
+    let span = tracing::info_span!("node_call", facility = %facility.id, otel.kind = "client");
+    let call = facility.service.clone().oneshot(request);
+    let outcome = tokio::time::timeout(deadline, call).instrument(span).await;
+    let outcome = outcome.unwrap_or_else(|_| Err(tower::timeout::error::Elapsed::new().into()));
     let (response, status, detail) = match outcome {
-        Ok(Ok(response)) => (
-            Some(response.into_inner()),
-            CoverageStatus::Ok,
-            String::new(),
-        ),
-        Ok(Err(status)) => {
-            let failure = diagnose(&status, &peer);
-            let coverage = match failure {
-                Failure::Unreachable(_) => CoverageStatus::Unavailable,
-                Failure::Refused(_) => CoverageStatus::Refused,
-                Failure::TimedOut(_) => CoverageStatus::TimedOut,
-                Failure::Invalid(_) | Failure::Other(_) => CoverageStatus::Error,
-            };
-            (None, coverage, failure.explanation().to_string())
+        Ok(response) => (Some(response), CoverageStatus::Ok, String::new()),
+        Err(error) => {
+            let (status, detail) = classify(&error, facility, deadline);
+            (None, status, detail)
         }
-        Err(_) => (
-            None,
-            CoverageStatus::TimedOut,
-            format!("{peer} did not answer within {} ms", deadline.as_millis()),
-        ),
     };
     if status != CoverageStatus::Ok {
         tracing::warn!(facility = %facility.id, status = status.as_str_name(), %detail, "node did not contribute");
@@ -78,4 +66,40 @@ async fn ask(facility: &Facility, request: pb::AggregateRequest, deadline: Durat
         detail,
         latency: started.elapsed(),
     }
+}
+
+/// Names a failed node call precisely: which layer stopped it, or what the node or the
+/// transport said.
+fn classify(error: &BoxError, facility: &Facility, deadline: Duration) -> (CoverageStatus, String) {
+    let peer = format!(
+        "the node of facility {} at {}",
+        facility.id, facility.endpoint
+    );
+    if error.is::<tower::timeout::error::Elapsed>() {
+        let ms = deadline.as_millis();
+        return (
+            CoverageStatus::TimedOut,
+            format!("{peer} did not answer within {ms} ms"),
+        );
+    }
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        return (
+            CoverageStatus::Unavailable,
+            format!("{peer} was not asked: too many calls to it already in flight (load shed)"),
+        );
+    }
+    if let Some(open) = error.downcast_ref::<BreakerOpen>() {
+        return (CoverageStatus::Unavailable, format!("{peer} was {open}"));
+    }
+    let Some(status) = error.downcast_ref::<tonic::Status>() else {
+        return (CoverageStatus::Error, format!("{peer}: {error}"));
+    };
+    let failure = diagnose(status, &peer);
+    let coverage = match failure {
+        Failure::Unreachable(_) => CoverageStatus::Unavailable,
+        Failure::Refused(_) => CoverageStatus::Refused,
+        Failure::TimedOut(_) => CoverageStatus::TimedOut,
+        Failure::Invalid(_) | Failure::Other(_) => CoverageStatus::Error,
+    };
+    (coverage, failure.explanation().to_string())
 }

@@ -5,11 +5,15 @@
 //! the coverage of every facility. It keeps no raw report and no state a restart would lose.
 
 pub mod benchmark;
+pub mod breaker;
 pub mod config;
 pub mod fanout;
 pub mod merge;
+pub mod node_call;
 pub mod registry;
+pub mod retry;
 pub mod server;
+pub mod stack;
 
 pub use config::GatewayConfig;
 pub use server::{GatewayError, RunningGateway};

@@ -9,6 +9,10 @@ use psonet_core::serve::{Shutdown, bind, with_operations};
 use std::net::SocketAddr;
 use tokio::task::JoinHandle;
 use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
+use tower::limit::GlobalConcurrencyLimitLayer;
+use tower::load_shed::LoadShedLayer;
 
 /// Why the gateway could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -27,11 +31,15 @@ pub enum GatewayError {
     Task(#[from] tokio::task::JoinError),
 }
 
+/// Full name of the gateway's service.
+const BENCHMARK_SERVICE: &str = "psonet.v1.BenchmarkService";
+
 /// A started gateway.
 pub struct RunningGateway {
     /// Address of the `BenchmarkService` listener.
     pub addr: SocketAddr,
     shutdown: Shutdown,
+    health: HealthReporter,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
@@ -47,22 +55,33 @@ impl RunningGateway {
             Benchmarks::new(registry, config.fanout.node_deadline(), loaded.small_cells),
             rule.clone(),
         );
+        // Past `max_concurrent_benchmarks` calls in flight, a call is refused at once with
+        // RESOURCE_EXHAUSTED (load shed) instead of queueing without bound.
         let router = Server::builder()
             .tls_config(loaded.tls.server_config())?
+            .trace_fn(|request| psonet_core::telemetry::rpc_span("gateway", request))
+            .layer(LoadShedLayer::new())
+            .layer(GlobalConcurrencyLimitLayer::new(
+                config.fanout.max_concurrent_benchmarks,
+            ))
             .add_service(benchmarks);
-        let (router, _health) =
-            with_operations(router, &rule, &["psonet.v1.BenchmarkService"]).await?;
+        let (router, health) =
+            with_operations(router, &rule, &[BENCHMARK_SERVICE]).await?;
         let server = router.serve_with_incoming_shutdown(listener.incoming, shutdown.signalled());
         tracing::info!(addr = %listener.addr, facilities = config.facilities.len(), "gateway started");
         Ok(Self {
             addr: listener.addr,
             shutdown,
+            health,
             server: tokio::spawn(server),
         })
     }
 
     /// Stops accepting calls and lets in-flight calls finish.
     pub async fn shutdown(self) -> Result<(), GatewayError> {
+        self.health
+            .set_service_status(BENCHMARK_SERVICE, ServingStatus::NotServing)
+            .await;
         self.shutdown.trigger();
         self.server.await??;
         tracing::info!("gateway stopped");

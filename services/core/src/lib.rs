@@ -16,6 +16,7 @@ pub mod network_release;
 pub mod query;
 pub mod serve;
 pub mod suppression;
+pub mod telemetry;
 pub mod tls;
 pub mod violations;
 pub mod wire;

@@ -68,11 +68,11 @@ impl Default for Shutdown {
 /// router, behind the same access rule as the listener's own services. Reflection lists only
 /// `services`, so it describes exactly what this listener serves. Every service starts
 /// `SERVING`: a router is only built once the store is open and the certificates are loaded.
-pub async fn with_operations(
-    router: Router,
+pub async fn with_operations<L>(
+    router: Router<L>,
     rule: &AccessRule,
     services: &[&str],
-) -> Result<(Router, HealthReporter), tonic_reflection::server::Error> {
+) -> Result<(Router<L>, HealthReporter), tonic_reflection::server::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for service in services {
         reporter

@@ -8,6 +8,7 @@ use psonet_core::auth::{AccessRule, Audience};
 use psonet_core::pb::aggregate_service_server::AggregateServiceServer;
 use psonet_core::pb::reporting_service_server::ReportingServiceServer;
 use psonet_core::serve::{Shutdown, bind, with_operations};
+use psonet_core::telemetry::rpc_span;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -80,8 +81,10 @@ impl RunningNode {
             Reporting::new(store.clone()),
             local_rule.clone(),
         );
+        let local_label = format!("{} local", config.facility_id);
         let local_router = Server::builder()
             .tls_config(loaded.local_tls.server_config())?
+            .trace_fn(move |request| rpc_span(&local_label, request))
             .add_service(reporting);
         let (local_router, local_health) =
             with_operations(local_router, &local_rule, &[REPORTING_SERVICE]).await?;
@@ -93,8 +96,10 @@ impl RunningNode {
             Aggregates::new(store.clone(), loaded.small_cells),
             federation_rule.clone(),
         );
+        let federation_label = format!("{} federation", config.facility_id);
         let federation_router = Server::builder()
             .tls_config(loaded.federation_tls.server_config())?
+            .trace_fn(move |request| rpc_span(&federation_label, request))
             .add_service(aggregates);
         let (federation_router, federation_health) =
             with_operations(federation_router, &federation_rule, &[AGGREGATE_SERVICE]).await?;
