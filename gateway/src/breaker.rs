@@ -8,6 +8,7 @@
 //! above it fired) counts as a failure, so a frozen node trips the breaker just like a refused
 //! connection; one dropped early (the benchmark's caller went away) does not count.
 
+use psonet_core::diagnose::diagnose;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};
@@ -135,6 +136,11 @@ impl Breaker {
         s.backoff = self.policy.backoff;
     }
 
+    fn record_timeout(&self) {
+        let ms = self.policy.deadline.as_millis();
+        self.record_failure(format!("did not answer within {ms} ms"));
+    }
+
     fn record_failure(&self, why: String) {
         let mut s = self.lock();
         s.consecutive_failures = s.consecutive_failures.saturating_add(1);
@@ -164,6 +170,8 @@ impl Breaker {
 pub trait Trips {
     /// `Some(reason)` when the failure should count against the node.
     fn trips(&self) -> Option<String>;
+    /// Whether the call ran out of time (reported like a call dropped at the deadline).
+    fn timed_out(&self) -> bool;
 }
 
 impl Trips for tonic::Status {
@@ -171,10 +179,17 @@ impl Trips for tonic::Status {
         use tonic::Code::*;
         match self.code() {
             Unavailable | DeadlineExceeded | Cancelled | Unknown | Internal => {
-                Some(format!("{:?}: {}", self.code(), self.message()))
+                Some(diagnose(self, "the node").explanation().to_string())
             }
             _ => None,
         }
+    }
+
+    fn timed_out(&self) -> bool {
+        matches!(
+            self.code(),
+            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
+        )
     }
 }
 
@@ -220,8 +235,7 @@ struct Outcome {
 impl Drop for Outcome {
     fn drop(&mut self) {
         if !self.done && self.started.elapsed() >= self.breaker.policy.deadline * 4 / 5 {
-            self.breaker
-                .record_failure("no answer before the deadline".into());
+            self.breaker.record_timeout();
         }
     }
 }
@@ -256,6 +270,7 @@ where
             outcome.done = true;
             match &result {
                 Ok(_) => outcome.breaker.record_success(),
+                Err(e) if e.timed_out() => outcome.breaker.record_timeout(),
                 Err(e) => match e.trips() {
                     Some(why) => outcome.breaker.record_failure(why),
                     None => outcome.breaker.record_success(),
@@ -332,6 +347,6 @@ mod tests {
             });
         }
         assert_eq!(b.state(), BreakerState::Open);
-        assert!(b.admit().unwrap_err().last_failure.contains("deadline"));
+        assert!(b.admit().unwrap_err().last_failure.contains("within 10 ms"));
     }
 }

@@ -135,10 +135,16 @@ impl FanoutConfig {
 impl FanoutConfig {
     fn check(&self) -> Result<(), ConfigError> {
         let positive = [
-            ("fanout.max_in_flight_per_node", self.max_in_flight_per_node as u64),
+            (
+                "fanout.max_in_flight_per_node",
+                self.max_in_flight_per_node as u64,
+            ),
             ("fanout.breaker_failures", u64::from(self.breaker_failures)),
             ("fanout.breaker_backoff_ms", self.breaker_backoff_ms),
-            ("fanout.max_concurrent_benchmarks", self.max_concurrent_benchmarks as u64),
+            (
+                "fanout.max_concurrent_benchmarks",
+                self.max_concurrent_benchmarks as u64,
+            ),
         ];
         if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
             return Err(ConfigError::invalid(*key, "must be at least 1"));

@@ -75,12 +75,12 @@ fn classify(error: &BoxError, facility: &Facility, deadline: Duration) -> (Cover
         "the node of facility {} at {}",
         facility.id, facility.endpoint
     );
+    let timed_out = (
+        CoverageStatus::TimedOut,
+        format!("{peer} did not answer within {} ms", deadline.as_millis()),
+    );
     if error.is::<tower::timeout::error::Elapsed>() {
-        let ms = deadline.as_millis();
-        return (
-            CoverageStatus::TimedOut,
-            format!("{peer} did not answer within {ms} ms"),
-        );
+        return timed_out;
     }
     if error.is::<tower::load_shed::error::Overloaded>() {
         return (
@@ -98,7 +98,8 @@ fn classify(error: &BoxError, facility: &Facility, deadline: Duration) -> (Cover
     let coverage = match failure {
         Failure::Unreachable(_) => CoverageStatus::Unavailable,
         Failure::Refused(_) => CoverageStatus::Refused,
-        Failure::TimedOut(_) => CoverageStatus::TimedOut,
+        // The channel's own grpc-timeout can fire a hair before the deadline layer.
+        Failure::TimedOut(_) => return timed_out,
         Failure::Invalid(_) | Failure::Other(_) => CoverageStatus::Error,
     };
     (coverage, failure.explanation().to_string())

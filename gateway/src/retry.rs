@@ -2,10 +2,8 @@
 //! answer (connection refused or reset) is sent again — but only while retries stay a small
 //! share of all calls, so a failing network is not hit twice as hard.
 
-use crate::breaker::BreakerOpen;
 use std::sync::Arc;
 use std::time::Duration;
-use tower::BoxError;
 use tower::retry::Policy;
 use tower::retry::budget::{Budget, TpsBudget};
 
@@ -42,22 +40,17 @@ impl BudgetedRetry {
 
 /// Only failures where the node surely did not run the query and may answer on a new try:
 /// the transport could not reach it. Not time-outs (the deadline is spent), not refusals.
-fn worth_retrying(error: &BoxError) -> bool {
-    if error.is::<BreakerOpen>() {
-        return false;
-    }
-    error.downcast_ref::<tonic::Status>().is_some_and(|s| {
-        s.code() == tonic::Code::Unavailable && std::error::Error::source(s).is_some()
-    })
+fn worth_retrying(status: &tonic::Status) -> bool {
+    status.code() == tonic::Code::Unavailable && std::error::Error::source(status).is_some()
 }
 
-impl<Req: Clone, Res> Policy<Req, Res, BoxError> for BudgetedRetry {
+impl<Req: Clone, Res> Policy<Req, Res, tonic::Status> for BudgetedRetry {
     type Future = tokio::time::Sleep;
 
     fn retry(
         &mut self,
         _req: &mut Req,
-        result: &mut Result<Res, BoxError>,
+        result: &mut Result<Res, tonic::Status>,
     ) -> Option<Self::Future> {
         match result {
             Ok(_) => {
@@ -92,15 +85,9 @@ mod tests {
     #[test]
     fn only_transport_failures_are_retried() {
         let transport = transport_failure(std::io::ErrorKind::ConnectionRefused);
-        assert!(worth_retrying(&transport.into()));
-        assert!(!worth_retrying(&tonic::Status::unavailable("node says so").into()));
-        assert!(!worth_retrying(&tonic::Status::permission_denied("no").into()));
-        let open = BreakerOpen {
-            failures: 5,
-            last_failure: String::new(),
-            next_probe_in: Duration::ZERO,
-        };
-        assert!(!worth_retrying(&open.into()));
+        assert!(worth_retrying(&transport));
+        assert!(!worth_retrying(&tonic::Status::unavailable("node says so")));
+        assert!(!worth_retrying(&tonic::Status::permission_denied("no")));
     }
 
     #[tokio::test]
@@ -110,7 +97,7 @@ mod tests {
         for _ in 0..100 {
             let mut p = policy.clone();
             let failure = transport_failure(std::io::ErrorKind::ConnectionReset);
-            let mut result: Result<(), BoxError> = Err(failure.into());
+            let mut result: Result<(), tonic::Status> = Err(failure);
             if p.retry(&mut (), &mut result).is_some() {
                 granted += 1;
             }

@@ -65,8 +65,7 @@ impl RunningGateway {
                 config.fanout.max_concurrent_benchmarks,
             ))
             .add_service(benchmarks);
-        let (router, health) =
-            with_operations(router, &rule, &[BENCHMARK_SERVICE]).await?;
+        let (router, health) = with_operations(router, &rule, &[BENCHMARK_SERVICE]).await?;
         let server = router.serve_with_incoming_shutdown(listener.incoming, shutdown.signalled());
         tracing::info!(addr = %listener.addr, facilities = config.facilities.len(), "gateway started");
         Ok(Self {

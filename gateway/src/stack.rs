@@ -8,10 +8,11 @@
 //! 2. **load shedding** + 3. **concurrency limit** — at most `max_in_flight_per_node` calls
 //!    to one node; one more fails at once instead of queueing behind a slow node (the shed
 //!    layer sits directly above the limit so that "full" means "shed", not "wait");
-//! 4. **retry with a budget** — aggregates are idempotent, so a call the transport could not
-//!    deliver is sent again, while retries stay a small share of all calls;
-//! 5. **breaker** — after repeated failures the node is not asked until a probe, sent with
-//!    exponential backoff, succeeds.
+//! 4. **breaker** — after repeated failures the node is not asked until a probe, sent with
+//!    exponential backoff, succeeds. It sits above the retry so that one call counts once,
+//!    however many attempts the retry made;
+//! 5. **retry with a budget** — aggregates are idempotent, so a call the transport could not
+//!    deliver is sent again, while retries stay a small share of all calls.
 //!
 //! Below them the channel connects lazily, with a bounded connect time (see
 //! [`crate::registry`]), so a dead node costs nothing until it is asked and little when it is.
@@ -34,8 +35,8 @@ pub fn node_stack(channel: Channel, breaker: Breaker, fanout: &FanoutConfig) -> 
         .timeout(fanout.node_deadline())
         .load_shed()
         .concurrency_limit(fanout.max_in_flight_per_node)
-        .retry(BudgetedRetry::new(fanout.retry_budget_percent))
         .layer(BreakerLayer::new(breaker))
+        .retry(BudgetedRetry::new(fanout.retry_budget_percent))
         .service(AggregateCall::new(channel, fanout.node_deadline()));
     BoxCloneSyncService::new(stack)
 }

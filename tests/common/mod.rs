@@ -138,6 +138,28 @@ impl TestNode {
         ));
     }
 
+    /// Writes the ports the node listens on now into its config, so a restart keeps them
+    /// (as a real node with fixed ports would).
+    pub fn pin_ports(&self) {
+        let text = std::fs::read_to_string(&self.config).expect("node config");
+        let mut config: toml::Value = toml::from_str(&text).expect("node config is TOML");
+        for (section, addr) in [("local", self.local()), ("federation", self.federation())] {
+            config[section]["listen"] = toml::Value::String(addr.to_string());
+        }
+        std::fs::write(&self.config, toml::to_string(&config).unwrap()).unwrap();
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) {
+        let mut process = self.process.take().expect("node running");
+        process.signal("TERM");
+        assert!(
+            process.wait_success(),
+            "node {} did not exit cleanly",
+            self.id
+        );
+    }
+
     /// SIGKILLs the node.
     pub fn kill(&mut self) {
         if let Some(mut p) = self.process.take() {
@@ -197,12 +219,18 @@ impl TestNetwork {
 
     /// Starts the gateway with the nodes' real addresses and a per-node deadline.
     pub fn start_gateway(&mut self, node_deadline_ms: u64) {
+        self.start_gateway_with(|config| config.fanout.node_deadline_ms = node_deadline_ms);
+    }
+
+    /// Starts the gateway with the nodes' real addresses, after `adjust` has had its say on
+    /// the configuration.
+    pub fn start_gateway_with(&mut self, adjust: impl FnOnce(&mut GatewayConfig)) {
         let mut config: GatewayConfig =
             toml::from_str(&std::fs::read_to_string(&self.layout.gateway_config).unwrap()).unwrap();
         for (entry, node) in config.facilities.iter_mut().zip(&self.nodes) {
             entry.endpoint = format!("https://127.0.0.1:{}", node.federation().port());
         }
-        config.fanout.node_deadline_ms = node_deadline_ms;
+        adjust(&mut config);
         let path = self.layout.out.join("gateway-test.toml");
         std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
         let path = path.to_string_lossy().to_string();

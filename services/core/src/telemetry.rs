@@ -58,9 +58,8 @@ impl Telemetry {
 /// `default_filter`), and OTLP export as `service` when `OTEL_EXPORTER_OTLP_ENDPOINT` is set.
 /// Call inside the tokio runtime: the exporter's channel lives on it.
 pub fn init(service: &'static str, default_filter: &str) -> Result<Telemetry, TelemetryError> {
-    let filter = || {
-        EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter))
-    };
+    let filter =
+        || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
     let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
         .with_filter(filter());
