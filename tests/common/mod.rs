@@ -31,10 +31,16 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `psonet <args>` and waits for its ready line.
     pub fn spawn(args: &[&str], log: &Path) -> Self {
+        Self::spawn_with_env(args, log, &[])
+    }
+
+    /// Starts `psonet <args>` with extra environment variables and waits for its ready line.
+    pub fn spawn_with_env(args: &[&str], log: &Path, env: &[(String, String)]) -> Self {
         let log_file = std::fs::File::create(log).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_psonet"))
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
             .spawn()
@@ -115,6 +121,7 @@ pub struct TestNode {
     pub client_identity: PathBuf,
     pub process: Option<ServerProcess>,
     log: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl TestNode {
@@ -132,9 +139,10 @@ impl TestNode {
     /// Starts (or restarts) the node on its config and data directory.
     pub fn start(&mut self) {
         let config = self.config.to_string_lossy().to_string();
-        self.process = Some(ServerProcess::spawn(
+        self.process = Some(ServerProcess::spawn_with_env(
             &["node", "--config", &config],
             &self.log,
+            &self.env,
         ));
     }
 
@@ -179,11 +187,21 @@ pub struct TestNetwork {
     pub layout: NetworkLayout,
     pub nodes: Vec<TestNode>,
     pub gateway: Option<ServerProcess>,
+    env: Vec<(String, String)>,
 }
 
 impl TestNetwork {
     /// Issues certificates with `pki init` and starts `facilities` node processes.
     pub fn start(facilities: usize) -> Self {
+        Self::start_with_env(facilities, &[])
+    }
+
+    /// As [`TestNetwork::start`], every process (gateway too) with extra environment variables.
+    pub fn start_with_env(facilities: usize, env: &[(&str, &str)]) -> Self {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let dir = tempfile::tempdir().expect("tempdir");
         let layout = pki::init(&InitOptions {
             network: NETWORK.into(),
@@ -204,6 +222,7 @@ impl TestNetwork {
                     client_identity: f.client_identity.clone(),
                     process: None,
                     log: dir.path().join(format!("{}.log", f.id)),
+                    env: env.clone(),
                 };
                 node.start();
                 node
@@ -214,6 +233,7 @@ impl TestNetwork {
             layout,
             nodes,
             gateway: None,
+            env,
         }
     }
 
@@ -235,7 +255,11 @@ impl TestNetwork {
         std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
         let path = path.to_string_lossy().to_string();
         let log = self.dir.path().join("gateway.log");
-        self.gateway = Some(ServerProcess::spawn(&["gateway", "--config", &path], &log));
+        self.gateway = Some(ServerProcess::spawn_with_env(
+            &["gateway", "--config", &path],
+            &log,
+            &self.env,
+        ));
     }
 
     pub fn gateway_addr(&self) -> SocketAddr {
