@@ -54,7 +54,10 @@ async fn sigterm_lets_the_stream_in_flight_finish_and_keeps_what_it_acknowledged
     net.nodes[0].start();
     let aggregate = net
         .aggregate_client(0)
-        .aggregate(aggregate_request(&Month::current().to_string(), &Month::current().to_string()))
+        .aggregate(aggregate_request(
+            &Month::current().to_string(),
+            &Month::current().to_string(),
+        ))
         .await
         .unwrap()
         .into_inner();

@@ -7,6 +7,7 @@
 pub mod benchmark;
 pub mod breaker;
 pub mod config;
+pub mod connector;
 pub mod fanout;
 pub mod merge;
 pub mod node_call;

@@ -7,8 +7,10 @@
 
 use crate::breaker::{Breaker, BreakerPolicy};
 use crate::config::{FacilityEntry, FanoutConfig};
+use crate::connector::NodeConnector;
 use crate::stack::{NodeService, node_stack};
-use psonet_core::tls::TlsMaterial;
+use rustls::ClientConfig;
+use std::sync::Arc;
 use tonic::transport::{Channel, Endpoint};
 
 /// A facility the gateway can query.
@@ -26,6 +28,17 @@ pub struct Facility {
     pub breaker: Breaker,
 }
 
+/// Why the registry could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// An endpoint is not a URI.
+    #[error("a facility endpoint is not a URI")]
+    Endpoint(#[from] tonic::transport::Error),
+    /// A server name is not a DNS name or IP address.
+    #[error("facility {0}: {1}")]
+    ServerName(String, String),
+}
+
 /// Every facility of the network, in configuration order.
 #[derive(Clone)]
 pub struct Registry {
@@ -33,12 +46,13 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Builds a channel and client stack per facility; none connects yet.
+    /// Builds a channel and client stack per facility; none connects yet. `tls` presents the
+    /// gateway's (reloadable) client certificate.
     pub fn new(
         entries: &[FacilityEntry],
-        tls: &TlsMaterial,
+        tls: Arc<ClientConfig>,
         fanout: &FanoutConfig,
-    ) -> Result<Self, tonic::transport::Error> {
+    ) -> Result<Self, RegistryError> {
         let policy = BreakerPolicy {
             failures: fanout.breaker_failures,
             backoff: fanout.breaker_backoff(),
@@ -48,11 +62,13 @@ impl Registry {
         let facilities = entries
             .iter()
             .map(|entry| {
-                let channel = Endpoint::from_shared(entry.endpoint.clone())?
-                    .tls_config(tls.client_config(&entry.server_name()))?
+                // TLS is the connector's job, so the channel itself speaks plain HTTP/2 to it.
+                let plain = entry.endpoint.replacen("https://", "http://", 1);
+                let connector = NodeConnector::new(tls.clone(), &entry.server_name())
+                    .map_err(|why| RegistryError::ServerName(entry.id.clone(), why))?;
+                let channel = Endpoint::from_shared(plain)?
                     .connect_timeout(fanout.connect_timeout().min(fanout.node_deadline()))
-                    .tcp_nodelay(true)
-                    .connect_lazy();
+                    .connect_with_connector_lazy(connector);
                 let breaker = Breaker::new(policy);
                 Ok(Facility {
                     id: entry.id.clone(),
@@ -62,7 +78,7 @@ impl Registry {
                     breaker,
                 })
             })
-            .collect::<Result<_, tonic::transport::Error>>()?;
+            .collect::<Result<_, RegistryError>>()?;
         Ok(Self { facilities })
     }
 

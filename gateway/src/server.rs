@@ -3,9 +3,13 @@
 use crate::benchmark::Benchmarks;
 use crate::config::LoadedGatewayConfig;
 use crate::registry::Registry;
+use crate::registry::RegistryError;
 use psonet_core::auth::{AccessRule, Audience};
 use psonet_core::pb::benchmark_service_server::BenchmarkServiceServer;
-use psonet_core::serve::{Shutdown, bind, with_operations};
+use psonet_core::serve::{
+    CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, tls_incoming, with_operations,
+};
+use psonet_core::tls::{ReloadableIdentity, TlsError};
 use std::net::SocketAddr;
 use tokio::task::JoinHandle;
 use tonic::transport::Server;
@@ -23,6 +27,12 @@ pub enum GatewayError {
     /// The TLS setup, an endpoint or the server failed.
     #[error("TLS setup or the server failed")]
     Transport(#[from] tonic::transport::Error),
+    /// The certificate, key or CA is not usable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The facility registry could not be built.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     /// The reflection service could not be built.
     #[error("reflection setup failed")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -47,7 +57,12 @@ impl RunningGateway {
     /// Builds the registry and starts the listener.
     pub async fn start(loaded: LoadedGatewayConfig) -> Result<Self, GatewayError> {
         let config = &loaded.config;
-        let registry = Registry::new(&config.facilities, &loaded.tls, &config.fanout)?;
+        let identity = ReloadableIdentity::load(&config.tls, "tls")?;
+        let registry = Registry::new(
+            &config.facilities,
+            identity.client_config()?,
+            &config.fanout,
+        )?;
         let listener = bind(config.listen, "gateway listener").await?;
         let shutdown = Shutdown::new();
         let rule = AccessRule::new(&config.network, Audience::PartnersAndFacilities);
@@ -58,7 +73,6 @@ impl RunningGateway {
         // Past `max_concurrent_benchmarks` calls in flight, a call is refused at once with
         // RESOURCE_EXHAUSTED (load shed) instead of queueing without bound.
         let router = Server::builder()
-            .tls_config(loaded.tls.server_config())?
             .trace_fn(|request| psonet_core::telemetry::rpc_span("gateway", request))
             .layer(LoadShedLayer::new())
             .layer(GlobalConcurrencyLimitLayer::new(
@@ -66,7 +80,9 @@ impl RunningGateway {
             ))
             .add_service(benchmarks);
         let (router, health) = with_operations(router, &rule, &[BENCHMARK_SERVICE]).await?;
-        let server = router.serve_with_incoming_shutdown(listener.incoming, shutdown.signalled());
+        let incoming = tls_incoming(listener.incoming, identity.server_config()?);
+        let server = router.serve_with_incoming_shutdown(incoming, shutdown.signalled());
+        reload_certificates(vec![identity], CERT_POLL_INTERVAL, &shutdown)?;
         tracing::info!(addr = %listener.addr, facilities = config.facilities.len(), "gateway started");
         Ok(Self {
             addr: listener.addr,
