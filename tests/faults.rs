@@ -209,29 +209,15 @@ async fn a_slow_node_counts_while_within_the_deadline_and_times_out_past_it() {
     assert_used_again(&net, pid).await;
 }
 
-/// A certificate for facility-3's node, issued by the network's CA, valid from `from` to `to`.
+/// A server certificate for facility-3's node from the network's CA, valid from `from` to `to`.
 fn node_certificate(net: &TestNetwork, from: (i32, u8, u8), to: (i32, u8, u8)) -> (String, String) {
-    let ca_pem = std::fs::read_to_string(net.layout.out.join("ca.pem")).unwrap();
-    let ca_key =
-        rcgen::KeyPair::from_pem(&std::fs::read_to_string(net.layout.out.join("ca.key")).unwrap())
-            .unwrap();
-    let issuer = rcgen::Issuer::from_ca_cert_pem(&ca_pem, ca_key).unwrap();
-    let mut params =
-        rcgen::CertificateParams::new(vec!["localhost".to_string(), "127.0.0.1".to_string()])
-            .unwrap();
     let uri = format!("spiffe://{NETWORK}/facility/facility-3");
-    params
-        .subject_alt_names
-        .push(rcgen::SanType::URI(uri.clone().try_into().unwrap()));
-    params
-        .distinguished_name
-        .push(rcgen::DnType::CommonName, uri);
-    params.extended_key_usages = vec![rcgen::ExtendedKeyUsagePurpose::ServerAuth];
-    params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
-    params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
-    let key = rcgen::KeyPair::generate().unwrap();
-    let cert = params.signed_by(&key, &issuer).unwrap();
-    (cert.pem(), key.serialize_pem())
+    net.issue_certificate(
+        &uri,
+        &[rcgen::ExtendedKeyUsagePurpose::ServerAuth],
+        from,
+        to,
+    )
 }
 
 /// Replaces the faulty node's federation certificate and restarts it on the same ports.

@@ -269,6 +269,34 @@ impl TestNetwork {
             .addr("listen")
     }
 
+    /// A certificate and key (PEM) for `uri` and the loopback host names, issued by the
+    /// network's CA (read back from `ca.pem` and `ca.key`), valid from `from` to `to` (y, m, d).
+    pub fn issue_certificate(
+        &self,
+        uri: &str,
+        usages: &[rcgen::ExtendedKeyUsagePurpose],
+        from: (i32, u8, u8),
+        to: (i32, u8, u8),
+    ) -> (String, String) {
+        let read = |name: &str| std::fs::read_to_string(self.layout.out.join(name)).unwrap();
+        let ca_key = rcgen::KeyPair::from_pem(&read("ca.key")).unwrap();
+        let issuer = rcgen::Issuer::from_ca_cert_pem(&read("ca.pem"), ca_key).unwrap();
+        let hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        let mut params = rcgen::CertificateParams::new(hosts).unwrap();
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::URI(uri.try_into().unwrap()));
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, uri);
+        params.extended_key_usages = usages.to_vec();
+        params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+        params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
     /// A channel to the gateway as the partner.
     pub fn benchmark_client_channel(&self) -> Channel {
         channel(&self.gateway_addr(), &self.layout.partner_identity)

@@ -290,3 +290,55 @@ fn certified_key(files: &TlsFiles, section: &str) -> Result<Arc<CertifiedKey>, T
     })?;
     Ok(Arc::new(certified))
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// A self-signed CA and a leaf from it, written as ca.pem, cert.pem and key.pem.
+    fn write_identity(dir: &Path, ca: &rcgen::Issuer<'_, rcgen::KeyPair>, ca_pem: &str) -> Vec<u8> {
+        let params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, ca).unwrap();
+        std::fs::write(dir.join("ca.pem"), ca_pem).unwrap();
+        std::fs::write(dir.join("cert.pem"), cert.pem()).unwrap();
+        std::fs::write(dir.join("key.pem"), key.serialize_pem()).unwrap();
+        cert.der().to_vec()
+    }
+
+    #[test]
+    fn a_reload_swaps_the_identity_both_sides_present_and_a_bad_one_is_refused() {
+        let dir = tempfile::tempdir().unwrap();
+        let ca_key = rcgen::KeyPair::generate().unwrap();
+        let mut ca_params = rcgen::CertificateParams::new(Vec::<String>::new()).unwrap();
+        ca_params.is_ca = rcgen::IsCa::Ca(rcgen::BasicConstraints::Unconstrained);
+        let ca_pem = ca_params.self_signed(&ca_key).unwrap().pem();
+        let ca = rcgen::Issuer::new(ca_params, ca_key);
+        let files = TlsFiles {
+            ca: dir.path().join("ca.pem"),
+            cert: dir.path().join("cert.pem"),
+            key: dir.path().join("key.pem"),
+        };
+        let first = write_identity(dir.path(), &ca, &ca_pem);
+        let identity = ReloadableIdentity::load(&files, "tls").unwrap();
+        identity.server_config().unwrap();
+        identity.client_config().unwrap();
+        assert_eq!(identity.certificate().as_ref(), first.as_slice());
+
+        let second = write_identity(dir.path(), &ca, &ca_pem);
+        identity.reload().unwrap();
+        assert_eq!(identity.certificate().as_ref(), second.as_slice());
+        let client = ResolvesClientCert::resolve(identity.as_ref(), &[], &[]).unwrap();
+        assert_eq!(client.cert[0].as_ref(), second.as_slice());
+
+        // A key that does not fit the certificate is refused; the last good identity stays.
+        let other = rcgen::KeyPair::generate().unwrap();
+        std::fs::write(&files.key, other.serialize_pem()).unwrap();
+        let err = identity.reload().unwrap_err().to_string();
+        assert!(
+            err.contains("tls.key") && err.contains("does not fit"),
+            "{err}"
+        );
+        assert_eq!(identity.certificate().as_ref(), second.as_slice());
+    }
+}
