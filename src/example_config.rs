@@ -32,6 +32,7 @@ pub fn node(
         },
         disclosure: DisclosureConfig::default(),
         store: StoreConfig::default(),
+        metrics_listen: None,
     };
     Ok(format!(
         "# psonet facility node {id}. Start with: psonet node --config {}\n\
@@ -64,6 +65,7 @@ pub fn gateway(
                 server_name: None,
             })
             .collect(),
+        metrics_listen: None,
     };
     Ok(format!(
         "# psonet PSO gateway. Start with: psonet gateway --config {}\n\

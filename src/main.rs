@@ -266,8 +266,10 @@ async fn run_node(config: PathBuf) -> Result<()> {
     let facility = loaded.config.facility_id.clone();
     let node = psonet_node::RunningNode::start(loaded).await?;
     println!(
-        "psonet node ready facility={facility} local={} federation={}",
-        node.local_addr, node.federation_addr
+        "psonet node ready facility={facility} local={} federation={}{}",
+        node.local_addr,
+        node.federation_addr,
+        metrics_field(node.metrics_addr)
     );
     stop_signal().await?;
     node.shutdown().await?;
@@ -277,10 +279,19 @@ async fn run_node(config: PathBuf) -> Result<()> {
 async fn run_gateway(config: PathBuf) -> Result<()> {
     let loaded = psonet_gateway::GatewayConfig::load(&config)?;
     let gateway = psonet_gateway::RunningGateway::start(loaded).await?;
-    println!("psonet gateway ready listen={}", gateway.addr);
+    println!(
+        "psonet gateway ready listen={}{}",
+        gateway.addr,
+        metrics_field(gateway.metrics_addr)
+    );
     stop_signal().await?;
     gateway.shutdown().await?;
     Ok(())
+}
+
+/// ` metrics=ADDR` for a ready line, when metrics are served.
+fn metrics_field(addr: Option<std::net::SocketAddr>) -> String {
+    addr.map(|a| format!(" metrics={a}")).unwrap_or_default()
 }
 
 /// SIGTERM or Ctrl-C.

@@ -30,6 +30,10 @@ pub struct GatewayConfig {
     /// The facilities of the network.
     #[serde(default)]
     pub facilities: Vec<FacilityEntry>,
+    /// Where to serve Prometheus metrics over plain HTTP (`GET /metrics`); off when unset.
+    /// Bind it to a private interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// Fan-out timing and the per-node client stack's limits.

@@ -9,6 +9,7 @@ use crate::breaker::BreakerOpen;
 use crate::registry::{Facility, Registry};
 use futures::future::join_all;
 use psonet_core::diagnose::{Failure, diagnose};
+use psonet_core::metrics::Metrics;
 use psonet_core::pb::{self, CoverageStatus};
 use std::time::{Duration, Instant};
 use tower::{BoxError, ServiceExt};
@@ -39,11 +40,16 @@ pub async fn fan_out(
     let calls = registry
         .facilities()
         .iter()
-        .map(|facility| ask(facility, request.clone(), deadline));
+        .map(|facility| ask(facility, request.clone(), deadline, registry.metrics()));
     join_all(calls).instrument(span).await
 }
 
-async fn ask(facility: &Facility, request: pb::AggregateRequest, deadline: Duration) -> NodeAnswer {
+async fn ask(
+    facility: &Facility,
+    request: pb::AggregateRequest,
+    deadline: Duration,
+    metrics: &Metrics,
+) -> NodeAnswer {
     let started = Instant::now();
     let span = tracing::info_span!("node_call", facility = %facility.id, otel.kind = "client");
     let call = facility.service.clone().oneshot(request);
@@ -59,13 +65,43 @@ async fn ask(facility: &Facility, request: pb::AggregateRequest, deadline: Durat
     if status != CoverageStatus::Ok {
         tracing::warn!(facility = %facility.id, status = status.as_str_name(), %detail, "node did not contribute");
     }
-    NodeAnswer {
+    let answer = NodeAnswer {
         facility_id: facility.id.clone(),
         response,
         status,
         detail,
         latency: started.elapsed(),
-    }
+    };
+    record(metrics, &answer);
+    answer
+}
+
+/// Per-node latency by coverage status, and the cells each node suppressed.
+fn record(metrics: &Metrics, answer: &NodeAnswer) {
+    let status = answer
+        .status
+        .as_str_name()
+        .trim_start_matches("COVERAGE_STATUS_");
+    let labels = [
+        ("facility", answer.facility_id.as_str()),
+        ("status", status),
+    ];
+    metrics.observe(
+        "psonet_fanout_node_duration_seconds",
+        "Time each node took to answer or fail in a fan-out, by coverage status.",
+        &labels,
+        answer.latency,
+    );
+    let suppressed = answer
+        .response
+        .as_ref()
+        .map_or(0, |r| r.cells.iter().filter(|c| c.suppressed).count());
+    metrics.add(
+        "psonet_fanout_suppressed_cells_total",
+        "Cells nodes suppressed (1..k-1 events) in the aggregates they returned.",
+        &[("facility", answer.facility_id.as_str())],
+        suppressed as u64,
+    );
 }
 
 /// Names a failed node call precisely: which layer stopped it, or what the node or the

@@ -9,6 +9,7 @@ use crate::breaker::{Breaker, BreakerPolicy};
 use crate::config::{FacilityEntry, FanoutConfig};
 use crate::connector::NodeConnector;
 use crate::stack::{NodeService, node_stack};
+use psonet_core::metrics::{Metrics, label_text};
 use rustls::ClientConfig;
 use std::sync::Arc;
 use tonic::transport::{Channel, Endpoint};
@@ -43,15 +44,18 @@ pub enum RegistryError {
 #[derive(Clone)]
 pub struct Registry {
     facilities: Vec<Facility>,
+    metrics: Arc<Metrics>,
 }
 
 impl Registry {
     /// Builds a channel and client stack per facility; none connects yet. `tls` presents the
-    /// gateway's (reloadable) client certificate.
+    /// gateway's (reloadable) client certificate; fan-outs record into `metrics`, which also
+    /// gets each node's breaker state as a gauge.
     pub fn new(
         entries: &[FacilityEntry],
         tls: Arc<ClientConfig>,
         fanout: &FanoutConfig,
+        metrics: Arc<Metrics>,
     ) -> Result<Self, RegistryError> {
         let policy = BreakerPolicy {
             failures: fanout.breaker_failures,
@@ -78,12 +82,42 @@ impl Registry {
                     breaker,
                 })
             })
-            .collect::<Result<_, RegistryError>>()?;
-        Ok(Self { facilities })
+            .collect::<Result<Vec<_>, RegistryError>>()?;
+        let breakers: Vec<_> = facilities
+            .iter()
+            .map(|f| (f.id.clone(), f.breaker.clone()))
+            .collect();
+        metrics.gauge(move |out| breaker_gauge(&breakers, out));
+        Ok(Self {
+            facilities,
+            metrics,
+        })
+    }
+
+    /// Where fan-outs record their figures.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The facilities, in configuration order.
     pub fn facilities(&self) -> &[Facility] {
         &self.facilities
+    }
+}
+
+/// `psonet_node_breaker_state{facility,state}`: 1 for each node's current state, 0 otherwise.
+fn breaker_gauge(breakers: &[(String, Breaker)], out: &mut String) {
+    use crate::breaker::BreakerState::*;
+    out.push_str(
+        "# HELP psonet_node_breaker_state Each node's breaker: 1 on its current state.\n\
+         # TYPE psonet_node_breaker_state gauge\n",
+    );
+    for (id, breaker) in breakers {
+        let now = breaker.state();
+        for state in [Closed, Open, HalfOpen] {
+            let labels = label_text(&[("facility", id), ("state", state.as_str())]);
+            let value = u8::from(state == now);
+            out.push_str(&format!("psonet_node_breaker_state{{{labels}}} {value}\n"));
+        }
     }
 }

@@ -5,6 +5,7 @@ use crate::config::LoadedGatewayConfig;
 use crate::registry::Registry;
 use crate::registry::RegistryError;
 use psonet_core::auth::{AccessRule, Audience};
+use psonet_core::metrics::{Metrics, RpcMetricsLayer, serve_metrics};
 use psonet_core::pb::benchmark_service_server::BenchmarkServiceServer;
 use psonet_core::serve::{
     CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, tls_incoming, with_operations,
@@ -48,6 +49,8 @@ const BENCHMARK_SERVICE: &str = "psonet.v1.BenchmarkService";
 pub struct RunningGateway {
     /// Address of the `BenchmarkService` listener.
     pub addr: SocketAddr,
+    /// Address of the Prometheus metrics endpoint, when configured.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: Shutdown,
     health: HealthReporter,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
@@ -58,10 +61,12 @@ impl RunningGateway {
     pub async fn start(loaded: LoadedGatewayConfig) -> Result<Self, GatewayError> {
         let config = &loaded.config;
         let identity = ReloadableIdentity::load(&config.tls, "tls")?;
+        let metrics = Metrics::new();
         let registry = Registry::new(
             &config.facilities,
             identity.client_config()?,
             &config.fanout,
+            metrics.clone(),
         )?;
         let listener = bind(config.listen, "gateway listener").await?;
         let shutdown = Shutdown::new();
@@ -74,6 +79,7 @@ impl RunningGateway {
         // RESOURCE_EXHAUSTED (load shed) instead of queueing without bound.
         let router = Server::builder()
             .trace_fn(|request| psonet_core::telemetry::rpc_span("gateway", request))
+            .layer(RpcMetricsLayer::new(metrics.clone()))
             .layer(LoadShedLayer::new())
             .layer(GlobalConcurrencyLimitLayer::new(
                 config.fanout.max_concurrent_benchmarks,
@@ -83,9 +89,14 @@ impl RunningGateway {
         let incoming = tls_incoming(listener.incoming, identity.server_config()?);
         let server = router.serve_with_incoming_shutdown(incoming, shutdown.signalled());
         reload_certificates(vec![identity], CERT_POLL_INTERVAL, &shutdown)?;
+        let metrics_addr = match config.metrics_listen {
+            Some(addr) => Some(serve_metrics(addr, metrics, &shutdown).await?),
+            None => None,
+        };
         tracing::info!(addr = %listener.addr, facilities = config.facilities.len(), "gateway started");
         Ok(Self {
             addr: listener.addr,
+            metrics_addr,
             shutdown,
             health,
             server: tokio::spawn(server),

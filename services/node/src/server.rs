@@ -5,6 +5,7 @@ use crate::config::LoadedNodeConfig;
 use crate::reporting::Reporting;
 use crate::store::{Store, StoreError};
 use psonet_core::auth::{AccessRule, Audience};
+use psonet_core::metrics::{Metrics, RpcMetricsLayer, serve_metrics};
 use psonet_core::pb::aggregate_service_server::AggregateServiceServer;
 use psonet_core::pb::reporting_service_server::ReportingServiceServer;
 use psonet_core::serve::{
@@ -48,6 +49,8 @@ pub struct RunningNode {
     pub local_addr: SocketAddr,
     /// Address of the federation listener (`AggregateService`).
     pub federation_addr: SocketAddr,
+    /// Address of the Prometheus metrics endpoint, when configured.
+    pub metrics_addr: Option<SocketAddr>,
     store: Arc<Store>,
     shutdown: Shutdown,
     health: Vec<(HealthReporter, &'static str)>,
@@ -89,7 +92,9 @@ impl RunningNode {
         );
         let local_label = format!("{} local", config.facility_id);
         let local_identity = ReloadableIdentity::load(&config.local.tls, "local.tls")?;
+        let metrics = Metrics::new();
         let local_router = Server::builder()
+            .layer(RpcMetricsLayer::new(metrics.clone()))
             .trace_fn(move |request| rpc_span(&local_label, request))
             .add_service(reporting);
         let (local_router, local_health) =
@@ -108,6 +113,7 @@ impl RunningNode {
         let federation_identity =
             ReloadableIdentity::load(&config.federation.tls, "federation.tls")?;
         let federation_router = Server::builder()
+            .layer(RpcMetricsLayer::new(metrics.clone()))
             .trace_fn(move |request| rpc_span(&federation_label, request))
             .add_service(aggregates);
         let (federation_router, federation_health) =
@@ -121,6 +127,10 @@ impl RunningNode {
             CERT_POLL_INTERVAL,
             &shutdown,
         )?;
+        let metrics_addr = match config.metrics_listen {
+            Some(addr) => Some(serve_metrics(addr, metrics, &shutdown).await?),
+            None => None,
+        };
 
         tracing::info!(
             facility = %config.facility_id,
@@ -131,6 +141,7 @@ impl RunningNode {
         Ok(Self {
             local_addr: local.addr,
             federation_addr: federation.addr,
+            metrics_addr,
             store,
             shutdown,
             health: vec![

@@ -1,0 +1,106 @@
+//! Metrics over the Prometheus text endpoint, and load shedding: RPC counts by status,
+//! per-node fan-out latency by coverage status, breaker state; a gateway past its concurrency
+//! limit refuses with RESOURCE_EXHAUSTED at once instead of queueing, and counts it.
+
+mod common;
+
+use common::*;
+use futures::future::join_all;
+use psonet_core::month::Month;
+use psonet_core::pb;
+use std::net::SocketAddr;
+use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+async fn scrape(addr: SocketAddr) -> String {
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).await.unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    text
+}
+
+fn request() -> pb::NetworkBenchmarkRequest {
+    let month = Month::current().to_string();
+    pb::NetworkBenchmarkRequest {
+        month_from: month.clone(),
+        month_to: month,
+        categories: vec![],
+    }
+}
+
+fn start(net: &mut TestNetwork, max_concurrent: usize) -> SocketAddr {
+    net.start_gateway_with(|config| {
+        config.fanout.node_deadline_ms = 600;
+        config.fanout.breaker_failures = 2;
+        config.fanout.max_concurrent_benchmarks = max_concurrent;
+        config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
+    });
+    net.gateway.as_ref().unwrap().addr("metrics")
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn metrics_count_rpcs_node_latency_and_breaker_state() {
+    psonet_core::tls::install_crypto_provider();
+    let mut net = TestNetwork::start(3);
+    let metrics = start(&mut net, 64);
+    let mut client = net.benchmark_client();
+    client.network_benchmark(request()).await.unwrap();
+    net.nodes[2].kill();
+    for _ in 0..3 {
+        client.network_benchmark(request()).await.unwrap();
+    }
+    let text = scrape(metrics).await;
+    for line in [
+        "psonet_rpc_requests_total{rpc=\"/psonet.v1.BenchmarkService/NetworkBenchmark\",code=\"Ok\"} 4",
+        "psonet_fanout_node_duration_seconds_count{facility=\"facility-1\",status=\"OK\"} 4",
+        "psonet_fanout_node_duration_seconds_count{facility=\"facility-3\",status=\"OK\"} 1",
+        "psonet_fanout_node_duration_seconds_count{facility=\"facility-3\",status=\"UNAVAILABLE\"} 3",
+        "psonet_node_breaker_state{facility=\"facility-1\",state=\"closed\"} 1",
+        "psonet_node_breaker_state{facility=\"facility-3\",state=\"open\"} 1",
+        "psonet_node_breaker_state{facility=\"facility-3\",state=\"closed\"} 0",
+        "psonet_fanout_suppressed_cells_total{facility=\"facility-1\"} 0",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_overloaded_gateway_sheds_with_resource_exhausted_at_once() {
+    psonet_core::tls::install_crypto_provider();
+    let mut net = TestNetwork::start(2);
+    let metrics = start(&mut net, 2);
+    // A frozen node holds each benchmark for the whole deadline: two fill the gateway.
+    net.nodes[1].process.as_ref().unwrap().signal("STOP");
+    let calls = (0..6).map(|_| {
+        let mut client = net.benchmark_client();
+        async move {
+            let started = Instant::now();
+            let result = client.network_benchmark(request()).await;
+            (result.map(|_| ()).map_err(|s| s.code()), started.elapsed())
+        }
+    });
+    let outcomes = join_all(calls).await;
+    net.nodes[1].process.as_ref().unwrap().signal("CONT");
+    let shed: Vec<_> = outcomes
+        .iter()
+        .filter(|(r, _)| *r == Err(tonic::Code::ResourceExhausted))
+        .collect();
+    let served = outcomes.iter().filter(|(r, _)| r.is_ok()).count();
+    assert!(served >= 1 && served <= 2, "{outcomes:?}");
+    assert_eq!(shed.len() + served, 6, "{outcomes:?}");
+    assert!(
+        shed.iter()
+            .all(|(_, took)| *took < Duration::from_millis(300)),
+        "shedding is immediate: {outcomes:?}"
+    );
+    let text = scrape(metrics).await;
+    let line = format!(
+        "psonet_rpc_requests_total{{rpc=\"/psonet.v1.BenchmarkService/NetworkBenchmark\",code=\"ResourceExhausted\"}} {}",
+        shed.len()
+    );
+    assert!(text.contains(&line), "missing {line} in\n{text}");
+}
