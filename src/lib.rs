@@ -9,6 +9,7 @@ pub mod client;
 pub mod demo;
 pub mod example_config;
 pub mod import;
+pub mod load;
 pub mod ndjson;
 pub mod pki;
 pub mod submit;

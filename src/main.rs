@@ -88,6 +88,33 @@ enum Command {
         #[arg(long, default_value_t = 10)]
         unary_seconds: u64,
     },
+    /// Measure the gateway under load: many concurrent benchmark clients, then overload.
+    BenchLoad {
+        /// Facility nodes (in this process) behind the gateway (its own process).
+        #[arg(long, default_value_t = 20)]
+        nodes: usize,
+        /// Concurrent benchmark clients, each on its own mTLS connection.
+        #[arg(long, default_value_t = 200)]
+        clients: usize,
+        /// Seconds of the measured run.
+        #[arg(long, default_value_t = 30)]
+        seconds: u64,
+        /// The gateway's fanout.max_concurrent_benchmarks.
+        #[arg(long, default_value_t = 256)]
+        max_concurrent: usize,
+        /// Clients of a second, overloading run (0 skips it).
+        #[arg(long, default_value_t = 1000)]
+        overload_clients: usize,
+    },
+    /// Measure one warm client's benchmark latency as the network grows.
+    BenchFanout {
+        /// Network sizes, e.g. 10,50,100.
+        #[arg(long, value_delimiter = ',', default_value = "10,50,100")]
+        nodes: Vec<usize>,
+        /// Seconds per size.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+    },
     /// Write synthetic events and exposure as NDJSON to standard output.
     Synth {
         /// Number of events.
@@ -209,6 +236,25 @@ async fn run(command: Command) -> Result<()> {
                 unary_seconds,
             };
             psonet::bench::run(&options, &mut std::io::stdout()).await
+        }
+        Command::BenchLoad {
+            nodes,
+            clients,
+            seconds,
+            max_concurrent,
+            overload_clients,
+        } => {
+            let options = psonet::load::LoadOptions {
+                nodes,
+                clients,
+                seconds,
+                max_concurrent,
+                overload_clients,
+            };
+            psonet::load::run_load(&options, &mut std::io::stdout()).await
+        }
+        Command::BenchFanout { nodes, seconds } => {
+            psonet::load::run_fanout(&nodes, seconds, &mut std::io::stdout()).await
         }
         Command::Import {
             node,
