@@ -6,8 +6,6 @@ mod common;
 
 use common::*;
 use futures::future::join_all;
-use psonet_core::month::Month;
-use psonet_core::pb;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -21,15 +19,6 @@ async fn scrape(addr: SocketAddr) -> String {
     conn.read_to_string(&mut text).await.unwrap();
     assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
     text
-}
-
-fn request() -> pb::NetworkBenchmarkRequest {
-    let month = Month::current().to_string();
-    pb::NetworkBenchmarkRequest {
-        month_from: month.clone(),
-        month_to: month,
-        categories: vec![],
-    }
 }
 
 fn start(net: &mut TestNetwork, max_concurrent: usize) -> SocketAddr {
@@ -48,10 +37,16 @@ async fn metrics_count_rpcs_node_latency_and_breaker_state() {
     let mut net = TestNetwork::start(3);
     let metrics = start(&mut net, 64);
     let mut client = net.benchmark_client();
-    client.network_benchmark(request()).await.unwrap();
+    client
+        .network_benchmark(this_month_benchmark())
+        .await
+        .unwrap();
     net.nodes[2].kill();
     for _ in 0..3 {
-        client.network_benchmark(request()).await.unwrap();
+        client
+            .network_benchmark(this_month_benchmark())
+            .await
+            .unwrap();
     }
     let text = scrape(metrics).await;
     for line in [
@@ -79,7 +74,7 @@ async fn an_overloaded_gateway_sheds_with_resource_exhausted_at_once() {
         let mut client = net.benchmark_client();
         async move {
             let started = Instant::now();
-            let result = client.network_benchmark(request()).await;
+            let result = client.network_benchmark(this_month_benchmark()).await;
             (result.map(|_| ()).map_err(|s| s.code()), started.elapsed())
         }
     });

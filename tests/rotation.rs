@@ -8,7 +8,7 @@ mod common;
 
 use common::*;
 use psonet_core::month::Month;
-use psonet_core::pb::{self, CoverageStatus, benchmark_service_client::BenchmarkServiceClient};
+use psonet_core::pb::{CoverageStatus, benchmark_service_client::BenchmarkServiceClient};
 use psonet_core::tls::ReloadableIdentity;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
@@ -46,21 +46,11 @@ async fn benchmark_continuously(
     identity: std::path::PathBuf,
     stop: Arc<AtomicBool>,
 ) -> (u32, Vec<String>) {
-    let month = Month::current().to_string();
     let (mut done, mut failures) = (0, Vec::new());
     while !stop.load(Ordering::SeqCst) {
         let mut client = BenchmarkServiceClient::new(channel(&net_addr, &identity));
-        let request = pb::NetworkBenchmarkRequest {
-            month_from: month.clone(),
-            month_to: month.clone(),
-            categories: vec![],
-        };
-        match client.network_benchmark(request).await {
-            Ok(r)
-                if r.get_ref()
-                    .coverage
-                    .iter()
-                    .all(|c| c.status == CoverageStatus::Ok as i32) => {}
+        match client.network_benchmark(this_month_benchmark()).await {
+            Ok(r) if all_ok(&r.get_ref().coverage) => {}
             Ok(r) => failures.push(format!("{:?}", r.into_inner().coverage)),
             Err(s) => failures.push(format!("{s:?}")),
         }
@@ -126,11 +116,7 @@ async fn the_gateway_certificate_rotates_on_sighup_without_a_failed_call() {
     loop {
         let response = net
             .benchmark_client()
-            .network_benchmark(pb::NetworkBenchmarkRequest {
-                month_from: Month::current().to_string(),
-                month_to: Month::current().to_string(),
-                categories: vec![],
-            })
+            .network_benchmark(this_month_benchmark())
             .await
             .unwrap()
             .into_inner();

@@ -13,8 +13,6 @@ use opentelemetry_proto::tonic::collector::trace::v1::{
 };
 use opentelemetry_proto::tonic::common::v1::{KeyValue, any_value::Value};
 use opentelemetry_proto::tonic::trace::v1::Span;
-use psonet_core::month::Month;
-use psonet_core::pb::{self, CoverageStatus};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 use tonic::{Request, Response, Status};
@@ -89,23 +87,13 @@ async fn one_benchmark_is_one_trace_with_each_node_under_the_fan_out() {
         ],
     );
     net.start_gateway(2_000);
-    let month = Month::current().to_string();
     let response = net
         .benchmark_client()
-        .network_benchmark(pb::NetworkBenchmarkRequest {
-            month_from: month.clone(),
-            month_to: month,
-            categories: vec![],
-        })
+        .network_benchmark(this_month_benchmark())
         .await
         .unwrap()
         .into_inner();
-    assert!(
-        response
-            .coverage
-            .iter()
-            .all(|c| c.status == CoverageStatus::Ok as i32)
-    );
+    assert!(all_ok(&response.coverage), "{:?}", response.coverage);
 
     // Graceful shutdown flushes every process's exporter.
     let mut gateway = net.gateway.take().unwrap();

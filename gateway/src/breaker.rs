@@ -186,11 +186,24 @@ impl Trips for tonic::Status {
     }
 
     fn timed_out(&self) -> bool {
-        matches!(
-            self.code(),
-            tonic::Code::DeadlineExceeded | tonic::Code::Cancelled
-        )
+        ran_out_of_time(self)
     }
+}
+
+/// Whether a failed call ran out of time: the node said so, or the channel's own timer
+/// fired. A call cancelled because its connection dropped did not.
+pub fn ran_out_of_time(status: &tonic::Status) -> bool {
+    if status.code() == tonic::Code::DeadlineExceeded {
+        return true;
+    }
+    let mut source = std::error::Error::source(status);
+    while let Some(err) = source {
+        if err.is::<tonic::TimeoutExpired>() {
+            return true;
+        }
+        source = err.source();
+    }
+    false
 }
 
 /// Wraps a node's service in its breaker.

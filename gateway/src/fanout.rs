@@ -5,7 +5,7 @@
 //! says exactly who answered and why the others did not. The fan-out is one span and each node
 //! call a child span whose context travels to the node, so a benchmark is one trace.
 
-use crate::breaker::BreakerOpen;
+use crate::breaker::{BreakerOpen, ran_out_of_time};
 use crate::registry::{Facility, Registry};
 use futures::future::join_all;
 use psonet_core::diagnose::{Failure, diagnose};
@@ -130,12 +130,21 @@ fn classify(error: &BoxError, facility: &Facility, deadline: Duration) -> (Cover
     let Some(status) = error.downcast_ref::<tonic::Status>() else {
         return (CoverageStatus::Error, format!("{peer}: {error}"));
     };
+    if ran_out_of_time(status) {
+        return timed_out;
+    }
+    if status.code() == tonic::Code::Cancelled {
+        let why = status.message();
+        return (
+            CoverageStatus::Unavailable,
+            format!("{peer} closed the connection before answering ({why})"),
+        );
+    }
     let failure = diagnose(status, &peer);
     let coverage = match failure {
         Failure::Unreachable(_) => CoverageStatus::Unavailable,
         Failure::Refused(_) => CoverageStatus::Refused,
-        // The channel's own grpc-timeout can fire a hair before the deadline layer.
-        Failure::TimedOut(_) => return timed_out,
+        Failure::TimedOut(_) => CoverageStatus::TimedOut,
         Failure::Invalid(_) | Failure::Other(_) => CoverageStatus::Error,
     };
     (coverage, failure.explanation().to_string())

@@ -378,3 +378,20 @@ pub fn aggregate_request(from: &str, to: &str) -> pb::AggregateRequest {
         ..Default::default()
     }
 }
+
+/// A benchmark of this month, all categories.
+pub fn this_month_benchmark() -> pb::NetworkBenchmarkRequest {
+    let month = psonet_core::month::Month::current().to_string();
+    pb::NetworkBenchmarkRequest {
+        month_from: month.clone(),
+        month_to: month,
+        categories: vec![],
+    }
+}
+
+/// Whether every facility answered.
+pub fn all_ok(coverage: &[pb::FacilityCoverage]) -> bool {
+    coverage
+        .iter()
+        .all(|c| c.status == pb::CoverageStatus::Ok as i32)
+}
