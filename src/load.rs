@@ -39,6 +39,8 @@ pub struct LoadOptions {
     pub max_concurrent: usize,
     /// Clients of the overload run (0: skip it).
     pub overload_clients: usize,
+    /// Months each benchmark covers, ending this month.
+    pub months: u32,
 }
 
 /// A network of in-process nodes loaded with synthetic data.
@@ -148,6 +150,20 @@ impl GatewayProcess {
     fn rss_mb(&self) -> f64 {
         crate::bench::rss_mb(self.child.id()).unwrap_or(f64::NAN)
     }
+
+    /// CPU time the gateway process has used (user + system), in seconds.
+    fn cpu_seconds(&self) -> f64 {
+        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()));
+        // Fields after the command name (which ends with ')'): utime and stime are the 12th
+        // and 13th, in clock ticks of 1/100 s.
+        stat.ok()
+            .and_then(|s| {
+                let fields: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
+                let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
+                Some((ticks(11)? + ticks(12)?) / 100.0)
+            })
+            .unwrap_or(f64::NAN)
+    }
 }
 
 impl Drop for GatewayProcess {
@@ -157,10 +173,10 @@ impl Drop for GatewayProcess {
     }
 }
 
-fn request() -> pb::NetworkBenchmarkRequest {
+fn request(months: u32) -> pb::NetworkBenchmarkRequest {
     let now = Month::current();
     pb::NetworkBenchmarkRequest {
-        month_from: now.minus(11).to_string(),
+        month_from: now.minus(months.saturating_sub(1)).to_string(),
         month_to: now.to_string(),
         categories: vec![],
     }
@@ -169,6 +185,7 @@ fn request() -> pb::NetworkBenchmarkRequest {
 /// What one run of clients saw.
 #[derive(Default)]
 struct RunFigures {
+    gateway_cpu_seconds: f64,
     latencies: Vec<Duration>,
     errors: BTreeMap<String, u64>,
     partial: u64,
@@ -192,6 +209,7 @@ async fn drive(
     nodes: &Nodes,
     clients: usize,
     seconds: u64,
+    months: u32,
 ) -> Result<(RunFigures, Vec<f64>)> {
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
@@ -203,7 +221,7 @@ async fn drive(
             let mut figures = RunFigures::default();
             while !stop.load(Ordering::Relaxed) {
                 let started = Instant::now();
-                match client.network_benchmark(request()).await {
+                match client.network_benchmark(request(months)).await {
                     Ok(response) => {
                         figures.latencies.push(started.elapsed());
                         let ok = CoverageStatus::Ok as i32;
@@ -224,6 +242,7 @@ async fn drive(
             figures
         }));
     }
+    let cpu_before = gateway.cpu_seconds();
     let mut memory = vec![gateway.rss_mb()];
     for _ in 0..seconds {
         tokio::time::sleep(Duration::from_secs(1)).await;
@@ -234,6 +253,7 @@ async fn drive(
     for task in tasks {
         figures.merge(task.await?);
     }
+    figures.gateway_cpu_seconds = gateway.cpu_seconds() - cpu_before;
     Ok((figures, memory))
 }
 
@@ -259,6 +279,13 @@ fn report(out: &mut impl Write, what: &str, figures: &mut RunFigures, seconds: f
         figures.partial,
         figures.errors
     )?;
+    let answered = (l.len() + figures.shed_latencies.len()).max(1) as f64;
+    writeln!(
+        out,
+        "  gateway CPU: {:.2} ms per call answered ({:.0}% of one core)",
+        figures.gateway_cpu_seconds * 1000.0 / answered,
+        figures.gateway_cpu_seconds * 100.0 / seconds
+    )?;
     if !figures.shed_latencies.is_empty() {
         figures.shed_latencies.sort();
         writeln!(
@@ -274,13 +301,18 @@ fn report(out: &mut impl Write, what: &str, figures: &mut RunFigures, seconds: f
 
 fn report_memory(out: &mut impl Write, memory: &[f64]) -> Result<()> {
     let max = memory.iter().copied().fold(f64::MIN, f64::max);
+    let every_5s: Vec<String> = memory
+        .iter()
+        .step_by(5)
+        .map(|m| format!("{m:.0}"))
+        .collect();
     writeln!(
         out,
-        "  gateway resident memory: start {:.1} MB, end {:.1} MB, max {:.1} MB ({} samples, 1/s)",
+        "  gateway resident memory: start {:.1} MB, end {:.1} MB, max {:.1} MB; every 5 s: {} MB",
         memory.first().copied().unwrap_or(f64::NAN),
         memory.last().copied().unwrap_or(f64::NAN),
         max,
-        memory.len()
+        every_5s.join(" ")
     )?;
     Ok(())
 }
@@ -294,15 +326,18 @@ pub async fn run_load(options: &LoadOptions, out: &mut impl Write) -> Result<()>
         "gateway process over {} nodes, max_concurrent_benchmarks = {}; mTLS everywhere, 2 cores shared by all",
         options.nodes, options.max_concurrent
     )?;
-    drive(&gateway, &nodes, options.clients.min(8), 2).await?; // warm-up
-    let (mut figures, memory) = drive(&gateway, &nodes, options.clients, options.seconds).await?;
+    let months = options.months;
+    writeln!(out, "each benchmark: {months} month(s) × category × harm")?;
+    drive(&gateway, &nodes, options.clients.min(8), 2, months).await?; // warm-up
+    let (mut figures, memory) =
+        drive(&gateway, &nodes, options.clients, options.seconds, months).await?;
     let what = format!("{} clients", options.clients);
     report(out, &what, &mut figures, options.seconds as f64)?;
     report_memory(out, &memory)?;
     if options.overload_clients > 0 {
         let seconds = options.seconds.min(10);
         let (mut figures, memory) =
-            drive(&gateway, &nodes, options.overload_clients, seconds).await?;
+            drive(&gateway, &nodes, options.overload_clients, seconds, months).await?;
         let what = format!("overload, {} clients", options.overload_clients);
         report(out, &what, &mut figures, seconds as f64)?;
         report_memory(out, &memory)?;
@@ -312,13 +347,19 @@ pub async fn run_load(options: &LoadOptions, out: &mut impl Write) -> Result<()>
 }
 
 /// Runs `bench-fanout` for each network size in `sizes` and prints the figures to `out`.
-pub async fn run_fanout(sizes: &[usize], seconds: u64, out: &mut impl Write) -> Result<()> {
+pub async fn run_fanout(
+    sizes: &[usize],
+    seconds: u64,
+    months: u32,
+    out: &mut impl Write,
+) -> Result<()> {
     let largest = sizes.iter().copied().max().unwrap_or(0);
     let nodes = Nodes::start(largest, out).await?;
+    writeln!(out, "each benchmark: {months} month(s) × category × harm")?;
     for &size in sizes {
         let gateway = GatewayProcess::start(&nodes, size, 256)?;
-        drive(&gateway, &nodes, 1, 1).await?; // warm: every channel connected
-        let (mut figures, memory) = drive(&gateway, &nodes, 1, seconds).await?;
+        drive(&gateway, &nodes, 1, 1, months).await?; // warm: every channel connected
+        let (mut figures, memory) = drive(&gateway, &nodes, 1, seconds, months).await?;
         let what = format!("fan-out to {size:>3} nodes, one client, warm channels");
         report(out, &what, &mut figures, seconds as f64)?;
         report_memory(out, &memory)?;

@@ -105,6 +105,9 @@ enum Command {
         /// Clients of a second, overloading run (0 skips it).
         #[arg(long, default_value_t = 1000)]
         overload_clients: usize,
+        /// Months each benchmark covers, ending this month.
+        #[arg(long, default_value_t = 12)]
+        months: u32,
     },
     /// Measure one warm client's benchmark latency as the network grows.
     BenchFanout {
@@ -114,6 +117,9 @@ enum Command {
         /// Seconds per size.
         #[arg(long, default_value_t = 10)]
         seconds: u64,
+        /// Months each benchmark covers, ending this month.
+        #[arg(long, default_value_t = 12)]
+        months: u32,
     },
     /// Write synthetic events and exposure as NDJSON to standard output.
     Synth {
@@ -243,6 +249,7 @@ async fn run(command: Command) -> Result<()> {
             seconds,
             max_concurrent,
             overload_clients,
+            months,
         } => {
             let options = psonet::load::LoadOptions {
                 nodes,
@@ -250,12 +257,15 @@ async fn run(command: Command) -> Result<()> {
                 seconds,
                 max_concurrent,
                 overload_clients,
+                months,
             };
             psonet::load::run_load(&options, &mut std::io::stdout()).await
         }
-        Command::BenchFanout { nodes, seconds } => {
-            psonet::load::run_fanout(&nodes, seconds, &mut std::io::stdout()).await
-        }
+        Command::BenchFanout {
+            nodes,
+            seconds,
+            months,
+        } => psonet::load::run_fanout(&nodes, seconds, months, &mut std::io::stdout()).await,
         Command::Import {
             node,
             identity,
