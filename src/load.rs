@@ -27,19 +27,25 @@ use tempfile::TempDir;
 const EVENTS_PER_NODE: usize = 1_000;
 
 /// What `bench-load` runs.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, clap::Args)]
 pub struct LoadOptions {
-    /// Facility nodes behind the gateway.
+    /// Facility nodes (in this process) behind the gateway (its own process).
+    #[arg(long, default_value_t = 20)]
     pub nodes: usize,
-    /// Concurrent benchmark clients.
+    /// Concurrent benchmark clients, each on its own mTLS connection.
+    #[arg(long, default_value_t = 200)]
     pub clients: usize,
     /// Seconds of the measured run.
+    #[arg(long, default_value_t = 30)]
     pub seconds: u64,
-    /// The gateway's `max_concurrent_benchmarks`.
+    /// The gateway's fanout.max_concurrent_benchmarks.
+    #[arg(long, default_value_t = 256)]
     pub max_concurrent: usize,
-    /// Clients of the overload run (0: skip it).
+    /// Clients of a second, overloading run (0 skips it).
+    #[arg(long, default_value_t = 1000)]
     pub overload_clients: usize,
     /// Months each benchmark covers, ending this month.
+    #[arg(long, default_value_t = 12)]
     pub months: u32,
 }
 

@@ -89,26 +89,7 @@ enum Command {
         unary_seconds: u64,
     },
     /// Measure the gateway under load: many concurrent benchmark clients, then overload.
-    BenchLoad {
-        /// Facility nodes (in this process) behind the gateway (its own process).
-        #[arg(long, default_value_t = 20)]
-        nodes: usize,
-        /// Concurrent benchmark clients, each on its own mTLS connection.
-        #[arg(long, default_value_t = 200)]
-        clients: usize,
-        /// Seconds of the measured run.
-        #[arg(long, default_value_t = 30)]
-        seconds: u64,
-        /// The gateway's fanout.max_concurrent_benchmarks.
-        #[arg(long, default_value_t = 256)]
-        max_concurrent: usize,
-        /// Clients of a second, overloading run (0 skips it).
-        #[arg(long, default_value_t = 1000)]
-        overload_clients: usize,
-        /// Months each benchmark covers, ending this month.
-        #[arg(long, default_value_t = 12)]
-        months: u32,
-    },
+    BenchLoad(psonet::load::LoadOptions),
     /// Measure one warm client's benchmark latency as the network grows.
     BenchFanout {
         /// Network sizes, e.g. 10,50,100.
@@ -243,22 +224,7 @@ async fn run(command: Command) -> Result<()> {
             };
             psonet::bench::run(&options, &mut std::io::stdout()).await
         }
-        Command::BenchLoad {
-            nodes,
-            clients,
-            seconds,
-            max_concurrent,
-            overload_clients,
-            months,
-        } => {
-            let options = psonet::load::LoadOptions {
-                nodes,
-                clients,
-                seconds,
-                max_concurrent,
-                overload_clients,
-                months,
-            };
+        Command::BenchLoad(options) => {
             psonet::load::run_load(&options, &mut std::io::stdout()).await
         }
         Command::BenchFanout {

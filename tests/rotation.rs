@@ -114,12 +114,7 @@ async fn the_gateway_certificate_rotates_on_sighup_without_a_failed_call() {
     net.nodes[0].start();
     let until = Instant::now() + Duration::from_secs(10);
     loop {
-        let response = net
-            .benchmark_client()
-            .network_benchmark(this_month_benchmark())
-            .await
-            .unwrap()
-            .into_inner();
+        let response = net.benchmark_this_month().await;
         if response.coverage[0].status == CoverageStatus::Ok as i32 {
             break;
         }

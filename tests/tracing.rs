@@ -87,12 +87,7 @@ async fn one_benchmark_is_one_trace_with_each_node_under_the_fan_out() {
         ],
     );
     net.start_gateway(2_000);
-    let response = net
-        .benchmark_client()
-        .network_benchmark(this_month_benchmark())
-        .await
-        .unwrap()
-        .into_inner();
+    let response = net.benchmark_this_month().await;
     assert!(all_ok(&response.coverage), "{:?}", response.coverage);
 
     // Graceful shutdown flushes every process's exporter.

@@ -302,6 +302,15 @@ impl TestNetwork {
         channel(&self.gateway_addr(), &self.layout.partner_identity)
     }
 
+    /// This month's benchmark, asked as the partner on a new connection.
+    pub async fn benchmark_this_month(&self) -> pb::NetworkBenchmarkResponse {
+        self.benchmark_client()
+            .network_benchmark(this_month_benchmark())
+            .await
+            .expect("the benchmark answers")
+            .into_inner()
+    }
+
     /// A `BenchmarkService` client as the partner.
     pub fn benchmark_client(&self) -> BenchmarkServiceClient<Channel> {
         BenchmarkServiceClient::new(channel(&self.gateway_addr(), &self.layout.partner_identity))
