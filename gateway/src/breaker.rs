@@ -136,6 +136,16 @@ impl Breaker {
         s.backoff = self.policy.backoff;
     }
 
+    /// A call given up early by its caller says nothing about the node; if it was the probe,
+    /// the next call probes instead.
+    fn record_abandoned(&self) {
+        let mut s = self.lock();
+        if s.state == BreakerState::HalfOpen {
+            s.state = BreakerState::Open;
+            s.next_probe = Instant::now();
+        }
+    }
+
     fn record_timeout(&self) {
         let ms = self.policy.deadline.as_millis();
         self.record_failure(format!("did not answer within {ms} ms"));
@@ -247,8 +257,13 @@ struct Outcome {
 
 impl Drop for Outcome {
     fn drop(&mut self) {
-        if !self.done && self.started.elapsed() >= self.breaker.policy.deadline * 4 / 5 {
+        if self.done {
+            return;
+        }
+        if self.started.elapsed() >= self.breaker.policy.deadline * 4 / 5 {
             self.breaker.record_timeout();
+        } else {
+            self.breaker.record_abandoned();
         }
     }
 }
@@ -361,5 +376,17 @@ mod tests {
         }
         assert_eq!(b.state(), BreakerState::Open);
         assert!(b.admit().unwrap_err().last_failure.contains("within 10 ms"));
+
+        // A probe abandoned early by its caller does not leave the breaker half-open forever.
+        while let Err(open) = b.admit() {
+            std::thread::sleep(open.next_probe_in);
+        }
+        assert_eq!(b.state(), BreakerState::HalfOpen);
+        drop(Outcome {
+            breaker: b.clone(),
+            started: Instant::now(),
+            done: false,
+        });
+        b.admit().expect("the next call probes");
     }
 }
