@@ -1,6 +1,7 @@
 //! Metrics over the Prometheus text endpoint, and load shedding: RPC counts by status,
 //! per-node fan-out latency by coverage status, breaker state; a gateway past its concurrency
-//! limit refuses with RESOURCE_EXHAUSTED at once instead of queueing, and counts it.
+//! limit refuses benchmarks with RESOURCE_EXHAUSTED at once instead of queueing, counts it, and
+//! still answers health checks.
 
 mod common;
 
@@ -9,6 +10,9 @@ use futures::future::join_all;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
+use tonic_health::pb::{
+    HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
+};
 
 async fn scrape(addr: SocketAddr) -> String {
     let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
@@ -78,8 +82,19 @@ async fn an_overloaded_gateway_sheds_with_resource_exhausted_at_once() {
             (result.map(|_| ()).map_err(|s| s.code()), started.elapsed())
         }
     });
-    let outcomes = join_all(calls).await;
+    // While the gateway is full, its health check is still answered.
+    let health = async {
+        tokio::time::sleep(Duration::from_millis(200)).await;
+        HealthClient::new(net.benchmark_client_channel())
+            .check(HealthCheckRequest {
+                service: "psonet.v1.BenchmarkService".into(),
+            })
+            .await
+            .map(|r| r.into_inner().status)
+    };
+    let (outcomes, health) = tokio::join!(join_all(calls), health);
     net.nodes[1].process.as_ref().unwrap().signal("CONT");
+    assert_eq!(health.unwrap(), ServingStatus::Serving as i32);
     let shed: Vec<_> = outcomes
         .iter()
         .filter(|(r, _)| *r == Err(tonic::Code::ResourceExhausted))

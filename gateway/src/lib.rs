@@ -4,6 +4,7 @@
 //! per-node deadline, merges the aggregates that come back, and serves network benchmarks with
 //! the coverage of every facility. It keeps no raw report and no state a restart would lose.
 
+pub mod admission;
 pub mod benchmark;
 pub mod breaker;
 pub mod config;

@@ -1,5 +1,6 @@
 //! Starting and stopping the gateway.
 
+use crate::admission::AdmissionLayer;
 use crate::benchmark::Benchmarks;
 use crate::config::LoadedGatewayConfig;
 use crate::registry::Registry;
@@ -16,8 +17,6 @@ use tokio::task::JoinHandle;
 use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
-use tower::limit::GlobalConcurrencyLimitLayer;
-use tower::load_shed::LoadShedLayer;
 
 /// Why the gateway could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -75,15 +74,12 @@ impl RunningGateway {
             Benchmarks::new(registry, config.fanout.node_deadline(), loaded.small_cells),
             rule.clone(),
         );
-        // Past `max_concurrent_benchmarks` calls in flight, a call is refused at once with
-        // RESOURCE_EXHAUSTED (load shed) instead of queueing without bound.
+        // Past `max_concurrent_benchmarks` benchmarks in flight, a benchmark is refused at
+        // once with RESOURCE_EXHAUSTED instead of queueing without bound.
         let router = Server::builder()
             .trace_fn(|request| psonet_core::telemetry::rpc_span("gateway", request))
             .layer(RpcMetricsLayer::new(metrics.clone()))
-            .layer(LoadShedLayer::new())
-            .layer(GlobalConcurrencyLimitLayer::new(
-                config.fanout.max_concurrent_benchmarks,
-            ))
+            .layer(AdmissionLayer::new(config.fanout.max_concurrent_benchmarks))
             .add_service(benchmarks);
         let (router, health) = with_operations(router, &rule, &[BENCHMARK_SERVICE]).await?;
         let incoming = tls_incoming(listener.incoming, identity.server_config()?);
