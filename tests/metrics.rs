@@ -39,6 +39,13 @@ fn start(net: &mut TestNetwork, max_concurrent: usize) -> SocketAddr {
 async fn metrics_count_rpcs_node_latency_and_breaker_state() {
     psonet_core::tls::install_crypto_provider();
     let mut net = TestNetwork::start(3);
+    // Node 1 serves metrics too: restart it with `metrics_listen` set.
+    net.nodes[0].stop();
+    let config = &net.nodes[0].config;
+    let text = std::fs::read_to_string(config).unwrap();
+    std::fs::write(config, format!("metrics_listen = \"127.0.0.1:0\"\n{text}")).unwrap();
+    net.nodes[0].start();
+    let node_metrics = net.nodes[0].process.as_ref().unwrap().addr("metrics");
     let metrics = start(&mut net, 64);
     let mut client = net.benchmark_client();
     client
@@ -65,6 +72,10 @@ async fn metrics_count_rpcs_node_latency_and_breaker_state() {
     ] {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }
+    let text = scrape(node_metrics).await;
+    let line =
+        "psonet_rpc_requests_total{rpc=\"/psonet.v1.AggregateService/Aggregate\",code=\"Ok\"} 4";
+    assert!(text.contains(line), "missing {line} in\n{text}");
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
