@@ -7,6 +7,7 @@ mod common;
 
 use common::*;
 use futures::future::join_all;
+use psonet_core::pb;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -46,6 +47,14 @@ async fn metrics_count_rpcs_node_latency_and_breaker_state() {
     std::fs::write(config, format!("metrics_listen = \"127.0.0.1:0\"\n{text}")).unwrap();
     net.nodes[0].start();
     let node_metrics = net.nodes[0].process.as_ref().unwrap().addr("metrics");
+    let month = psonet_core::month::Month::current().to_string();
+    let events = (0..30)
+        .map(|i| {
+            let (category, harm) = (pb::EventCategory::Fall, pb::HarmLevel::Mild);
+            event(&format!("m{i}"), &month, category, harm)
+        })
+        .collect();
+    submit_all(&mut net.nodes[0].reporting(), events).await;
     let metrics = start(&mut net, 64);
     let mut client = net.benchmark_client();
     client
@@ -73,9 +82,12 @@ async fn metrics_count_rpcs_node_latency_and_breaker_state() {
         assert!(text.contains(line), "missing {line} in\n{text}");
     }
     let text = scrape(node_metrics).await;
-    let line =
-        "psonet_rpc_requests_total{rpc=\"/psonet.v1.AggregateService/Aggregate\",code=\"Ok\"} 4";
-    assert!(text.contains(line), "missing {line} in\n{text}");
+    for line in [
+        "psonet_rpc_requests_total{rpc=\"/psonet.v1.AggregateService/Aggregate\",code=\"Ok\"} 4",
+        "psonet_rpc_messages_received_total{rpc=\"/psonet.v1.ReportingService/SubmitEvents\"} 30",
+    ] {
+        assert!(text.contains(line), "missing {line} in\n{text}");
+    }
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

@@ -11,6 +11,7 @@ pub mod cube;
 pub mod diagnose;
 pub mod event;
 pub mod identity;
+pub mod message_count;
 pub mod metrics;
 pub mod month;
 pub mod network_release;

@@ -8,8 +8,10 @@
 //!
 //! [`Metrics`] holds counters and histograms keyed by name and labels, plus gauges computed at
 //! scrape time (breaker state). [`RpcMetricsLayer`] counts and times every RPC a listener
-//! serves by method and status; [`serve_metrics`] answers `GET /metrics`.
+//! serves by method and status, and counts the messages clients stream in (ingest);
+//! [`serve_metrics`] answers `GET /metrics`.
 
+use crate::message_count::CountingBody;
 use crate::serve::Shutdown;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -240,9 +242,9 @@ pub struct RpcMetrics<S> {
     metrics: Arc<Metrics>,
 }
 
-impl<S, B, R> tower::Service<http::Request<B>> for RpcMetrics<S>
+impl<S, R> tower::Service<http::Request<tonic::body::Body>> for RpcMetrics<S>
 where
-    S: tower::Service<http::Request<B>, Response = http::Response<R>>,
+    S: tower::Service<http::Request<tonic::body::Body>, Response = http::Response<R>>,
     S::Error: Into<tower::BoxError>,
     S::Future: Send + 'static,
 {
@@ -254,10 +256,13 @@ where
         self.inner.poll_ready(cx).map_err(Into::into)
     }
 
-    fn call(&mut self, request: http::Request<B>) -> Self::Future {
+    fn call(&mut self, request: http::Request<tonic::body::Body>) -> Self::Future {
         let method = request.uri().path().to_string();
         let started = Instant::now();
         let metrics = self.metrics.clone();
+        let (parts, body) = request.into_parts();
+        let body = CountingBody::new(body, metrics.clone(), method.clone());
+        let request = http::Request::from_parts(parts, tonic::body::Body::new(body));
         let call = self.inner.call(request);
         Box::pin(async move {
             let result = call.await.map_err(Into::into);
