@@ -308,7 +308,8 @@ fn set_cache(config: &Path, cache_mb: u64) -> Result<()> {
     Ok(())
 }
 
-fn rss_mb(pid: u32) -> Result<f64> {
+/// Resident memory of process `pid`, in MB.
+pub(crate) fn rss_mb(pid: u32) -> Result<f64> {
     let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
     let kb: f64 = status
         .lines()

@@ -35,6 +35,7 @@ pub fn node(
         privacy: Default::default(),
         policy: Default::default(),
         store: StoreConfig::default(),
+        metrics_listen: None,
     };
     Ok(format!(
         "# psonet facility node {id}. Start with: psonet node --config {}\n\
@@ -69,6 +70,7 @@ pub fn gateway(
                 peer: PeerAttributesConfig::default(),
             })
             .collect(),
+        metrics_listen: None,
     };
     Ok(format!(
         "# psonet PSO gateway. Start with: psonet gateway --config {}\n\

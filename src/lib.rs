@@ -12,6 +12,7 @@ pub mod demo;
 pub mod example_config;
 pub mod health_probe;
 pub mod import;
+pub mod load;
 pub mod ndjson;
 pub mod pki;
 pub mod plot;

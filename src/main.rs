@@ -94,6 +94,20 @@ enum Command {
         #[arg(long, default_value_t = 64)]
         cache_mb: u64,
     },
+    /// Measure the gateway under load: many concurrent benchmark clients, then overload.
+    BenchLoad(psonet::load::LoadOptions),
+    /// Measure one warm client's benchmark latency as the network grows.
+    BenchFanout {
+        /// Network sizes, e.g. 10,50,100.
+        #[arg(long, value_delimiter = ',', default_value = "10,50,100")]
+        nodes: Vec<usize>,
+        /// Seconds per size.
+        #[arg(long, default_value_t = 10)]
+        seconds: u64,
+        /// Months each benchmark covers, ending this month.
+        #[arg(long, default_value_t = 12)]
+        months: u32,
+    },
     /// Write synthetic events and exposure as NDJSON to standard output.
     Synth {
         /// Number of events.
@@ -184,15 +198,23 @@ enum PkiCommand {
 
 fn main() -> std::process::ExitCode {
     let cli = Cli::parse();
-    let server = matches!(
-        cli.command,
-        Command::Node { command: None, .. } | Command::Gateway { .. }
-    );
-    init_logging(if server { "info" } else { "warn" });
+    let service = match cli.command {
+        Command::Node { command: None, .. } => Some("psonet-node"),
+        Command::Gateway { .. } => Some("psonet-gateway"),
+        _ => None,
+    };
     psonet_core::tls::install_crypto_provider();
     let result = tokio::runtime::Runtime::new()
         .context("starting the async runtime")
-        .and_then(|runtime| runtime.block_on(run(cli.command)));
+        .and_then(|runtime| {
+            runtime.block_on(async {
+                let filter = if service.is_some() { "info" } else { "warn" };
+                let telemetry = psonet_core::telemetry::init(service.unwrap_or("psonet"), filter)?;
+                let result = run(cli.command).await;
+                telemetry.shutdown();
+                result
+            })
+        });
     match result {
         Ok(()) => std::process::ExitCode::SUCCESS,
         Err(e) => {
@@ -201,15 +223,6 @@ fn main() -> std::process::ExitCode {
             std::process::ExitCode::FAILURE
         }
     }
-}
-
-fn init_logging(default: &str) {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new(default));
-    tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr)
-        .init();
 }
 
 async fn run(command: Command) -> Result<()> {
@@ -281,6 +294,14 @@ async fn run(command: Command) -> Result<()> {
             };
             psonet::bench::run(&options, &mut std::io::stdout()).await
         }
+        Command::BenchLoad(options) => {
+            psonet::load::run_load(&options, &mut std::io::stdout()).await
+        }
+        Command::BenchFanout {
+            nodes,
+            seconds,
+            months,
+        } => psonet::load::run_fanout(&nodes, seconds, months, &mut std::io::stdout()).await,
         Command::Import {
             node,
             identity,
@@ -331,8 +352,10 @@ async fn run_node(config: PathBuf) -> Result<()> {
     let facility = loaded.config.facility_id.clone();
     let node = psonet_node::RunningNode::start(loaded).await?;
     println!(
-        "psonet node ready facility={facility} local={} federation={}",
-        node.local_addr, node.federation_addr
+        "psonet node ready facility={facility} local={} federation={}{}",
+        node.local_addr,
+        node.federation_addr,
+        metrics_field(node.metrics_addr)
     );
     stop_signal().await?;
     node.shutdown().await?;
@@ -383,10 +406,19 @@ async fn run_node_action(action: NodeCommand) -> Result<()> {
 async fn run_gateway(config: PathBuf) -> Result<()> {
     let loaded = psonet_gateway::GatewayConfig::load(&config)?;
     let gateway = psonet_gateway::RunningGateway::start(loaded).await?;
-    println!("psonet gateway ready listen={}", gateway.addr);
+    println!(
+        "psonet gateway ready listen={}{}",
+        gateway.addr,
+        metrics_field(gateway.metrics_addr)
+    );
     stop_signal().await?;
     gateway.shutdown().await?;
     Ok(())
+}
+
+/// ` metrics=ADDR` for a ready line, when metrics are served.
+fn metrics_field(addr: Option<std::net::SocketAddr>) -> String {
+    addr.map(|a| format!(" metrics={a}")).unwrap_or_default()
 }
 
 /// SIGTERM or Ctrl-C.

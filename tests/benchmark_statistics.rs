@@ -96,7 +96,8 @@ fn as_facility(net: &TestNetwork, i: usize) -> BenchmarkServiceClient<Channel> {
 async fn funnel_flags_the_outlier_and_a_shift_signals() {
     psonet_core::tls::install_crypto_provider();
     let mut net = TestNetwork::start(PLAN.len());
-    net.start_gateway_with(5_000, |config| {
+    net.start_gateway_with(|config| {
+        config.fanout.node_deadline_ms = 5_000;
         for (i, f) in config.facilities.iter_mut().enumerate() {
             f.peer.beds = Some(PLAN[i].0);
             f.peer.urbanicity = Some(if i >= 6 { "rural" } else { "urban" }.into());

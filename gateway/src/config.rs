@@ -38,9 +38,13 @@ pub struct GatewayConfig {
     /// Metrics added to (or replacing) the built-in catalogue.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub metrics: Vec<MetricConfig>,
+    /// Where to serve Prometheus metrics over plain HTTP (`GET /metrics`); off when unset.
+    /// Bind it to a private interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
-/// Fan-out timing.
+/// Fan-out timing and the per-node client stack's limits.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct FanoutConfig {
@@ -50,6 +54,49 @@ pub struct FanoutConfig {
     /// The longest a connection attempt to a node may take, in ms. Default 1,000.
     #[serde(default = "default_connect_ms")]
     pub connect_timeout_ms: u64,
+    /// Calls in flight to one node at most; more are shed at once (a slow node cannot tie up
+    /// the gateway). Default 256.
+    #[serde(default = "default_max_in_flight")]
+    pub max_in_flight_per_node: usize,
+    /// Retries allowed on top of first attempts, in percent, over a 10 s window (plus a floor
+    /// of 10 retries per second). Default 20.
+    #[serde(default = "default_retry_percent")]
+    pub retry_budget_percent: u32,
+    /// Consecutive failures after which a node's breaker opens and the node is not asked until
+    /// a probe succeeds. Default 5.
+    #[serde(default = "default_breaker_failures")]
+    pub breaker_failures: u32,
+    /// Wait before the first probe of an open breaker, in ms; doubles after each failed probe.
+    /// Default 1,000.
+    #[serde(default = "default_breaker_backoff_ms")]
+    pub breaker_backoff_ms: u64,
+    /// Longest wait between probes, in ms. Default 30,000.
+    #[serde(default = "default_breaker_max_backoff_ms")]
+    pub breaker_max_backoff_ms: u64,
+    /// Benchmarks the gateway serves at once; more are refused with `RESOURCE_EXHAUSTED`
+    /// instead of queueing. Default 256.
+    #[serde(default = "default_max_in_flight")]
+    pub max_concurrent_benchmarks: usize,
+}
+
+fn default_max_in_flight() -> usize {
+    256
+}
+
+fn default_retry_percent() -> u32 {
+    20
+}
+
+fn default_breaker_failures() -> u32 {
+    5
+}
+
+fn default_breaker_backoff_ms() -> u64 {
+    1_000
+}
+
+fn default_breaker_max_backoff_ms() -> u64 {
+    30_000
 }
 
 fn default_deadline_ms() -> u64 {
@@ -65,6 +112,12 @@ impl Default for FanoutConfig {
         Self {
             node_deadline_ms: default_deadline_ms(),
             connect_timeout_ms: default_connect_ms(),
+            max_in_flight_per_node: default_max_in_flight(),
+            retry_budget_percent: default_retry_percent(),
+            breaker_failures: default_breaker_failures(),
+            breaker_backoff_ms: default_breaker_backoff_ms(),
+            breaker_max_backoff_ms: default_breaker_max_backoff_ms(),
+            max_concurrent_benchmarks: default_max_in_flight(),
         }
     }
 }
@@ -78,6 +131,49 @@ impl FanoutConfig {
     /// The connection timeout.
     pub fn connect_timeout(&self) -> Duration {
         Duration::from_millis(self.connect_timeout_ms)
+    }
+
+    /// The first wait of an open breaker.
+    pub fn breaker_backoff(&self) -> Duration {
+        Duration::from_millis(self.breaker_backoff_ms)
+    }
+
+    /// The longest wait of an open breaker.
+    pub fn breaker_max_backoff(&self) -> Duration {
+        Duration::from_millis(self.breaker_max_backoff_ms)
+    }
+}
+
+impl FanoutConfig {
+    fn check(&self) -> Result<(), ConfigError> {
+        let positive = [
+            (
+                "fanout.max_in_flight_per_node",
+                self.max_in_flight_per_node as u64,
+            ),
+            ("fanout.breaker_failures", u64::from(self.breaker_failures)),
+            ("fanout.breaker_backoff_ms", self.breaker_backoff_ms),
+            (
+                "fanout.max_concurrent_benchmarks",
+                self.max_concurrent_benchmarks as u64,
+            ),
+        ];
+        if let Some((key, _)) = positive.iter().find(|(_, v)| *v == 0) {
+            return Err(ConfigError::invalid(*key, "must be at least 1"));
+        }
+        if self.retry_budget_percent > 100 {
+            return Err(ConfigError::invalid(
+                "fanout.retry_budget_percent",
+                "must be between 0 and 100",
+            ));
+        }
+        if self.breaker_max_backoff_ms < self.breaker_backoff_ms {
+            return Err(ConfigError::invalid(
+                "fanout.breaker_max_backoff_ms",
+                "must be at least fanout.breaker_backoff_ms",
+            ));
+        }
+        Ok(())
     }
 }
 
@@ -202,6 +298,7 @@ impl GatewayConfig {
         }
         let metrics = MetricCatalogue::build(&self.metrics)?;
         let mut peers = HashMap::new();
+        self.fanout.check()?;
         let mut ids = HashSet::new();
         for (i, f) in self.facilities.iter().enumerate() {
             check_name(&f.id)

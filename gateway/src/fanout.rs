@@ -1,13 +1,19 @@
-//! Fan-out: ask every node at once, wait for none longer than its deadline.
+//! Fan-out: ask every node at once, through its client stack, and wait for none longer than its
+//! deadline.
 //!
 //! Each node's answer or failure is classified into a coverage status, so a benchmark always
-//! says exactly who answered and why the others did not.
+//! says exactly who answered and why the others did not. The fan-out is one span and each node
+//! call a child span whose context travels to the node, so a benchmark is one trace.
 
+use crate::breaker::{BreakerOpen, ran_out_of_time};
 use crate::registry::{Facility, Registry};
 use futures::future::join_all;
 use psonet_core::diagnose::{Failure, diagnose};
-use psonet_core::pb::{self, CoverageStatus, aggregate_service_client::AggregateServiceClient};
+use psonet_core::metrics::Metrics;
+use psonet_core::pb::{self, CoverageStatus};
 use std::time::{Duration, Instant};
+use tower::{BoxError, ServiceExt};
+use tracing::Instrument;
 
 /// What one node gave back.
 pub struct NodeAnswer {
@@ -23,59 +29,123 @@ pub struct NodeAnswer {
     pub latency: Duration,
 }
 
-/// Sends `request` to every facility concurrently; each gets at most `deadline`.
+/// Sends `request` to every facility concurrently; each gets at most `deadline` (the node
+/// stack enforces the configured node deadline; `deadline` bounds it further when shorter).
 pub async fn fan_out(
     registry: &Registry,
     request: pb::AggregateRequest,
     deadline: Duration,
 ) -> Vec<NodeAnswer> {
+    let span = tracing::info_span!("fan_out", facilities = registry.facilities().len());
     let calls = registry
         .facilities()
         .iter()
-        .map(|facility| ask(facility, request.clone(), deadline));
-    join_all(calls).await
+        .map(|facility| ask(facility, request.clone(), deadline, registry.metrics()));
+    join_all(calls).instrument(span).await
 }
 
-async fn ask(facility: &Facility, request: pb::AggregateRequest, deadline: Duration) -> NodeAnswer {
+async fn ask(
+    facility: &Facility,
+    request: pb::AggregateRequest,
+    deadline: Duration,
+    metrics: &Metrics,
+) -> NodeAnswer {
     let started = Instant::now();
-    let mut client = AggregateServiceClient::new(facility.channel.clone());
-    let mut request = tonic::Request::new(request);
-    request.set_timeout(deadline);
-    let outcome = tokio::time::timeout(deadline, client.aggregate(request)).await;
-    let peer = format!(
-        "the node of facility {} at {}",
-        facility.id, facility.endpoint
-    );
+    let span = tracing::info_span!("node_call", facility = %facility.id, otel.kind = "client");
+    let call = facility.service.clone().oneshot(request);
+    let outcome = tokio::time::timeout(deadline, call).instrument(span).await;
+    let outcome = outcome.unwrap_or_else(|_| Err(tower::timeout::error::Elapsed::new().into()));
     let (response, status, detail) = match outcome {
-        Ok(Ok(response)) => (
-            Some(response.into_inner()),
-            CoverageStatus::Ok,
-            String::new(),
-        ),
-        Ok(Err(status)) => {
-            let failure = diagnose(&status, &peer);
-            let coverage = match failure {
-                Failure::Unreachable(_) => CoverageStatus::Unavailable,
-                Failure::Refused(_) => CoverageStatus::Refused,
-                Failure::TimedOut(_) => CoverageStatus::TimedOut,
-                Failure::Invalid(_) | Failure::Other(_) => CoverageStatus::Error,
-            };
-            (None, coverage, failure.explanation().to_string())
+        Ok(response) => (Some(response), CoverageStatus::Ok, String::new()),
+        Err(error) => {
+            let (status, detail) = classify(&error, facility, deadline);
+            (None, status, detail)
         }
-        Err(_) => (
-            None,
-            CoverageStatus::TimedOut,
-            format!("{peer} did not answer within {} ms", deadline.as_millis()),
-        ),
     };
     if status != CoverageStatus::Ok {
         tracing::warn!(facility = %facility.id, status = status.as_str_name(), %detail, "node did not contribute");
     }
-    NodeAnswer {
+    let answer = NodeAnswer {
         facility_id: facility.id.clone(),
         response,
         status,
         detail,
         latency: started.elapsed(),
+    };
+    record(metrics, &answer);
+    answer
+}
+
+/// Per-node latency by coverage status, and the cells each node suppressed.
+fn record(metrics: &Metrics, answer: &NodeAnswer) {
+    let status = answer
+        .status
+        .as_str_name()
+        .trim_start_matches("COVERAGE_STATUS_");
+    let labels = [
+        ("facility", answer.facility_id.as_str()),
+        ("status", status),
+    ];
+    metrics.observe(
+        "psonet_fanout_node_duration_seconds",
+        "Time each node took to answer or fail in a fan-out, by coverage status.",
+        &labels,
+        answer.latency,
+    );
+    let suppressed = answer
+        .response
+        .as_ref()
+        .map_or(0, |r| r.cells.iter().filter(|c| c.suppressed).count());
+    metrics.add(
+        "psonet_fanout_suppressed_cells_total",
+        "Cells nodes suppressed (1..k-1 events) in the aggregates they returned.",
+        &[("facility", answer.facility_id.as_str())],
+        suppressed as u64,
+    );
+}
+
+/// Names a failed node call precisely: which layer stopped it, or what the node or the
+/// transport said.
+fn classify(error: &BoxError, facility: &Facility, deadline: Duration) -> (CoverageStatus, String) {
+    let peer = format!(
+        "the node of facility {} at {}",
+        facility.id, facility.endpoint
+    );
+    let timed_out = (
+        CoverageStatus::TimedOut,
+        format!("{peer} did not answer within {} ms", deadline.as_millis()),
+    );
+    if error.is::<tower::timeout::error::Elapsed>() {
+        return timed_out;
     }
+    if error.is::<tower::load_shed::error::Overloaded>() {
+        return (
+            CoverageStatus::Unavailable,
+            format!("{peer} was not asked: too many calls to it already in flight (load shed)"),
+        );
+    }
+    if let Some(open) = error.downcast_ref::<BreakerOpen>() {
+        return (CoverageStatus::Unavailable, format!("{peer} was {open}"));
+    }
+    let Some(status) = error.downcast_ref::<tonic::Status>() else {
+        return (CoverageStatus::Error, format!("{peer}: {error}"));
+    };
+    if ran_out_of_time(status) {
+        return timed_out;
+    }
+    if status.code() == tonic::Code::Cancelled {
+        let why = status.message();
+        return (
+            CoverageStatus::Unavailable,
+            format!("{peer} closed the connection before answering ({why})"),
+        );
+    }
+    let failure = diagnose(status, &peer);
+    let coverage = match failure {
+        Failure::Unreachable(_) => CoverageStatus::Unavailable,
+        Failure::Refused(_) => CoverageStatus::Refused,
+        Failure::TimedOut(_) => CoverageStatus::TimedOut,
+        Failure::Invalid(_) | Failure::Other(_) => CoverageStatus::Error,
+    };
+    (coverage, failure.explanation().to_string())
 }

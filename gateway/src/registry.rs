@@ -1,10 +1,17 @@
-//! The facility registry: one lazily connected mTLS channel per facility node.
+//! The facility registry: one lazily connected mTLS channel per facility node, and over it the
+//! node's client stack (deadline, load shedding, concurrency limit, retry budget, breaker).
 //!
-//! Channels connect on first use and reconnect by themselves, so a node that is down costs
-//! nothing until it is queried, and a node that comes back is used again without a restart.
+//! Channels connect on first use, within the connect timeout, and reconnect by themselves, so a
+//! node that is down costs nothing until it is queried, and a node that comes back is used again
+//! without a restart.
 
+use crate::breaker::{Breaker, BreakerPolicy};
 use crate::config::{FacilityEntry, FanoutConfig};
-use psonet_core::tls::TlsMaterial;
+use crate::connector::NodeConnector;
+use crate::stack::{NodeService, node_stack};
+use psonet_core::metrics::{Metrics, label_text};
+use rustls::ClientConfig;
+use std::sync::Arc;
 use tonic::transport::{Channel, Endpoint};
 
 /// A facility the gateway can query.
@@ -14,43 +21,103 @@ pub struct Facility {
     pub id: String,
     /// Where its node is.
     pub endpoint: String,
-    /// Channel to its federation listener.
+    /// Channel to its federation listener (bare: no deadline, retry or breaker).
     pub channel: Channel,
+    /// The node's client stack for aggregate queries; clones share its limits and breaker.
+    pub service: NodeService,
+    /// The node's breaker, to report its state.
+    pub breaker: Breaker,
+}
+
+/// Why the registry could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum RegistryError {
+    /// An endpoint is not a URI.
+    #[error("a facility endpoint is not a URI")]
+    Endpoint(#[from] tonic::transport::Error),
+    /// A server name is not a DNS name or IP address.
+    #[error("facility {0}: {1}")]
+    ServerName(String, String),
 }
 
 /// Every facility of the network, in configuration order.
 #[derive(Clone)]
 pub struct Registry {
     facilities: Vec<Facility>,
+    metrics: Arc<Metrics>,
 }
 
 impl Registry {
-    /// Builds a channel per facility; none connects yet.
+    /// Builds a channel and client stack per facility; none connects yet. `tls` presents the
+    /// gateway's (reloadable) client certificate; fan-outs record into `metrics`, which also
+    /// gets each node's breaker state as a gauge.
     pub fn new(
         entries: &[FacilityEntry],
-        tls: &TlsMaterial,
+        tls: Arc<ClientConfig>,
         fanout: &FanoutConfig,
-    ) -> Result<Self, tonic::transport::Error> {
+        metrics: Arc<Metrics>,
+    ) -> Result<Self, RegistryError> {
+        let policy = BreakerPolicy {
+            failures: fanout.breaker_failures,
+            backoff: fanout.breaker_backoff(),
+            max_backoff: fanout.breaker_max_backoff(),
+            deadline: fanout.node_deadline(),
+        };
         let facilities = entries
             .iter()
             .map(|entry| {
-                let channel = Endpoint::from_shared(entry.endpoint.clone())?
-                    .tls_config(tls.client_config(&entry.server_name()))?
-                    .connect_timeout(fanout.connect_timeout())
-                    .tcp_nodelay(true)
-                    .connect_lazy();
+                // TLS is the connector's job, so the channel itself speaks plain HTTP/2 to it.
+                let plain = entry.endpoint.replacen("https://", "http://", 1);
+                let connector = NodeConnector::new(tls.clone(), &entry.server_name())
+                    .map_err(|why| RegistryError::ServerName(entry.id.clone(), why))?;
+                let channel = Endpoint::from_shared(plain)?
+                    .connect_timeout(fanout.connect_timeout().min(fanout.node_deadline()))
+                    .connect_with_connector_lazy(connector);
+                let breaker = Breaker::new(policy);
                 Ok(Facility {
                     id: entry.id.clone(),
                     endpoint: entry.endpoint.clone(),
+                    service: node_stack(channel.clone(), breaker.clone(), fanout),
                     channel,
+                    breaker,
                 })
             })
-            .collect::<Result<_, tonic::transport::Error>>()?;
-        Ok(Self { facilities })
+            .collect::<Result<Vec<_>, RegistryError>>()?;
+        let breakers: Vec<_> = facilities
+            .iter()
+            .map(|f| (f.id.clone(), f.breaker.clone()))
+            .collect();
+        metrics.gauge(move |out| breaker_gauge(&breakers, out));
+        Ok(Self {
+            facilities,
+            metrics,
+        })
+    }
+
+    /// Where fan-outs record their figures.
+    pub fn metrics(&self) -> &Arc<Metrics> {
+        &self.metrics
     }
 
     /// The facilities, in configuration order.
     pub fn facilities(&self) -> &[Facility] {
         &self.facilities
+    }
+}
+
+/// `psonet_node_breaker_state{facility,state}`: 1 for each node's current state, 0 otherwise.
+fn breaker_gauge(breakers: &[(String, Breaker)], out: &mut String) {
+    use crate::breaker::BreakerState::*;
+    out.push_str(
+        "# HELP psonet_node_breaker_state Each node's breaker: 1 on its current state.\n\
+         # TYPE psonet_node_breaker_state gauge\n",
+    );
+    for (id, breaker) in breakers {
+        let now = breaker.state();
+        for state in [Closed, Open, HalfOpen] {
+            let labels = label_text(&[("facility", id), ("state", state.as_str())]);
+            let value = u8::from(state == now);
+            out.push_str(&format!("psonet_node_breaker_state{{{labels}}} {value}\n"));
+        }
     }
 }

@@ -1,14 +1,22 @@
 //! Starting and stopping the gateway.
 
+use crate::admission::AdmissionLayer;
 use crate::benchmark::Benchmarks;
 use crate::config::LoadedGatewayConfig;
 use crate::registry::Registry;
+use crate::registry::RegistryError;
 use psonet_core::auth::{AccessRule, Audience};
+use psonet_core::metrics::{Metrics, RpcMetricsLayer, serve_metrics};
 use psonet_core::pb::benchmark_service_server::BenchmarkServiceServer;
-use psonet_core::serve::{Shutdown, bind, with_operations};
+use psonet_core::serve::{
+    CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, tls_incoming, with_operations,
+};
+use psonet_core::tls::{ReloadableIdentity, TlsError};
 use std::net::SocketAddr;
 use tokio::task::JoinHandle;
 use tonic::transport::Server;
+use tonic_health::ServingStatus;
+use tonic_health::server::HealthReporter;
 
 /// Why the gateway could not start or stopped badly.
 #[derive(Debug, thiserror::Error)]
@@ -19,6 +27,12 @@ pub enum GatewayError {
     /// The TLS setup, an endpoint or the server failed.
     #[error("TLS setup or the server failed")]
     Transport(#[from] tonic::transport::Error),
+    /// The certificate, key or CA is not usable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    /// The facility registry could not be built.
+    #[error(transparent)]
+    Registry(#[from] RegistryError),
     /// The reflection service could not be built.
     #[error("reflection setup failed")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -27,11 +41,17 @@ pub enum GatewayError {
     Task(#[from] tokio::task::JoinError),
 }
 
+/// Full name of the gateway's service.
+const BENCHMARK_SERVICE: &str = "psonet.v1.BenchmarkService";
+
 /// A started gateway.
 pub struct RunningGateway {
     /// Address of the `BenchmarkService` listener.
     pub addr: SocketAddr,
+    /// Address of the Prometheus metrics endpoint, when configured.
+    pub metrics_addr: Option<SocketAddr>,
     shutdown: Shutdown,
+    health: HealthReporter,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
 }
 
@@ -39,7 +59,14 @@ impl RunningGateway {
     /// Builds the registry and starts the listener.
     pub async fn start(loaded: LoadedGatewayConfig) -> Result<Self, GatewayError> {
         let config = &loaded.config;
-        let registry = Registry::new(&config.facilities, &loaded.tls, &config.fanout)?;
+        let identity = ReloadableIdentity::load(&config.tls, "tls")?;
+        let metrics = Metrics::new();
+        let registry = Registry::new(
+            &config.facilities,
+            identity.client_config()?,
+            &config.fanout,
+            metrics.clone(),
+        )?;
         let listener = bind(config.listen, "gateway listener").await?;
         let shutdown = Shutdown::new();
         let rule = AccessRule::new(&config.network, Audience::PartnersAndFacilities);
@@ -52,22 +79,36 @@ impl RunningGateway {
                 ),
             rule.clone(),
         );
+        // Past `max_concurrent_benchmarks` benchmarks in flight, a benchmark is refused at
+        // once with RESOURCE_EXHAUSTED instead of queueing without bound.
         let router = Server::builder()
-            .tls_config(loaded.tls.server_config())?
+            .trace_fn(|request| psonet_core::telemetry::rpc_span("gateway", request))
+            .layer(RpcMetricsLayer::new(metrics.clone()))
+            .layer(AdmissionLayer::new(config.fanout.max_concurrent_benchmarks))
             .add_service(benchmarks);
-        let (router, _health) =
-            with_operations(router, &rule, &["psonet.v1.BenchmarkService"]).await?;
-        let server = router.serve_with_incoming_shutdown(listener.incoming, shutdown.signalled());
+        let (router, health) = with_operations(router, &rule, &[BENCHMARK_SERVICE]).await?;
+        let incoming = tls_incoming(listener.incoming, identity.server_config()?);
+        let server = router.serve_with_incoming_shutdown(incoming, shutdown.signalled());
+        reload_certificates(vec![identity], CERT_POLL_INTERVAL, &shutdown)?;
+        let metrics_addr = match config.metrics_listen {
+            Some(addr) => Some(serve_metrics(addr, metrics, &shutdown).await?),
+            None => None,
+        };
         tracing::info!(addr = %listener.addr, facilities = config.facilities.len(), "gateway started");
         Ok(Self {
             addr: listener.addr,
+            metrics_addr,
             shutdown,
+            health,
             server: tokio::spawn(server),
         })
     }
 
     /// Stops accepting calls and lets in-flight calls finish.
     pub async fn shutdown(self) -> Result<(), GatewayError> {
+        self.health
+            .set_service_status(BENCHMARK_SERVICE, ServingStatus::NotServing)
+            .await;
         self.shutdown.trigger();
         self.server.await??;
         tracing::info!("gateway stopped");

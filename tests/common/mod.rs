@@ -32,10 +32,16 @@ pub struct ServerProcess {
 impl ServerProcess {
     /// Starts `psonet <args>` and waits for its ready line.
     pub fn spawn(args: &[&str], log: &Path) -> Self {
+        Self::spawn_with_env(args, log, &[])
+    }
+
+    /// Starts `psonet <args>` with extra environment variables and waits for its ready line.
+    pub fn spawn_with_env(args: &[&str], log: &Path, env: &[(String, String)]) -> Self {
         let log_file = std::fs::File::create(log).expect("log file");
         let mut child = Command::new(env!("CARGO_BIN_EXE_psonet"))
             .args(args)
             .env("RUST_LOG", "info")
+            .envs(env.iter().map(|(k, v)| (k, v)))
             .stdout(Stdio::piped())
             .stderr(Stdio::from(log_file))
             .spawn()
@@ -116,6 +122,7 @@ pub struct TestNode {
     pub client_identity: PathBuf,
     pub process: Option<ServerProcess>,
     log: PathBuf,
+    env: Vec<(String, String)>,
 }
 
 impl TestNode {
@@ -138,10 +145,33 @@ impl TestNode {
     /// Starts (or restarts) the node on its config and data directory.
     pub fn start(&mut self) {
         let config = self.config.to_string_lossy().to_string();
-        self.process = Some(ServerProcess::spawn(
+        self.process = Some(ServerProcess::spawn_with_env(
             &["node", "--config", &config],
             &self.log,
+            &self.env,
         ));
+    }
+
+    /// Writes the ports the node listens on now into its config, so a restart keeps them
+    /// (as a real node with fixed ports would).
+    pub fn pin_ports(&self) {
+        let text = std::fs::read_to_string(&self.config).expect("node config");
+        let mut config: toml::Value = toml::from_str(&text).expect("node config is TOML");
+        for (section, addr) in [("local", self.local()), ("federation", self.federation())] {
+            config[section]["listen"] = toml::Value::String(addr.to_string());
+        }
+        std::fs::write(&self.config, toml::to_string(&config).unwrap()).unwrap();
+    }
+
+    /// Sends SIGTERM and waits for a clean exit.
+    pub fn stop(&mut self) {
+        let mut process = self.process.take().expect("node running");
+        process.signal("TERM");
+        assert!(
+            process.wait_success(),
+            "node {} did not exit cleanly",
+            self.id
+        );
     }
 
     /// SIGKILLs the node.
@@ -163,6 +193,7 @@ pub struct TestNetwork {
     pub layout: NetworkLayout,
     pub nodes: Vec<TestNode>,
     pub gateway: Option<ServerProcess>,
+    env: Vec<(String, String)>,
 }
 
 impl TestNetwork {
@@ -173,6 +204,19 @@ impl TestNetwork {
 
     /// As [`TestNetwork::start`], after `edit` changed every node's config file.
     pub fn start_configured(facilities: usize, edit: impl Fn(&mut NodeConfig)) -> Self {
+        Self::start_with(facilities, &[], edit)
+    }
+
+    /// As [`TestNetwork::start`], every process (gateway too) with extra environment variables.
+    pub fn start_with_env(facilities: usize, env: &[(&str, &str)]) -> Self {
+        Self::start_with(facilities, env, |_| {})
+    }
+
+    fn start_with(facilities: usize, env: &[(&str, &str)], edit: impl Fn(&mut NodeConfig)) -> Self {
+        let env: Vec<(String, String)> = env
+            .iter()
+            .map(|(k, v)| (k.to_string(), v.to_string()))
+            .collect();
         let dir = tempfile::tempdir().expect("tempdir");
         let layout = pki::init(&InitOptions {
             network: NETWORK.into(),
@@ -193,6 +237,7 @@ impl TestNetwork {
                     client_identity: f.client_identity.clone(),
                     process: None,
                     log: dir.path().join(format!("{}.log", f.id)),
+                    env: env.clone(),
                 };
                 let text = std::fs::read_to_string(&node.config).expect("node config");
                 let mut config: NodeConfig = toml::from_str(&text).expect("node config parses");
@@ -207,33 +252,33 @@ impl TestNetwork {
             layout,
             nodes,
             gateway: None,
+            env,
         }
     }
 
     /// Starts the gateway with the nodes' real addresses and a per-node deadline.
     pub fn start_gateway(&mut self, node_deadline_ms: u64) {
-        self.start_gateway_with(node_deadline_ms, |_| {});
+        self.start_gateway_with(|config| config.fanout.node_deadline_ms = node_deadline_ms);
     }
 
-    /// As [`TestNetwork::start_gateway`], with `edit` applied to the config first (e.g. peer
-    /// attributes of the registry).
-    pub fn start_gateway_with(
-        &mut self,
-        node_deadline_ms: u64,
-        edit: impl FnOnce(&mut GatewayConfig),
-    ) {
+    /// Starts the gateway with the nodes' real addresses, after `adjust` has had its say on
+    /// the configuration (e.g. peer attributes of the registry).
+    pub fn start_gateway_with(&mut self, adjust: impl FnOnce(&mut GatewayConfig)) {
         let mut config: GatewayConfig =
             toml::from_str(&std::fs::read_to_string(&self.layout.gateway_config).unwrap()).unwrap();
         for (entry, node) in config.facilities.iter_mut().zip(&self.nodes) {
             entry.endpoint = format!("https://127.0.0.1:{}", node.federation().port());
         }
-        config.fanout.node_deadline_ms = node_deadline_ms;
-        edit(&mut config);
+        adjust(&mut config);
         let path = self.layout.out.join("gateway-test.toml");
         std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
         let path = path.to_string_lossy().to_string();
         let log = self.dir.path().join("gateway.log");
-        self.gateway = Some(ServerProcess::spawn(&["gateway", "--config", &path], &log));
+        self.gateway = Some(ServerProcess::spawn_with_env(
+            &["gateway", "--config", &path],
+            &log,
+            &self.env,
+        ));
     }
 
     pub fn gateway_addr(&self) -> SocketAddr {
@@ -243,9 +288,46 @@ impl TestNetwork {
             .addr("listen")
     }
 
+    /// A certificate and key (PEM) for `uri` and the loopback host names, issued by the
+    /// network's CA (read back from `ca.pem` and `ca.key`), valid from `from` to `to` (y, m, d).
+    pub fn issue_certificate(
+        &self,
+        uri: &str,
+        usages: &[rcgen::ExtendedKeyUsagePurpose],
+        from: (i32, u8, u8),
+        to: (i32, u8, u8),
+    ) -> (String, String) {
+        let read = |name: &str| std::fs::read_to_string(self.layout.out.join(name)).unwrap();
+        let ca_key = rcgen::KeyPair::from_pem(&read("ca.key")).unwrap();
+        let issuer = rcgen::Issuer::from_ca_cert_pem(&read("ca.pem"), ca_key).unwrap();
+        let hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+        let mut params = rcgen::CertificateParams::new(hosts).unwrap();
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::URI(uri.try_into().unwrap()));
+        params
+            .distinguished_name
+            .push(rcgen::DnType::CommonName, uri);
+        params.extended_key_usages = usages.to_vec();
+        params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
+        params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
+        let key = rcgen::KeyPair::generate().unwrap();
+        let cert = params.signed_by(&key, &issuer).unwrap();
+        (cert.pem(), key.serialize_pem())
+    }
+
     /// A channel to the gateway as the partner.
     pub fn benchmark_client_channel(&self) -> Channel {
         channel(&self.gateway_addr(), &self.layout.partner_identity)
+    }
+
+    /// This month's benchmark, asked as the partner on a new connection.
+    pub async fn benchmark_this_month(&self) -> pb::NetworkBenchmarkResponse {
+        self.benchmark_client()
+            .network_benchmark(this_month_benchmark())
+            .await
+            .expect("the benchmark answers")
+            .into_inner()
     }
 
     /// A `BenchmarkService` client as the partner.
@@ -323,4 +405,22 @@ pub fn aggregate_request(from: &str, to: &str) -> pb::AggregateRequest {
         group_by: vec![pb::Dimension::Category as i32, pb::Dimension::Harm as i32],
         ..Default::default()
     }
+}
+
+/// A benchmark of this month, all categories.
+pub fn this_month_benchmark() -> pb::NetworkBenchmarkRequest {
+    let month = psonet_core::month::Month::current().to_string();
+    pb::NetworkBenchmarkRequest {
+        month_from: month.clone(),
+        month_to: month,
+        categories: vec![],
+        ..Default::default()
+    }
+}
+
+/// Whether every facility answered.
+pub fn all_ok(coverage: &[pb::FacilityCoverage]) -> bool {
+    coverage
+        .iter()
+        .all(|c| c.status == pb::CoverageStatus::Ok as i32)
 }

@@ -4,9 +4,16 @@
 //! address (port 0 picks a free one) and a port clash is an error at start, not later.
 
 use crate::auth::AccessRule;
+use crate::tls::ReloadableIdentity;
+use futures::StreamExt;
 use std::net::SocketAddr;
-use tokio::net::TcpListener;
-use tokio::sync::watch;
+use std::sync::Arc;
+use std::time::{Duration, SystemTime};
+use tokio::net::{TcpListener, TcpStream};
+use tokio::sync::{mpsc, watch};
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::interceptor::InterceptedService;
 use tonic::transport::server::{Router, TcpIncoming};
 use tonic_health::ServingStatus;
@@ -68,11 +75,11 @@ impl Default for Shutdown {
 /// router, behind the same access rule as the listener's own services. Reflection lists only
 /// `services`, so it describes exactly what this listener serves. Every service starts
 /// `SERVING`: a router is only built once the store is open and the certificates are loaded.
-pub async fn with_operations(
-    router: Router,
+pub async fn with_operations<L>(
+    router: Router<L>,
     rule: &AccessRule,
     services: &[&str],
-) -> Result<(Router, HealthReporter), tonic_reflection::server::Error> {
+) -> Result<(Router<L>, HealthReporter), tonic_reflection::server::Error> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for service in services {
         reporter
@@ -103,4 +110,95 @@ pub async fn with_operations(
             rule.clone(),
         ));
     Ok((router, reporter))
+}
+
+/// The longest a TLS handshake may take before the connection is dropped.
+const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
+
+/// Accepted connections after their TLS handshake, for `serve_with_incoming_shutdown`.
+///
+/// We terminate TLS ourselves, rather than through tonic's `tls_config`, so that the rustls
+/// configuration can resolve its certificate per handshake from a [`ReloadableIdentity`].
+/// Handshakes run concurrently (a slow client holds up no one); failed ones are dropped after
+/// rustls has sent its alert, which is how a refused client learns why.
+pub fn tls_incoming(
+    mut incoming: TcpIncoming,
+    config: Arc<rustls::ServerConfig>,
+) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
+    let (tx, rx) = mpsc::channel(64);
+    let acceptor = TlsAcceptor::from(config);
+    tokio::spawn(async move {
+        loop {
+            let tcp = tokio::select! {
+                _ = tx.closed() => break,
+                next = incoming.next() => match next {
+                    Some(Ok(tcp)) => tcp,
+                    Some(Err(e)) => {
+                        tracing::warn!(error = %e, "accept failed");
+                        continue;
+                    }
+                    None => break,
+                },
+            };
+            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            tokio::spawn(async move {
+                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                    Ok(Ok(tls)) => {
+                        let _ = tx.send(Ok(tls)).await;
+                    }
+                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
+                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                }
+            });
+        }
+    });
+    ReceiverStream::new(rx)
+}
+
+/// How often certificate files are checked for changes.
+pub const CERT_POLL_INTERVAL: Duration = Duration::from_secs(5);
+
+/// Reloads `identities` on SIGHUP, and whenever their certificate or key file changes
+/// (checked every `poll`), until `shutdown`. A failed reload keeps the old identity.
+pub fn reload_certificates(
+    identities: Vec<Arc<ReloadableIdentity>>,
+    poll: Duration,
+    shutdown: &Shutdown,
+) -> std::io::Result<()> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let mut hangup = signal(SignalKind::hangup())?;
+    let stopped = shutdown.signalled();
+    tokio::spawn(async move {
+        tokio::pin!(stopped);
+        let mut seen: Vec<_> = identities.iter().map(|i| modified(i)).collect();
+        let mut ticks = tokio::time::interval(poll);
+        loop {
+            let forced = tokio::select! {
+                _ = &mut stopped => break,
+                _ = hangup.recv() => true,
+                _ = ticks.tick() => false,
+            };
+            for (identity, last) in identities.iter().zip(seen.iter_mut()) {
+                let now = modified(identity);
+                if forced || now != *last {
+                    *last = now;
+                    match identity.reload() {
+                        Ok(()) => {
+                            tracing::info!(cert = %identity.files().cert.display(), "certificate reloaded")
+                        }
+                        Err(e) => {
+                            tracing::error!(error = %e, "certificate reload failed; keeping the previous one")
+                        }
+                    }
+                }
+            }
+        }
+    });
+    Ok(())
+}
+
+/// When the certificate and key files last changed.
+fn modified(identity: &ReloadableIdentity) -> [Option<SystemTime>; 2] {
+    let files = identity.files();
+    [&files.cert, &files.key].map(|p| std::fs::metadata(p).and_then(|m| m.modified()).ok())
 }

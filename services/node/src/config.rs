@@ -38,6 +38,10 @@ pub struct NodeConfig {
     /// Store tuning.
     #[serde(default)]
     pub store: StoreConfig,
+    /// Where to serve Prometheus metrics over plain HTTP (`GET /metrics`); off when unset.
+    /// Bind it to a private interface.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_listen: Option<SocketAddr>,
 }
 
 /// One mutual-TLS listener.

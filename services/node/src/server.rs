@@ -8,10 +8,15 @@ use crate::ledger::{ANSWERS_TREE, BUDGET_TREE, Ledger};
 use crate::reporting::Reporting;
 use crate::store::{Store, StoreError};
 use psonet_core::auth::{AccessRule, Audience};
+use psonet_core::metrics::{Metrics, RpcMetricsLayer, serve_metrics};
 use psonet_core::pb::aggregate_service_server::AggregateServiceServer;
 use psonet_core::pb::backup_service_server::BackupServiceServer;
 use psonet_core::pb::reporting_service_server::ReportingServiceServer;
-use psonet_core::serve::{Shutdown, bind, with_operations};
+use psonet_core::serve::{
+    CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, tls_incoming, with_operations,
+};
+use psonet_core::telemetry::rpc_span;
+use psonet_core::tls::{ReloadableIdentity, TlsError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
@@ -31,6 +36,9 @@ pub enum NodeError {
     /// The TLS setup or a server failed.
     #[error("TLS setup or the server failed")]
     Transport(#[from] tonic::transport::Error),
+    /// A certificate, key or CA file is not usable.
+    #[error(transparent)]
+    Tls(#[from] TlsError),
     /// The reflection service could not be built.
     #[error("reflection setup failed")]
     Reflection(#[from] tonic_reflection::server::Error),
@@ -45,6 +53,8 @@ pub struct RunningNode {
     pub local_addr: SocketAddr,
     /// Address of the federation listener (`AggregateService`).
     pub federation_addr: SocketAddr,
+    /// Address of the Prometheus metrics endpoint, when configured.
+    pub metrics_addr: Option<SocketAddr>,
     store: Arc<Store>,
     shutdown: Shutdown,
     health: Vec<(HealthReporter, &'static str)>,
@@ -114,8 +124,12 @@ impl RunningNode {
             Backups::new(store.clone(), config.facility_id.clone(), spool_dir(config)),
             local_rule.clone(),
         );
+        let local_label = format!("{} local", config.facility_id);
+        let local_identity = ReloadableIdentity::load(&config.local.tls, "local.tls")?;
+        let metrics = Metrics::new();
         let local_router = Server::builder()
-            .tls_config(loaded.local_tls.server_config())?
+            .layer(RpcMetricsLayer::new(metrics.clone()))
+            .trace_fn(move |request| rpc_span(&local_label, request))
             .add_service(reporting)
             .add_service(backups);
         let (local_router, local_health) = with_operations(
@@ -124,21 +138,38 @@ impl RunningNode {
             &[REPORTING_SERVICE, BACKUP_SERVICE],
         )
         .await?;
-        let local_server =
-            local_router.serve_with_incoming_shutdown(local.incoming, shutdown.signalled());
+        let local_server = local_router.serve_with_incoming_shutdown(
+            tls_incoming(local.incoming, local_identity.server_config()?),
+            shutdown.signalled(),
+        );
 
         let federation_rule = AccessRule::new(&config.network, Audience::Gateway);
         let aggregates = AggregateServiceServer::with_interceptor(
             aggregates(&store, &loaded)?,
             federation_rule.clone(),
         );
+        let federation_label = format!("{} federation", config.facility_id);
+        let federation_identity =
+            ReloadableIdentity::load(&config.federation.tls, "federation.tls")?;
         let federation_router = Server::builder()
-            .tls_config(loaded.federation_tls.server_config())?
+            .layer(RpcMetricsLayer::new(metrics.clone()))
+            .trace_fn(move |request| rpc_span(&federation_label, request))
             .add_service(aggregates);
         let (federation_router, federation_health) =
             with_operations(federation_router, &federation_rule, &[AGGREGATE_SERVICE]).await?;
-        let federation_server = federation_router
-            .serve_with_incoming_shutdown(federation.incoming, shutdown.signalled());
+        let federation_server = federation_router.serve_with_incoming_shutdown(
+            tls_incoming(federation.incoming, federation_identity.server_config()?),
+            shutdown.signalled(),
+        );
+        reload_certificates(
+            vec![local_identity, federation_identity],
+            CERT_POLL_INTERVAL,
+            &shutdown,
+        )?;
+        let metrics_addr = match config.metrics_listen {
+            Some(addr) => Some(serve_metrics(addr, metrics, &shutdown).await?),
+            None => None,
+        };
 
         tracing::info!(
             facility = %config.facility_id,
@@ -149,6 +180,7 @@ impl RunningNode {
         Ok(Self {
             local_addr: local.addr,
             federation_addr: federation.addr,
+            metrics_addr,
             store,
             shutdown,
             health: vec![
