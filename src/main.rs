@@ -203,6 +203,9 @@ fn main() -> std::process::ExitCode {
         Command::Gateway { .. } => Some("psonet-gateway"),
         _ => None,
     };
+    if service == Some("psonet-node") {
+        psonet_node::heap::limit_arenas();
+    }
     psonet_core::tls::install_crypto_provider();
     let result = tokio::runtime::Runtime::new()
         .context("starting the async runtime")

@@ -11,6 +11,7 @@ pub mod backup;
 pub mod backup_service;
 pub mod config;
 pub mod group_commit;
+pub mod heap;
 pub mod ledger;
 pub mod policy;
 pub mod reporting;

@@ -124,7 +124,7 @@ impl Store {
     pub fn from_db(db: sled::Db) -> Result<Self, StoreError> {
         let counters = db.open_tree("counters")?;
         let rollup = read_rollups(&counters)?;
-        release_freed_memory();
+        crate::heap::release_freed();
         Ok(Self {
             events: db.open_tree("events")?,
             keys: db.open_tree("idempotency_keys")?,
@@ -495,17 +495,6 @@ fn is_rollup_key(key: &[u8; CounterKey::LEN]) -> bool {
     Family::ALL
         .into_iter()
         .any(|f| f.is_rollup() && f.prefix() == key[0])
-}
-
-/// Hands the heap freed by sled's recovery back to the operating system: opening a large
-/// store allocates and frees tens of megabytes that glibc would otherwise keep resident.
-fn release_freed_memory() {
-    #[cfg(all(target_os = "linux", target_env = "gnu"))]
-    // SAFETY: malloc_trim only returns free heap pages to the kernel; it touches no live
-    // allocation and is safe to call from any thread at any time.
-    unsafe {
-        libc::malloc_trim(0);
-    }
 }
 
 /// The domain event of a stored record (stored events were valid when written).
