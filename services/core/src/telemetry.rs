@@ -60,8 +60,10 @@ impl Telemetry {
 pub fn init(service: &'static str, default_filter: &str) -> Result<Telemetry, TelemetryError> {
     let filter =
         || EnvFilter::try_from_default_env().unwrap_or_else(|_| EnvFilter::new(default_filter));
+    // Colour only on a terminal: journald, log files and `kubectl logs` get plain text.
     let logs = tracing_subscriber::fmt::layer()
         .with_writer(std::io::stderr)
+        .with_ansi(std::io::IsTerminal::is_terminal(&std::io::stderr()))
         .with_filter(filter());
     let provider = match std::env::var_os(OTLP_ENDPOINT_VAR) {
         Some(_) => Some(tracer_provider(service)?),
