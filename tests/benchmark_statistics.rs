@@ -182,7 +182,10 @@ async fn funnel_flags_the_outlier_and_a_shift_signals() {
     );
     assert!(!bench.funnel_curve.is_empty());
 
-    // A peer group of two rural facilities is withheld by the release rule.
+    // A peer group of two rural facilities is withheld by the release rule. Only its members are
+    // asked: a frozen urban node does not hold the answer for the 5 s node deadline.
+    net.nodes[0].process.as_ref().unwrap().signal("STOP");
+    let asked = std::time::Instant::now();
     let rural = partner
         .network_benchmark(pb::NetworkBenchmarkRequest {
             peer_group: Some(pb::PeerGroup {
@@ -202,6 +205,12 @@ async fn funnel_flags_the_outlier_and_a_shift_signals() {
         rural_bench.withheld_reason
     );
     assert_eq!(rural.coverage.len(), 2);
+    let took = asked.elapsed();
+    net.nodes[0].process.as_ref().unwrap().signal("CONT");
+    assert!(
+        took < std::time::Duration::from_millis(2_500),
+        "a node outside the peer group was waited for: {took:?}"
+    );
 
     // The network trend: one released point per month whose centre is the pooled rate.
     let trend = partner

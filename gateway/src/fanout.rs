@@ -36,10 +36,25 @@ pub async fn fan_out(
     request: pb::AggregateRequest,
     deadline: Duration,
 ) -> Vec<NodeAnswer> {
-    let span = tracing::info_span!("fan_out", facilities = registry.facilities().len());
-    let calls = registry
+    fan_out_to(registry, request, deadline, &|_| true).await
+}
+
+/// As [`fan_out`], to the facilities `in_scope` admits only: a node outside a peer group is
+/// not asked at all, so it spends no privacy budget and audits no query it takes no part in.
+pub async fn fan_out_to(
+    registry: &Registry,
+    request: pb::AggregateRequest,
+    deadline: Duration,
+    in_scope: &(dyn Fn(&str) -> bool + Sync),
+) -> Vec<NodeAnswer> {
+    let asked: Vec<&Facility> = registry
         .facilities()
         .iter()
+        .filter(|facility| in_scope(&facility.id))
+        .collect();
+    let span = tracing::info_span!("fan_out", facilities = asked.len());
+    let calls = asked
+        .into_iter()
         .map(|facility| ask(facility, request.clone(), deadline, registry.metrics()));
     join_all(calls).instrument(span).await
 }

@@ -2,10 +2,10 @@
 //!
 //! Whole-range figures ask for calendar-year cells (the coarsest grain a node offers), so a
 //! facility's count is split into as few cells as possible and is less often small enough to be
-//! suppressed; trends ask for months; observed/expected asks for years by unit type. Answers
-//! from facilities outside the peer group are dropped here, before any figure sees them.
+//! suppressed; trends ask for months; observed/expected asks for years by unit type. Only the
+//! facilities in the peer group are asked.
 
-use crate::fanout::{NodeAnswer, fan_out};
+use crate::fanout::{NodeAnswer, fan_out_to};
 use crate::merge::month_in_range;
 use crate::metric_answer::{Counts, counts_from_wire};
 use crate::registry::Registry;
@@ -87,12 +87,12 @@ async fn fetch<K: Ord + Copy>(
     in_scope: &(dyn Fn(&str) -> bool + Sync),
     key: impl Fn(&str, i32) -> Result<K, String>,
 ) -> Fetched<K> {
-    let answers = fan_out(ctx.registry, request, ctx.deadline).await;
+    let answers = fan_out_to(ctx.registry, request, ctx.deadline, in_scope).await;
     let mut fetched = Fetched {
         facilities: Vec::new(),
         coverage: Vec::new(),
     };
-    for answer in answers.iter().filter(|a| in_scope(&a.facility_id)) {
+    for answer in &answers {
         let parsed = answer
             .response
             .as_ref()
