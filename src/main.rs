@@ -194,6 +194,32 @@ enum PkiCommand {
         #[arg(long)]
         if_missing: bool,
     },
+    /// Issue a node and a client identity for one more facility from an existing CA, with its
+    /// node.toml, under <CA DIR>/<FACILITY>; prints the gateway's registry entry.
+    AddFacility {
+        /// Directory holding the network's ca.pem and ca.key (e.g. the --out of pki init).
+        #[arg(long)]
+        ca: PathBuf,
+        /// Network name (the SPIFFE trust domain), as in the CA's other certificates.
+        #[arg(long)]
+        network: String,
+        /// The new facility's id.
+        #[arg(long)]
+        facility: String,
+        /// Host name or IP the node is reached at (repeatable); the first goes into the
+        /// registry entry.
+        #[arg(long = "host")]
+        hosts: Vec<String>,
+        /// Port of the node's local listener.
+        #[arg(long, default_value_t = 7111)]
+        local_port: u16,
+        /// Port of the node's federation listener.
+        #[arg(long, default_value_t = 7112)]
+        federation_port: u16,
+        /// Years the certificates are valid.
+        #[arg(long, default_value_t = 2)]
+        years: i32,
+    },
 }
 
 fn main() -> std::process::ExitCode {
@@ -269,6 +295,38 @@ async fn run(command: Command) -> Result<()> {
                 years,
             })?;
             print_layout(&layout);
+            Ok(())
+        }
+        Command::Pki {
+            command:
+                PkiCommand::AddFacility {
+                    ca,
+                    network,
+                    facility,
+                    hosts,
+                    local_port,
+                    federation_port,
+                    years,
+                },
+        } => {
+            let host = hosts.first().cloned().unwrap_or_else(|| "127.0.0.1".into());
+            let added = pki::add_facility(&pki::AddFacilityOptions {
+                ca_dir: ca,
+                network,
+                facility,
+                hosts,
+                ports: (local_port, federation_port),
+                years,
+            })?;
+            println!(
+                "facility {}: psonet node --config {}\n  client identity {}\n\
+                 the example config listens on 127.0.0.1: change local.listen and \
+                 federation.listen for a real host.\nadd to the gateway's registry:\n{}",
+                added.id,
+                added.node_config.display(),
+                added.client_identity.display(),
+                pki::registry_entry(&added.id, &host, federation_port)
+            );
             Ok(())
         }
         Command::Demo => psonet::demo::run(&mut std::io::stdout()).await,

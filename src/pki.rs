@@ -72,6 +72,27 @@ impl Authority {
         })
     }
 
+    /// The CA that `pki init` (or a site) left in `dir` as `ca.pem` and `ca.key`, to issue more
+    /// identities of the same network without re-keying the others.
+    pub fn load(dir: &Path, network: &str, years: i32) -> Result<Self> {
+        check_name(network).context("--network")?;
+        let read = |name: &str| {
+            let path = dir.join(name);
+            std::fs::read_to_string(&path).with_context(|| format!("reading {}", path.display()))
+        };
+        let (ca_pem, ca_key_pem) = (read("ca.pem")?, read("ca.key")?);
+        let key = KeyPair::from_pem(&ca_key_pem).context("ca.key is not a PEM private key")?;
+        let issuer = Issuer::from_ca_cert_pem(&ca_pem, key)
+            .context("ca.pem is not a CA certificate for ca.key")?;
+        Ok(Self {
+            network: network.to_string(),
+            issuer,
+            ca_pem,
+            ca_key_pem,
+            years,
+        })
+    }
+
     /// The CA certificate.
     pub fn ca_pem(&self) -> &str {
         &self.ca_pem
@@ -204,6 +225,64 @@ pub struct InitOptions {
     pub base_port: Option<u16>,
     /// Years the certificates are valid.
     pub years: i32,
+}
+
+/// Options of `psonet pki add-facility`.
+#[derive(Debug, Clone)]
+pub struct AddFacilityOptions {
+    /// Directory holding the network's `ca.pem` and `ca.key`.
+    pub ca_dir: PathBuf,
+    /// Network name.
+    pub network: String,
+    /// The new facility's id.
+    pub facility: String,
+    /// Host names or addresses the node is reached at (besides localhost, 127.0.0.1).
+    pub hosts: Vec<String>,
+    /// Ports of the node's local and federation listeners.
+    pub ports: (u16, u16),
+    /// Years the certificates are valid.
+    pub years: i32,
+}
+
+/// Issues a node and a client identity for one more facility of an existing network, with its
+/// `node.toml`, under `<ca_dir>/<facility>`; the gateway's registry needs the entry
+/// [`registry_entry`] prints. Refuses a facility that already has files there.
+pub fn add_facility(options: &AddFacilityOptions) -> Result<FacilityLayout> {
+    let id = &options.facility;
+    check_name(id).with_context(|| format!("facility id {id:?}"))?;
+    let dir = options.ca_dir.join(id);
+    if dir.exists() {
+        bail!(
+            "{} already exists: facility {id} has identities",
+            dir.display()
+        );
+    }
+    let ca = Authority::load(&options.ca_dir, &options.network, options.years)?;
+    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
+    hosts.extend(options.hosts.iter().cloned());
+    let principal = Principal::facility(&options.network, id);
+    let node_tls = ca.write_identity(
+        &dir.join("node"),
+        &ca.issue(&principal, Usage::Server, &hosts)?,
+    )?;
+    let client_identity = dir.join("client");
+    ca.write_identity(&client_identity, &ca.issue(&principal, Usage::Client, &[])?)?;
+    let node_config = dir.join("node.toml");
+    let (local, federation) = options.ports;
+    write(
+        &node_config,
+        &crate::example_config::node(&options.network, id, local, federation, &node_tls, &dir)?,
+    )?;
+    Ok(FacilityLayout {
+        id: id.clone(),
+        node_config,
+        client_identity,
+    })
+}
+
+/// The `[[facilities]]` entry a gateway needs for a node reached at `host:federation_port`.
+pub fn registry_entry(id: &str, host: &str, federation_port: u16) -> String {
+    format!("[[facilities]]\nid = \"{id}\"\nendpoint = \"https://{host}:{federation_port}\"\n")
 }
 
 /// Creates the CA, every identity and example configs under `options.out`.
