@@ -296,15 +296,9 @@ async fn aggregate_latency(channel: &Channel) -> Result<(Duration, Duration)> {
 
 /// Sets the node's sled page cache in its config file.
 fn set_cache(config: &Path, cache_mb: u64) -> Result<()> {
-    let text = std::fs::read_to_string(config)?;
-    let text: String = text
-        .lines()
-        .map(|line| match line.starts_with("cache_capacity_mb") {
-            true => format!("cache_capacity_mb = {cache_mb}\n"),
-            false => format!("{line}\n"),
-        })
-        .collect();
-    std::fs::write(config, text)?;
+    let mut node: psonet_node::NodeConfig = toml::from_str(&std::fs::read_to_string(config)?)?;
+    node.store.cache_capacity_mb = cache_mb;
+    std::fs::write(config, toml::to_string(&node)?)?;
     Ok(())
 }
 

@@ -154,6 +154,37 @@ impl Authority {
         Ok(files)
     }
 
+    /// Issues facility `id`'s node (server) and local-client identities under `out/<id>` and
+    /// writes its `node.toml` listening on loopback `ports` (local, federation).
+    pub fn write_facility(
+        &self,
+        out: &Path,
+        id: &str,
+        hosts: &[String],
+        (local, federation): (u16, u16),
+    ) -> Result<FacilityLayout> {
+        let dir = out.join(id);
+        let principal = Principal::facility(&self.network, id);
+        let node_tls = self.write_identity(
+            &dir.join("node"),
+            &self.issue(&principal, Usage::Server, hosts)?,
+        )?;
+        let client_identity = dir.join("client");
+        self.write_identity(
+            &client_identity,
+            &self.issue(&principal, Usage::Client, &[])?,
+        )?;
+        let node_config = dir.join("node.toml");
+        let text =
+            crate::example_config::node(&self.network, id, local, federation, &node_tls, &dir)?;
+        write(&node_config, &text)?;
+        Ok(FacilityLayout {
+            id: id.to_string(),
+            node_config,
+            client_identity,
+        })
+    }
+
     /// Writes the CA certificate and its key (keep `ca.key` offline in a real network).
     pub fn write_ca(&self, out: &Path) -> Result<()> {
         write(&out.join("ca.pem"), &self.ca_pem)?;
@@ -258,26 +289,19 @@ pub fn add_facility(options: &AddFacilityOptions) -> Result<FacilityLayout> {
         );
     }
     let ca = Authority::load(&options.ca_dir, &options.network, options.years)?;
+    ca.write_facility(
+        &options.ca_dir,
+        id,
+        &server_hosts(&options.hosts),
+        options.ports,
+    )
+}
+
+/// The names every server certificate carries: loopback, then `extra`.
+fn server_hosts(extra: &[String]) -> Vec<String> {
     let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-    hosts.extend(options.hosts.iter().cloned());
-    let principal = Principal::facility(&options.network, id);
-    let node_tls = ca.write_identity(
-        &dir.join("node"),
-        &ca.issue(&principal, Usage::Server, &hosts)?,
-    )?;
-    let client_identity = dir.join("client");
-    ca.write_identity(&client_identity, &ca.issue(&principal, Usage::Client, &[])?)?;
-    let node_config = dir.join("node.toml");
-    let (local, federation) = options.ports;
-    write(
-        &node_config,
-        &crate::example_config::node(&options.network, id, local, federation, &node_tls, &dir)?,
-    )?;
-    Ok(FacilityLayout {
-        id: id.clone(),
-        node_config,
-        client_identity,
-    })
+    hosts.extend(extra.iter().cloned());
+    hosts
 }
 
 /// The `[[facilities]]` entry a gateway needs for a node reached at `host:federation_port`.
@@ -300,34 +324,16 @@ pub fn init(options: &InitOptions) -> Result<NetworkLayout> {
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let ca = Authority::new(&options.network, options.years)?;
     ca.write_ca(out)?;
-    let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
-    hosts.extend(options.hosts.iter().cloned());
+    let hosts = server_hosts(&options.hosts);
     let net = &options.network;
     let port = |offset: u16| options.base_port.map_or(0, |base| base + offset);
 
     let mut facilities = Vec::new();
     let mut registry = Vec::new();
     for (i, id) in options.facilities.iter().enumerate() {
-        let dir = out.join(id);
-        let principal = Principal::facility(net, id);
-        let node_tls = ca.write_identity(
-            &dir.join("node"),
-            &ca.issue(&principal, Usage::Server, &hosts)?,
-        )?;
-        let client_identity = dir.join("client");
-        ca.write_identity(&client_identity, &ca.issue(&principal, Usage::Client, &[])?)?;
         let (local, federation) = (port(10 * (i as u16 + 1) + 1), port(10 * (i as u16 + 1) + 2));
-        let node_config = dir.join("node.toml");
-        write(
-            &node_config,
-            &crate::example_config::node(net, id, local, federation, &node_tls, &dir)?,
-        )?;
         registry.push((id.clone(), format!("https://127.0.0.1:{federation}")));
-        facilities.push(FacilityLayout {
-            id: id.clone(),
-            node_config,
-            client_identity,
-        });
+        facilities.push(ca.write_facility(out, id, &hosts, (local, federation))?);
     }
     let gateway_dir = out.join("gateway");
     let gateway_tls = ca.write_identity(

@@ -245,10 +245,9 @@ async fn a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline() {
     psonet_core::tls::install_crypto_provider();
     let mut net = TestNetwork::start(3);
     let deadline = Duration::from_millis(800);
-    // Three facilities: the smallest network the release rule can be set to.
     net.start_gateway_with(|c| {
         c.fanout.node_deadline_ms = deadline.as_millis() as u64;
-        c.disclosure.min_facilities = 3;
+        release_with_three_facilities(c);
     });
     let month = Month::current().to_string();
     let request = pb::NetworkBenchmarkRequest {

@@ -555,11 +555,7 @@ async fn a_threshold_below_eleven_is_warned_about_at_start_and_applied() {
         .await
         .unwrap()
         .into_inner();
-    let cells: Vec<(i32, u64, bool)> = answer
-        .cells
-        .iter()
-        .map(|c| (c.harm, c.count, c.suppressed))
-        .collect();
+    let cells = harm_cells(&answer);
     assert_eq!(
         cells,
         [(H::NoHarm as i32, 0, true), (H::Mild as i32, 6, false)]

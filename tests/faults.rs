@@ -41,8 +41,7 @@ fn network() -> TestNetwork {
 fn start_gateway(net: &mut TestNetwork, endpoint: Option<String>) {
     net.start_gateway_with(|config| {
         config.fanout.node_deadline_ms = DEADLINE.as_millis() as u64;
-        // Three facilities: the smallest network the release rule can be set to.
-        config.disclosure.min_facilities = 3;
+        release_with_three_facilities(config);
         config.fanout.breaker_failures = 2;
         config.fanout.breaker_backoff_ms = 200;
         config.fanout.breaker_max_backoff_ms = 400;

@@ -439,11 +439,7 @@ async fn amendments_move_counts_and_keep_history_over_grpc() {
         .await
         .unwrap()
         .into_inner();
-    let cells: Vec<(i32, u64, bool)> = after
-        .cells
-        .iter()
-        .map(|c| (c.harm, c.count, c.suppressed))
-        .collect();
+    let cells = harm_cells(&after);
     assert_eq!(
         cells,
         [

@@ -29,8 +29,7 @@ async fn scrape(addr: SocketAddr) -> String {
 fn start(net: &mut TestNetwork, max_concurrent: usize) -> SocketAddr {
     net.start_gateway_with(|config| {
         config.fanout.node_deadline_ms = 600;
-        // Three facilities: the smallest network the release rule can be set to.
-        config.disclosure.min_facilities = 3;
+        release_with_three_facilities(config);
         config.fanout.breaker_failures = 2;
         config.fanout.max_concurrent_benchmarks = max_concurrent;
         config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());

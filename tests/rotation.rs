@@ -66,8 +66,7 @@ async fn the_gateway_certificate_rotates_on_sighup_without_a_failed_call() {
     net.nodes[0].pin_ports();
     net.start_gateway_with(|config| {
         config.fanout.node_deadline_ms = 2_000;
-        // Three facilities: the smallest network the release rule can be set to.
-        config.disclosure.min_facilities = 3;
+        release_with_three_facilities(config);
     });
     let gateway_dir = net.gateway_identity();
     let original = std::fs::read_to_string(gateway_dir.join("cert.pem")).unwrap();

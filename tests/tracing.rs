@@ -88,8 +88,7 @@ async fn one_benchmark_is_one_trace_with_each_node_under_the_fan_out() {
     );
     net.start_gateway_with(|config| {
         config.fanout.node_deadline_ms = 2_000;
-        // Three facilities: the smallest network the release rule can be set to.
-        config.disclosure.min_facilities = 3;
+        release_with_three_facilities(config);
     });
     let response = net.benchmark_this_month().await;
     assert!(all_ok(&response.coverage), "{:?}", response.coverage);

@@ -407,6 +407,21 @@ pub fn aggregate_request(from: &str, to: &str) -> pb::AggregateRequest {
     }
 }
 
+/// Lets a network of three facilities — the smallest the release rule can be set to — release
+/// figures, for tests that need only a few nodes.
+pub fn release_with_three_facilities(config: &mut GatewayConfig) {
+    config.disclosure.min_facilities = 3;
+}
+
+/// Each cell of an answer grouped by harm as (harm, count, suppressed).
+pub fn harm_cells(answer: &pb::AggregateResponse) -> Vec<(i32, u64, bool)> {
+    answer
+        .cells
+        .iter()
+        .map(|c| (c.harm, c.count, c.suppressed))
+        .collect()
+}
+
 /// A benchmark of this month, all categories.
 pub fn this_month_benchmark() -> pb::NetworkBenchmarkRequest {
     let month = psonet_core::month::Month::current().to_string();
