@@ -10,6 +10,7 @@ use crate::pseudonym::Pseudonyms;
 use crate::registry::Registry;
 use crate::scorecard::{ScorecardInputs, scorecard};
 use crate::trend;
+use psonet_core::auth::caller;
 use psonet_core::identity::{Principal, Role};
 use psonet_core::month::MonthRange;
 use psonet_core::network_release::NetworkReleaseRule;
@@ -191,22 +192,17 @@ impl Benchmarks {
 
 /// The partner or facility asking: nodes apply their policy and budgets to it, not to us.
 fn querier<T>(request: &Request<T>) -> String {
-    request
-        .extensions()
-        .get::<Principal>()
-        .map(Principal::uri)
-        .unwrap_or_default()
+    caller(request).map(Principal::uri).unwrap_or_default()
 }
 
 /// The caller's facility id, or PERMISSION_DENIED for anyone else.
 fn calling_facility<T>(request: &Request<T>) -> Result<String, Status> {
-    match request.extensions().get::<Principal>().map(|p| &p.role) {
-        Some(Role::Facility(id)) => Ok(id.clone()),
-        Some(_) => Err(Status::permission_denied(
+    match &caller(request)?.role {
+        Role::Facility(id) => Ok(id.clone()),
+        _ => Err(Status::permission_denied(
             "FacilityScorecard is for facilities: call it with your facility's certificate \
              (spiffe://<network>/facility/<id>)",
         )),
-        None => Err(Status::unauthenticated("no verified caller")),
     }
 }
 

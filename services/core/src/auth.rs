@@ -85,6 +85,15 @@ impl Interceptor for AccessRule {
     }
 }
 
+/// The principal an [`AccessRule`] admitted for `request`: handlers read their caller here
+/// rather than from the certificate again. UNAUTHENTICATED when no rule ran.
+pub fn caller<T>(request: &Request<T>) -> Result<&Principal, Status> {
+    request
+        .extensions()
+        .get::<Principal>()
+        .ok_or_else(|| Status::unauthenticated("no verified caller"))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

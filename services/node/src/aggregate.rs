@@ -253,11 +253,7 @@ impl AggregateService for Aggregates {
         &self,
         request: Request<pb::AggregateRequest>,
     ) -> Result<Response<pb::AggregateResponse>, Status> {
-        let caller = request
-            .extensions()
-            .get::<Principal>()
-            .cloned()
-            .ok_or_else(|| Status::unauthenticated("no principal"))?;
+        let caller = psonet_core::auth::caller(&request)?.clone();
         let req = request.into_inner();
         let mut query = format!("{}..{} (as received)", req.month_from, req.month_to);
         let outcome = querier_of(&caller, &req).and_then(|q| self.answer(&q, &req, &mut query));
