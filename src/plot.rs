@@ -14,7 +14,7 @@ const ALERT: RGBColor = RGBColor(230, 140, 0);
 const ALARM: RGBColor = RGBColor(200, 30, 30);
 const POINT: RGBColor = RGBColor(30, 80, 180);
 
-pub use psonet_gateway::metric_catalogue::denominator_label;
+pub use psonet_gateway::metric::catalogue::denominator_label;
 
 fn rate_label(metric: &pb::Metric) -> String {
     format!("{} {}", metric.name, metric.unit)

@@ -1,15 +1,15 @@
 //! `BenchmarkService`: network benchmarks for partners and facilities.
 
-use crate::fanout::fan_out;
-use crate::merge::{FacilityFigures, NetworkFigures, check_scope};
-use crate::metric_benchmark::benchmark;
-use crate::metric_catalogue::MetricCatalogue;
-use crate::metric_fetch::{self, FetchContext, coverage_row};
+use crate::category_rows::{FacilityFigures, NetworkFigures, check_scope};
+use crate::client::fanout::fan_out;
+use crate::client::registry::Registry;
+use crate::metric::benchmark::benchmark;
+use crate::metric::catalogue::MetricCatalogue;
+use crate::metric::fetch::{self, FetchContext, coverage_row};
+use crate::metric::scorecard::{ScorecardInputs, scorecard};
+use crate::metric::trend;
 use crate::peer_group::{PeerAttributes, PeerGroup};
 use crate::pseudonym::Pseudonyms;
-use crate::registry::Registry;
-use crate::scorecard::{ScorecardInputs, scorecard};
-use crate::trend;
 use psonet_core::auth::caller;
 use psonet_core::identity::{Principal, Role};
 use psonet_core::month::MonthRange;
@@ -123,8 +123,7 @@ impl Benchmarks {
             req.peer_group.as_ref(),
         )?;
         let scope = |id: &str| self.in_group(&group, id);
-        let fetched =
-            metric_fetch::range_totals(&self.context(querier), &metric, range, &scope).await;
+        let fetched = fetch::range_totals(&self.context(querier), &metric, range, &scope).await;
         let names = Pseudonyms::new(fetched.facilities.iter().map(|f| f.id.as_str()), None);
         let figures = benchmark(
             &metric,
@@ -243,7 +242,7 @@ impl BenchmarkService for Benchmarks {
             req.peer_group.as_ref(),
         )?;
         let scope = |id: &str| self.in_group(&group, id);
-        let fetched = metric_fetch::monthly(&self.context(&querier), &metric, range, &scope).await;
+        let fetched = fetch::monthly(&self.context(&querier), &metric, range, &scope).await;
         let series = trend::network_series(range, &fetched.facilities, &self.network_release);
         Ok(Response::new(pb::TrendResponse {
             chart: Some(trend::chart(&series, metric.multiplier, req.laney)),
@@ -267,9 +266,9 @@ impl BenchmarkService for Benchmarks {
         let scope = |id: &str| id == caller || self.in_group(&group, id);
         let ctx = self.context(&querier);
         let (totals, strata, monthly) = tokio::join!(
-            metric_fetch::range_totals(&ctx, &metric, range, &scope),
-            metric_fetch::by_unit_type(&ctx, &metric, range, &scope),
-            metric_fetch::monthly(&ctx, &metric, range, &scope),
+            fetch::range_totals(&ctx, &metric, range, &scope),
+            fetch::by_unit_type(&ctx, &metric, range, &scope),
+            fetch::monthly(&ctx, &metric, range, &scope),
         );
         let inputs = ScorecardInputs {
             totals,

@@ -1,6 +1,6 @@
 //! The gateway's configuration file (`gateway.toml`): typed, defaulted and checked at load time.
 
-use crate::metric_catalogue::{MetricCatalogue, MetricConfig};
+use crate::metric::catalogue::{MetricCatalogue, MetricConfig};
 use crate::peer_group::{PeerAttributes, PeerAttributesConfig};
 pub use psonet_core::config_file::ConfigError;
 use psonet_core::config_file::read_toml;

@@ -6,24 +6,14 @@
 
 pub mod admission;
 pub mod benchmark;
-pub mod breaker;
+pub mod category_rows;
+pub mod client;
 pub mod config;
-pub mod connector;
-pub mod fanout;
-pub mod merge;
+pub mod metric;
 pub mod metric_answer;
-pub mod metric_benchmark;
-pub mod metric_catalogue;
-pub mod metric_fetch;
-pub mod node_call;
 pub mod peer_group;
 pub mod pseudonym;
-pub mod registry;
-pub mod retry;
-pub mod scorecard;
 pub mod server;
-pub mod stack;
-pub mod trend;
 
 pub use config::GatewayConfig;
 pub use server::{GatewayError, RunningGateway};

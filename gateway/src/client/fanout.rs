@@ -5,8 +5,8 @@
 //! says exactly who answered and why the others did not. The fan-out is one span and each node
 //! call a child span whose context travels to the node, so a benchmark is one trace.
 
-use crate::breaker::{BreakerOpen, ran_out_of_time};
-use crate::registry::{Facility, Registry};
+use crate::client::breaker::{BreakerOpen, ran_out_of_time};
+use crate::client::registry::{Facility, Registry};
 use futures::future::join_all;
 use psonet_core::diagnose::{Failure, diagnose};
 use psonet_core::metrics::Metrics;

@@ -5,8 +5,8 @@
 //! gaps (with the reason) and are skipped by the signal rules, which run over the released
 //! points in order.
 
+use crate::metric::fetch::FacilityCounts;
 use crate::metric_answer::{Count, Counts};
-use crate::metric_fetch::FacilityCounts;
 use psonet_core::month::{Month, MonthRange};
 use psonet_core::network_release::NetworkReleaseRule;
 use psonet_core::pb;

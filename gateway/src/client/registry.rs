@@ -5,10 +5,10 @@
 //! node that is down costs nothing until it is queried, and a node that comes back is used again
 //! without a restart.
 
-use crate::breaker::{Breaker, BreakerPolicy};
+use crate::client::breaker::{Breaker, BreakerPolicy};
+use crate::client::connector::NodeConnector;
+use crate::client::stack::{NodeService, node_stack};
 use crate::config::{FacilityEntry, FanoutConfig};
-use crate::connector::NodeConnector;
-use crate::stack::{NodeService, node_stack};
 use psonet_core::metrics::{Metrics, label_text};
 use rustls::ClientConfig;
 use std::sync::Arc;
@@ -107,7 +107,7 @@ impl Registry {
 
 /// `psonet_node_breaker_state{facility,state}`: 1 for each node's current state, 0 otherwise.
 fn breaker_gauge(breakers: &[(String, Breaker)], out: &mut String) {
-    use crate::breaker::BreakerState::*;
+    use crate::client::breaker::BreakerState::*;
     out.push_str(
         "# HELP psonet_node_breaker_state Each node's breaker: 1 on its current state.\n\
          # TYPE psonet_node_breaker_state gauge\n",

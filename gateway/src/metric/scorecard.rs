@@ -6,12 +6,12 @@
 //! (its own u-chart). The caller's figures are its own; everything about peers is a network
 //! figure under the release rule.
 
+use crate::metric::benchmark::{benchmark, interval_to_wire};
+use crate::metric::catalogue::denominator_label;
+use crate::metric::fetch::{FacilityCounts, Fetched};
+use crate::metric::trend;
 use crate::metric_answer::Count;
-use crate::metric_benchmark::{benchmark, interval_to_wire};
-use crate::metric_catalogue::denominator_label;
-use crate::metric_fetch::{FacilityCounts, Fetched};
 use crate::pseudonym::Pseudonyms;
-use crate::trend;
 use psonet_core::month::{Month, MonthRange};
 use psonet_core::network_release::NetworkReleaseRule;
 use psonet_core::pb;

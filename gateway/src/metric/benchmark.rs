@@ -6,8 +6,8 @@
 //! would pull the pooled rate down and plant a false "good" dot on the funnel. The figures are
 //! released only when the network release rule allows it for the facilities that remain.
 
+use crate::metric::fetch::FacilityCounts;
 use crate::metric_answer::Count;
-use crate::metric_fetch::FacilityCounts;
 use crate::pseudonym::Pseudonyms;
 use psonet_core::month::MonthRange;
 use psonet_core::network_release::NetworkReleaseRule;
@@ -231,8 +231,8 @@ impl Funnel {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::metric::catalogue::MetricCatalogue;
     use crate::metric_answer::Counts;
-    use crate::metric_catalogue::MetricCatalogue;
     use std::collections::BTreeMap;
 
     fn facility(id: &str, count: Count, exposure: f64) -> FacilityCounts<()> {

@@ -5,10 +5,10 @@
 //! suppressed; trends ask for months; observed/expected asks for years by unit type. Only the
 //! facilities in the peer group are asked.
 
-use crate::fanout::{NodeAnswer, fan_out_to};
-use crate::merge::month_in_range;
+use crate::category_rows::month_in_range;
+use crate::client::fanout::{NodeAnswer, fan_out_to};
+use crate::client::registry::Registry;
 use crate::metric_answer::{Counts, counts_from_wire};
-use crate::registry::Registry;
 use psonet_core::month::{Month, MonthRange};
 use psonet_core::pb::{self, CoverageStatus};
 use psonet_core::suppression::SmallCellRule;
