@@ -1,21 +1,22 @@
 //! `BenchmarkService`: network benchmarks for partners and facilities.
 
-use crate::category_rows::{FacilityFigures, NetworkFigures, check_scope};
-use crate::client::fanout::fan_out;
+use crate::answer::NodeQuery;
+use crate::category_rows::{CategoryRows, check_scope};
 use crate::client::registry::Registry;
+use crate::coverage::AskContext;
 use crate::metric::benchmark::benchmark;
 use crate::metric::catalogue::MetricCatalogue;
-use crate::metric::fetch::{self, FetchContext, coverage_row};
+use crate::metric::fetch;
 use crate::metric::scorecard::{ScorecardInputs, scorecard};
 use crate::metric::trend;
 use crate::peer_group::{PeerAttributes, PeerGroup};
 use crate::pseudonym::Pseudonyms;
 use psonet_core::auth::caller;
+use psonet_core::disclosure::primary::SmallCellRule;
 use psonet_core::identity::{Principal, Role};
 use psonet_core::month::MonthRange;
 use psonet_core::network_release::NetworkReleaseRule;
 use psonet_core::pb::{self, benchmark_service_server::BenchmarkService};
-use psonet_core::suppression::SmallCellRule;
 use psonet_core::violations::FieldViolations;
 use psonet_core::wire::{category_list_from_wire, month_range_from_wire};
 use std::collections::HashMap;
@@ -59,8 +60,8 @@ impl Benchmarks {
         self
     }
 
-    fn context<'a>(&'a self, querier: &'a str) -> FetchContext<'a> {
-        FetchContext {
+    fn context<'a>(&'a self, querier: &'a str) -> AskContext<'a> {
+        AskContext {
             registry: &self.registry,
             deadline: self.node_deadline,
             small_cells: &self.small_cells,
@@ -161,28 +162,11 @@ impl Benchmarks {
             (Ok(_), false) => return Err(violations.into_status()),
         };
         check_scope(&self.network_release, self.registry.facilities().len())?;
-        let query = pb::AggregateRequest {
-            month_from: range.from().to_string(),
-            month_to: range.to().to_string(),
-            time_grain: pb::TimeGrain::Month as i32,
-            group_by: vec![pb::Dimension::Category as i32, pb::Dimension::Harm as i32],
-            filter: None,
-            querier: querier.to_string(),
-        };
-        let answers = fan_out(&self.registry, query, self.node_deadline).await;
-        let mut network = NetworkFigures::default();
-        let mut coverage = Vec::with_capacity(answers.len());
-        for answer in answers {
-            let usable = match &answer.response {
-                Some(response) => FacilityFigures::from_wire(response, range, &self.small_cells)
-                    .map(|figures| network.add(&figures)),
-                None => Ok(()),
-            };
-            coverage.push(coverage_row(&answer, usable));
-        }
+        let query = NodeQuery::categories_by_month(range);
+        let answers = self.context(querier).ask(&query, &|_| true).await;
         Ok(pb::NetworkBenchmarkResponse {
-            rows: network.rows(&categories, &self.network_release),
-            coverage,
+            rows: CategoryRows::sum(&answers.usable).rows(&categories, &self.network_release),
+            coverage: answers.coverage,
             min_cell_count: self.small_cells.min_cell_count(),
             metric: None,
         })

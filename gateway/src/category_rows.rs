@@ -1,135 +1,71 @@
-//! Merging facility aggregates into network figures.
+//! Category rows: the network's events per month and category, with patient days and a rate.
 //!
-//! Each node's answer is checked before it counts: months must lie in the asked range,
-//! categories must be known, and every cell passes the gateway's own small-cell rule again, so a
-//! misconfigured node cannot push a small count into a network figure. Each network row then
-//! passes the network release rule (`psonet_core::network_release`): at least `min_facilities`
-//! facilities contribute to it (a facility with events, withheld cells or patient days in that
-//! month) and none holds more than `max_share` of its events; otherwise the row is withheld,
-//! with the reason, and no figure of it leaves the gateway.
+//! Each facility's answer has been checked once ([`crate::answer`]): months in the asked range,
+//! known categories, every cell through the gateway's own small-cell rule, so a misconfigured
+//! node cannot push a small count into a network figure. A row sums, per month and category, the
+//! released events of every facility that contributes to it (a facility with events, withheld
+//! cells or patient days in that month) into a [`NetworkSum`], which then passes the network
+//! release rule (`psonet_core::network_release`): at least `min_facilities` facilities contribute
+//! and none holds more than `max_share` of its events; otherwise the row is withheld, with the
+//! reason, and no figure of it leaves the gateway.
 
+use crate::answer::{FacilityAnswer, Tally};
+use crate::network_sum::NetworkSum;
 use psonet_core::event::EventCategory;
-use psonet_core::month::{Month, MonthRange};
 use psonet_core::network_release::NetworkReleaseRule;
 use psonet_core::pb;
-use psonet_core::suppression::{CellRelease, SmallCellRule};
-use std::collections::{BTreeMap, HashMap};
+use psonet_core::query::Period;
+use std::collections::{BTreeMap, BTreeSet};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
-/// One facility's usable figures for a range.
+/// One network sum per month and category, over the facilities that answered usably.
 #[derive(Debug, Default)]
-pub struct FacilityFigures {
-    /// Released events per (month, category), summed over harm levels.
-    events: HashMap<(Month, EventCategory), u64>,
-    /// Withheld cells per (month, category).
-    suppressed: HashMap<(Month, EventCategory), u32>,
-    /// Patient days per month, all unit types.
-    patient_days: HashMap<Month, u64>,
+pub struct CategoryRows {
+    sums: BTreeMap<(Period, EventCategory), NetworkSum>,
 }
 
-impl FacilityFigures {
-    /// Checks a node's answer for `range` and re-applies `rule`; `Err` says why it is unusable.
-    pub fn from_wire(
-        answer: &pb::AggregateResponse,
-        range: MonthRange,
-        rule: &SmallCellRule,
-    ) -> Result<Self, String> {
-        let mut figures = FacilityFigures::default();
-        for cell in &answer.cells {
-            let month = month_in_range(&cell.period, range)?;
-            let category = EventCategory::try_from(cell.category)
-                .ok()
-                .filter(|c| *c != EventCategory::Unspecified)
-                .ok_or_else(|| format!("unknown category {}", cell.category))?;
-            let released = if cell.suppressed {
-                CellRelease::Suppressed
-            } else {
-                rule.release(cell.count)
-            };
-            match released {
-                CellRelease::Released(n) => {
-                    *figures.events.entry((month, category)).or_default() += n
-                }
-                CellRelease::Suppressed => {
-                    *figures.suppressed.entry((month, category)).or_default() += 1
-                }
-            }
-        }
-        let patient_days = pb::DenominatorType::PatientDays as i32;
-        for exposure in answer
-            .exposure
+impl CategoryRows {
+    /// Sums `answers` (to [`NodeQuery::categories_by_month`](crate::answer::NodeQuery)) per
+    /// month and category. A facility contributes to a row when it has cells in it or patient
+    /// days in its month (a zero); the row's patient days are the month's, all unit types.
+    pub fn sum(answers: &[FacilityAnswer]) -> Self {
+        let facilities: Vec<(
+            BTreeMap<(Period, EventCategory), Tally>,
+            BTreeMap<Period, u64>,
+        )> = answers
             .iter()
-            .filter(|e| e.denominator == patient_days)
-        {
-            let month = month_in_range(&exposure.period, range)?;
-            *figures.patient_days.entry(month).or_default() += exposure.value;
-        }
-        Ok(figures)
-    }
-}
-
-/// The month `text` of an answer, refused outside `range`.
-pub(crate) fn month_in_range(text: &str, range: MonthRange) -> Result<Month, String> {
-    let month: Month = text
-        .parse()
-        .map_err(|e| format!("bad month in answer: {e}"))?;
-    if range.contains(month) {
-        Ok(month)
-    } else {
-        Err(format!("answer holds {month}, outside the asked range"))
-    }
-}
-
-#[derive(Debug, Default, Clone)]
-struct RowTotals {
-    events: u64,
-    contributing: u32,
-    suppressed_cells: u32,
-    /// Released events of each facility in the row, by the order facilities were added.
-    by_facility: BTreeMap<usize, u64>,
-}
-
-/// Network figures summed over the facilities that answered.
-#[derive(Debug, Default)]
-pub struct NetworkFigures {
-    rows: BTreeMap<(Month, EventCategory), RowTotals>,
-    patient_days: BTreeMap<Month, u64>,
-    /// Facilities with patient days, per month.
-    with_exposure: BTreeMap<Month, Vec<usize>>,
-    facilities: usize,
-}
-
-impl NetworkFigures {
-    /// Adds one facility's figures.
-    pub fn add(&mut self, facility: &FacilityFigures) {
-        let id = self.facilities;
-        self.facilities += 1;
-        for (key, events) in &facility.events {
-            let row = self.rows.entry(*key).or_default();
-            row.events += events;
-            row.contributing += u32::from(*events > 0);
-            *row.by_facility.entry(id).or_default() += events;
-        }
-        for (key, n) in &facility.suppressed {
-            let row = self.rows.entry(*key).or_default();
-            row.suppressed_cells += n;
-            row.by_facility.entry(id).or_default();
-        }
-        for (month, days) in &facility.patient_days {
-            *self.patient_days.entry(*month).or_default() += days;
-            self.with_exposure.entry(*month).or_default().push(id);
-        }
-    }
-
-    /// Each contributing facility's released events in a row: those with events or withheld
-    /// cells in it, and those with patient days but no events that month (a zero).
-    fn contributions(&self, month: &Month, row: &RowTotals) -> Vec<u64> {
-        let mut by_facility = row.by_facility.clone();
-        for id in self.with_exposure.get(month).into_iter().flatten() {
-            by_facility.entry(*id).or_default();
-        }
-        by_facility.into_values().collect()
+            .map(|a| {
+                (
+                    a.events_by(|cell| (cell.period, cell.category)),
+                    a.exposure_by(pb::DenominatorType::PatientDays, |e| e.period),
+                )
+            })
+            .collect();
+        let keys: BTreeSet<(Period, EventCategory)> = facilities
+            .iter()
+            .flat_map(|(events, _)| events.keys().copied())
+            .collect();
+        let sums = keys
+            .into_iter()
+            .map(|key| {
+                let sum = facilities
+                    .iter()
+                    .filter_map(|(events, days)| {
+                        let tally = events.get(&key);
+                        let days = days.get(&key.0);
+                        (tally.is_some() || days.is_some()).then(|| {
+                            (
+                                tally.copied().unwrap_or_default(),
+                                days.copied().unwrap_or(0),
+                            )
+                        })
+                    })
+                    .collect();
+                (key, sum)
+            })
+            .collect();
+        Self { sums }
     }
 
     /// Rows for `categories` (all when empty), in month then category order, each released
@@ -139,25 +75,24 @@ impl NetworkFigures {
         categories: &[EventCategory],
         rule: &NetworkReleaseRule,
     ) -> Vec<pb::BenchmarkRow> {
-        self.rows
+        self.sums
             .iter()
             .filter(|((_, c), _)| categories.is_empty() || categories.contains(c))
-            .filter(|(_, t)| t.events > 0 || t.suppressed_cells > 0)
-            .map(|((month, category), t)| {
-                let patient_days = self.patient_days.get(month).copied().unwrap_or(0);
+            .filter(|(_, sum)| sum.events > 0 || sum.withheld_cells > 0)
+            .map(|((month, category), sum)| {
                 let row = pb::BenchmarkRow {
-                    month: month.to_string(),
+                    month: month.label(),
                     category: *category as i32,
-                    events: t.events,
-                    patient_days,
-                    rate_per_1000_patient_days: (patient_days > 0)
-                        .then(|| t.events as f64 * 1000.0 / patient_days as f64),
-                    contributing_facilities: t.contributing,
-                    suppressed_cells: t.suppressed_cells,
+                    events: sum.events,
+                    patient_days: sum.exposure,
+                    rate_per_1000_patient_days: (sum.exposure > 0)
+                        .then(|| sum.events as f64 * 1000.0 / sum.exposure as f64),
+                    contributing_facilities: sum.with_events(),
+                    suppressed_cells: sum.withheld_cells,
                     withheld: false,
                     withheld_reason: String::new(),
                 };
-                match rule.check(&self.contributions(month, t)) {
+                match sum.release(rule) {
                     Ok(()) => row,
                     Err(why) => withheld(row, why.to_string()),
                 }
@@ -196,9 +131,17 @@ pub fn check_scope(rule: &NetworkReleaseRule, facilities: usize) -> Result<(), S
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::answer::NodeQuery;
+    use psonet_core::disclosure::primary::SmallCellRule;
+    use psonet_core::month::MonthRange;
 
     fn range() -> MonthRange {
         MonthRange::new("2025-01".parse().unwrap(), "2025-03".parse().unwrap()).unwrap()
+    }
+
+    fn checked(response: &pb::AggregateResponse) -> FacilityAnswer {
+        let query = NodeQuery::categories_by_month(range());
+        FacilityAnswer::check("f", response, &query, &SmallCellRule::default()).unwrap()
     }
 
     fn cell(
@@ -229,7 +172,6 @@ mod tests {
 
     #[test]
     fn sums_released_cells_and_counts_withheld_ones() {
-        let rule = SmallCellRule::default();
         let a = pb::AggregateResponse {
             cells: vec![
                 cell("2025-01", EventCategory::Fall, 1, 20, false),
@@ -254,11 +196,8 @@ mod tests {
             min_cell_count: 11,
             event_totals: vec![],
         };
-        let mut net = NetworkFigures::default();
-        for answer in [&a, &b] {
-            net.add(&FacilityFigures::from_wire(answer, range(), &rule).unwrap());
-        }
-        let rows = net.rows(&[], &NetworkReleaseRule::new(3, 1.0).unwrap());
+        let mut answers = vec![checked(&a), checked(&b)];
+        let rows = CategoryRows::sum(&answers).rows(&[], &NetworkReleaseRule::new(3, 1.0).unwrap());
         assert_eq!(
             rows[0].withheld_reason,
             "2 facilities contribute; a network figure needs at least 3"
@@ -267,7 +206,8 @@ mod tests {
             exposure: vec![pd("2025-01", 5, 500)],
             ..Default::default()
         };
-        net.add(&FacilityFigures::from_wire(&exposure_only, range(), &rule).unwrap());
+        answers.push(checked(&exposure_only));
+        let net = CategoryRows::sum(&answers);
         let rows = net.rows(&[], &NetworkReleaseRule::new(3, 1.0).unwrap());
         assert_eq!(rows.len(), 1);
         let row = &rows[0];
@@ -288,17 +228,14 @@ mod tests {
 
     #[test]
     fn a_dominated_or_thin_row_is_withheld_without_figures() {
-        let rule = SmallCellRule::default();
         let answer = |n| pb::AggregateResponse {
             cells: vec![cell("2025-01", EventCategory::Fall, 1, n, false)],
             exposure: vec![pd("2025-01", 5, 1000)],
             ..Default::default()
         };
-        let mut net = NetworkFigures::default();
-        for n in [400, 20, 20, 20, 20] {
-            net.add(&FacilityFigures::from_wire(&answer(n), range(), &rule).unwrap());
-        }
-        let rows = net.rows(&[], &NetworkReleaseRule::default());
+        let mut answers: Vec<FacilityAnswer> =
+            [400, 20, 20, 20, 20].map(|n| checked(&answer(n))).into();
+        let rows = CategoryRows::sum(&answers).rows(&[], &NetworkReleaseRule::default());
         assert!(rows[0].withheld);
         assert_eq!((rows[0].events, rows[0].patient_days), (0, 0));
         assert_eq!(rows[0].rate_per_1000_patient_days, None);
@@ -307,8 +244,8 @@ mod tests {
             "{}",
             rows[0].withheld_reason
         );
-        net.add(&FacilityFigures::from_wire(&answer(100), range(), &rule).unwrap());
-        let rows = net.rows(&[], &NetworkReleaseRule::default());
+        answers.push(checked(&answer(100)));
+        let rows = CategoryRows::sum(&answers).rows(&[], &NetworkReleaseRule::default());
         assert!(!rows[0].withheld, "400 of 580 is 69%");
         assert_eq!(rows[0].events, 580);
     }
@@ -319,6 +256,7 @@ mod tests {
             cells: vec![cell("2024-12", EventCategory::Fall, 1, 20, false)],
             ..Default::default()
         };
-        assert!(FacilityFigures::from_wire(&answer, range(), &SmallCellRule::default()).is_err());
+        let query = NodeQuery::categories_by_month(range());
+        assert!(FacilityAnswer::check("f", &answer, &query, &SmallCellRule::default()).is_err());
     }
 }

@@ -5,12 +5,14 @@
 //! the coverage of every facility. It keeps no raw report and no state a restart would lose.
 
 pub mod admission;
+pub mod answer;
 pub mod benchmark;
 pub mod category_rows;
 pub mod client;
 pub mod config;
+pub mod coverage;
 pub mod metric;
-pub mod metric_answer;
+pub mod network_sum;
 pub mod peer_group;
 pub mod pseudonym;
 pub mod server;
