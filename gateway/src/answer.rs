@@ -39,9 +39,11 @@ pub enum Count {
     Withheld,
 }
 
-impl Count {
-    /// The sum of two counts: unknown when either is.
-    pub fn add(self, other: Count) -> Count {
+/// The sum of two counts: unknown when either is.
+impl std::ops::Add for Count {
+    type Output = Count;
+
+    fn add(self, other: Count) -> Count {
         match (self, other) {
             (Count::Known(a), Count::Known(b)) => Count::Known(a + b),
             _ => Count::Withheld,

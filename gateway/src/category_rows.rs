@@ -19,50 +19,60 @@ use std::collections::{BTreeMap, BTreeSet};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+/// A row's key: a month and a category.
+type RowKey = (Period, EventCategory);
+
 /// One network sum per month and category, over the facilities that answered usably.
 #[derive(Debug, Default)]
 pub struct CategoryRows {
-    sums: BTreeMap<(Period, EventCategory), NetworkSum>,
+    sums: BTreeMap<RowKey, NetworkSum>,
+}
+
+/// One facility's answer as the rows read it.
+struct FacilityRows {
+    events: BTreeMap<RowKey, Tally>,
+    patient_days: BTreeMap<Period, u64>,
+}
+
+impl FacilityRows {
+    fn of(answer: &FacilityAnswer) -> Self {
+        Self {
+            events: answer.events_by(|cell| (cell.period, cell.category)),
+            patient_days: answer.exposure_by(pb::DenominatorType::PatientDays, |e| e.period),
+        }
+    }
+
+    /// The facility's part of row `key`, when it contributes: it has cells in the row, or
+    /// patient days in its month (a zero).
+    fn part(&self, key: &RowKey) -> Option<(Tally, u64)> {
+        let tally = self.events.get(key);
+        let days = self.patient_days.get(&key.0);
+        (tally.is_some() || days.is_some()).then(|| {
+            (
+                tally.copied().unwrap_or_default(),
+                days.copied().unwrap_or(0),
+            )
+        })
+    }
 }
 
 impl CategoryRows {
     /// Sums `answers` (to [`NodeQuery::categories_by_month`](crate::answer::NodeQuery)) per
-    /// month and category. A facility contributes to a row when it has cells in it or patient
-    /// days in its month (a zero); the row's patient days are the month's, all unit types.
+    /// month and category over the facilities that contribute to each row; a row's patient
+    /// days are its month's, all unit types.
     pub fn sum(answers: &[FacilityAnswer]) -> Self {
-        let facilities: Vec<(
-            BTreeMap<(Period, EventCategory), Tally>,
-            BTreeMap<Period, u64>,
-        )> = answers
+        let facilities: Vec<FacilityRows> = answers.iter().map(FacilityRows::of).collect();
+        let keys: BTreeSet<RowKey> = facilities
             .iter()
-            .map(|a| {
-                (
-                    a.events_by(|cell| (cell.period, cell.category)),
-                    a.exposure_by(pb::DenominatorType::PatientDays, |e| e.period),
-                )
-            })
-            .collect();
-        let keys: BTreeSet<(Period, EventCategory)> = facilities
-            .iter()
-            .flat_map(|(events, _)| events.keys().copied())
+            .flat_map(|f| f.events.keys().copied())
             .collect();
         let sums = keys
             .into_iter()
             .map(|key| {
-                let sum = facilities
-                    .iter()
-                    .filter_map(|(events, days)| {
-                        let tally = events.get(&key);
-                        let days = days.get(&key.0);
-                        (tally.is_some() || days.is_some()).then(|| {
-                            (
-                                tally.copied().unwrap_or_default(),
-                                days.copied().unwrap_or(0),
-                            )
-                        })
-                    })
-                    .collect();
-                (key, sum)
+                (
+                    key,
+                    facilities.iter().filter_map(|f| f.part(&key)).collect(),
+                )
             })
             .collect();
         Self { sums }

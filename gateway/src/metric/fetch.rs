@@ -80,7 +80,7 @@ impl<K: Ord + Copy> Counts<K> {
         let count = self
             .events
             .values()
-            .fold(Count::Known(0), |sum, c| sum.add(*c));
+            .fold(Count::Known(0), |sum, c| sum + *c);
         (count, self.exposure.values().sum())
     }
 
