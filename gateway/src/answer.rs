@@ -70,11 +70,9 @@ impl Tally {
         }
     }
 
-    fn add(&mut self, count: Count) {
-        match count {
-            Count::Known(n) => self.released += n,
-            Count::Withheld => self.withheld += 1,
-        }
+    fn absorb(&mut self, other: Tally) {
+        self.released += other.released;
+        self.withheld += other.withheld;
     }
 
     /// The tally as one count: unknown when any cell of it is withheld.
@@ -83,6 +81,19 @@ impl Tally {
             Count::Withheld
         } else {
             Count::Known(self.released)
+        }
+    }
+}
+
+/// One cell's count as a tally.
+impl From<Count> for Tally {
+    fn from(count: Count) -> Self {
+        match count {
+            Count::Known(n) => Tally::known(n),
+            Count::Withheld => Tally {
+                released: 0,
+                withheld: 1,
+            },
         }
     }
 }
@@ -232,7 +243,7 @@ impl NodeQuery {
             period,
             category,
             unit_type,
-            count,
+            events: Tally::from(count),
         })
     }
 
@@ -270,7 +281,8 @@ fn known_unit_type(value: i32) -> Option<UnitType> {
         .filter(|u| *u != UnitType::Unspecified)
 }
 
-/// One checked cell. A dimension the query did not group by is `Unspecified`.
+/// The checked cells of one period, category and unit type. A dimension the query did not
+/// group by is `Unspecified`; the harm level is checked but not kept, as no figure reads it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct AnswerCell {
     /// A period of the asked range.
@@ -279,8 +291,15 @@ pub struct AnswerCell {
     pub category: EventCategory,
     /// Its unit type, when grouped by unit type.
     pub unit_type: UnitType,
-    /// Its count after the gateway's small-cell rule.
-    pub count: Count,
+    /// Its events after the gateway's small-cell rule.
+    pub events: Tally,
+}
+
+impl AnswerCell {
+    fn same_place(&self, other: &AnswerCell) -> bool {
+        (self.period, self.category, self.unit_type)
+            == (other.period, other.category, other.unit_type)
+    }
 }
 
 /// One checked exposure record. The unit type is `Unspecified` unless the query grouped by it.
@@ -314,11 +333,16 @@ impl FacilityAnswer {
         query: &NodeQuery,
         rule: &SmallCellRule,
     ) -> Result<Self, String> {
-        let cells = response
-            .cells
-            .iter()
-            .map(|cell| query.check_cell(cell, rule))
-            .collect::<Result<_, _>>()?;
+        // Nodes send cells in period then dimension order, so the harm levels of one period,
+        // category and unit type arrive together and are summed as they arrive.
+        let mut cells: Vec<AnswerCell> = Vec::new();
+        for wire in &response.cells {
+            let cell = query.check_cell(wire, rule)?;
+            match cells.last_mut() {
+                Some(last) if last.same_place(&cell) => last.events.absorb(cell.events),
+                _ => cells.push(cell),
+            }
+        }
         let mut exposure = Vec::with_capacity(response.exposure.len());
         for record in &response.exposure {
             exposure.extend(query.check_exposure(record)?);
@@ -334,7 +358,7 @@ impl FacilityAnswer {
     pub fn events_by<K: Ord>(&self, key: impl Fn(&AnswerCell) -> K) -> BTreeMap<K, Tally> {
         let mut tallies: BTreeMap<K, Tally> = BTreeMap::new();
         for cell in &self.cells {
-            tallies.entry(key(cell)).or_default().add(cell.count);
+            tallies.entry(key(cell)).or_default().absorb(cell.events);
         }
         tallies
     }

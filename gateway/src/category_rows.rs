@@ -42,17 +42,18 @@ impl FacilityRows {
         }
     }
 
-    /// The facility's part of row `key`, when it contributes: it has cells in the row, or
-    /// patient days in its month (a zero).
-    fn part(&self, key: &RowKey) -> Option<(Tally, u64)> {
-        let tally = self.events.get(key);
-        let days = self.patient_days.get(&key.0);
-        (tally.is_some() || days.is_some()).then(|| {
-            (
-                tally.copied().unwrap_or_default(),
-                days.copied().unwrap_or(0),
-            )
-        })
+    /// Adds the facility's part to every row it contributes to: each row it has cells in, and
+    /// each row of a month it recorded patient days in (a zero). `sums` holds the row keys of
+    /// every facility, in order, so the facility's own rows are met in one walk.
+    fn add_parts(&self, sums: &mut [(RowKey, NetworkSum)]) {
+        let mut events = self.events.iter().peekable();
+        for (key, sum) in sums {
+            let tally = events.next_if(|(k, _)| *k == key).map(|(_, t)| *t);
+            let days = self.patient_days.get(&key.0).copied();
+            if tally.is_some() || days.is_some() {
+                sum.add(tally.unwrap_or_default(), days.unwrap_or(0));
+            }
+        }
     }
 }
 
@@ -66,16 +67,16 @@ impl CategoryRows {
             .iter()
             .flat_map(|f| f.events.keys().copied())
             .collect();
-        let sums = keys
+        let mut sums: Vec<(RowKey, NetworkSum)> = keys
             .into_iter()
-            .map(|key| {
-                (
-                    key,
-                    facilities.iter().filter_map(|f| f.part(&key)).collect(),
-                )
-            })
+            .map(|key| (key, NetworkSum::default()))
             .collect();
-        Self { sums }
+        for facility in &facilities {
+            facility.add_parts(&mut sums);
+        }
+        Self {
+            sums: sums.into_iter().collect(),
+        }
     }
 
     /// Rows for `categories` (all when empty), in month then category order, each released
