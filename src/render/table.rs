@@ -1,23 +1,12 @@
-//! Readable tables of benchmark results.
+//! Readable tables of benchmark results, for a terminal.
 
+use super::thousands;
 use psonet_core::pb::{self, CoverageStatus, EventCategory};
+use psonet_gateway::metric_catalogue::denominator_label;
 use std::fmt::Write;
 
 fn short(name: &str, prefix: &str) -> String {
     name.strip_prefix(prefix).unwrap_or(name).to_string()
-}
-
-/// `12345` as `12,345`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 /// The benchmark rows and the coverage as text tables.
@@ -141,7 +130,7 @@ pub fn metric_benchmark(response: &pb::NetworkBenchmarkResponse) -> String {
             ci.upper,
             thousands(b.events),
             thousands(b.exposure.round() as u64),
-            crate::plot::denominator_label(&metric),
+            denominator_label(&metric),
             b.contributing_facilities
         );
         if let Some(d) = &b.distribution {
@@ -299,7 +288,7 @@ pub fn scorecard(card: &pb::FacilityScorecardResponse) -> String {
         ci.upper,
         thousands(card.events),
         thousands(card.exposure.round() as u64),
-        crate::plot::denominator_label(&metric)
+        denominator_label(&metric)
     );
     if peers.released {
         let _ = writeln!(
@@ -330,14 +319,6 @@ pub fn scorecard(card: &pb::FacilityScorecardResponse) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_get_thousands_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(1234567), "1,234,567");
-    }
 
     #[test]
     fn a_chart_table_names_withheld_months_and_signals() {
