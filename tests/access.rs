@@ -20,12 +20,17 @@ fn get_request() -> pb::GetEventRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listeners_refuse_every_caller_they_do_not_serve() {
     psonet_core::tls::install_crypto_provider();
-    let net = TestNetwork::start(2);
+    let net = network(2).start().await.unwrap();
     let node = &net.nodes[0];
     let peer = "the node";
 
     // Its own client is served (the event does not exist: NOT_FOUND, not a refusal).
-    let own = node.reporting().get_event(get_request()).await.unwrap_err();
+    let own = node
+        .reporting()
+        .unwrap()
+        .get_event(get_request())
+        .await
+        .unwrap_err();
     assert_eq!(own.code(), Code::NotFound);
 
     // No client certificate at all.
@@ -53,7 +58,7 @@ async fn listeners_refuse_every_caller_they_do_not_serve() {
 
     // A certificate for the right principal, from another CA.
     let rogue_ca = Authority::new(NETWORK, 1).unwrap();
-    let rogue_dir = net.dir.path().join("rogue");
+    let rogue_dir = net.dir().join("rogue");
     let issued = rogue_ca
         .issue(
             &Principal::facility(NETWORK, "facility-1"),
@@ -123,6 +128,7 @@ async fn listeners_refuse_every_caller_they_do_not_serve() {
 
     // And the gateway itself is served on the federation listener.
     net.aggregate_client(0)
+        .unwrap()
         .aggregate(aggregate_request("2026-01", "2026-01"))
         .await
         .unwrap();

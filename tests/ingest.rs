@@ -23,8 +23,8 @@ fn by_key(key: &str) -> pb::GetEventRequest {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
     psonet_core::tls::install_crypto_provider();
-    let net = TestNetwork::start(1);
-    let mut client = net.nodes[0].reporting();
+    let net = network(1).start().await.unwrap();
+    let mut client = net.nodes[0].reporting().unwrap();
     let valid = event("ok-1", &month(), EventCategory::Fall, HarmLevel::Mild);
     let cases: Vec<(pb::Event, &str)> = vec![
         (
@@ -162,6 +162,7 @@ async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
     // (the query-set minimum), and nothing else was counted.
     let refused = net
         .aggregate_client(0)
+        .unwrap()
         .aggregate(aggregate_request(&month(), &month()))
         .await
         .unwrap_err();
@@ -210,6 +211,7 @@ async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
     };
     let aggregate = net
         .aggregate_client(0)
+        .unwrap()
         .aggregate(near_misses)
         .await
         .unwrap()
@@ -221,8 +223,8 @@ async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_idempotency_key_is_stored_once() {
     psonet_core::tls::install_crypto_provider();
-    let net = TestNetwork::start(1);
-    let mut client = net.nodes[0].reporting();
+    let net = network(1).start().await.unwrap();
+    let mut client = net.nodes[0].reporting().unwrap();
     let e = event(
         "IR-42",
         &month(),
@@ -290,6 +292,7 @@ async fn the_same_idempotency_key_is_stored_once() {
     // 1 + 11 + 1 events: one released cell of 13.
     let aggregate = net
         .aggregate_client(0)
+        .unwrap()
         .aggregate(aggregate_request(&month(), &month()))
         .await
         .unwrap()
@@ -307,8 +310,8 @@ async fn the_same_idempotency_key_is_stored_once() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_a_crash_and_restart() {
     psonet_core::tls::install_crypto_provider();
-    let mut net = TestNetwork::start(1);
-    let mut client = net.nodes[0].reporting();
+    let mut net = network(1).start().await.unwrap();
+    let mut client = net.nodes[0].reporting().unwrap();
     // Unary submits from concurrent clients, each acknowledged…
     let calls = (0..40).map(|i| {
         let mut c = client.clone();
@@ -352,8 +355,8 @@ async fn acknowledged_events_survive_a_crash_and_restart() {
 
     // A crash: SIGKILL, no shutdown, no flush on exit.
     net.nodes[0].kill();
-    net.nodes[0].start();
-    let mut client = net.nodes[0].reporting();
+    net.nodes[0].start().await.unwrap();
+    let mut client = net.nodes[0].reporting().unwrap();
     for (i, ack) in acks.iter().enumerate() {
         let stored = client
             .get_event(by_key(&format!("unary-{i}")))
@@ -370,6 +373,7 @@ async fn acknowledged_events_survive_a_crash_and_restart() {
     }
     let aggregate = net
         .aggregate_client(0)
+        .unwrap()
         .aggregate(aggregate_request(&month(), &month()))
         .await
         .unwrap()
@@ -381,8 +385,8 @@ async fn acknowledged_events_survive_a_crash_and_restart() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amendments_move_counts_and_keep_history_over_grpc() {
     psonet_core::tls::install_crypto_provider();
-    let net = TestNetwork::start(1);
-    let mut client = net.nodes[0].reporting();
+    let net = network(1).start().await.unwrap();
+    let mut client = net.nodes[0].reporting().unwrap();
     let events: Vec<pb::Event> = (0..12)
         .map(|i| {
             event(
@@ -402,6 +406,7 @@ async fn amendments_move_counts_and_keep_history_over_grpc() {
     };
     let before = net
         .aggregate_client(0)
+        .unwrap()
         .aggregate(by_harm())
         .await
         .unwrap()
@@ -435,6 +440,7 @@ async fn amendments_move_counts_and_keep_history_over_grpc() {
     assert_eq!((retried.revision, retried.unchanged), (1, true));
     let after = net
         .aggregate_client(0)
+        .unwrap()
         .aggregate(by_harm())
         .await
         .unwrap()
