@@ -333,17 +333,11 @@ async fn funnel_flags_the_outlier_and_a_shift_signals() {
 
 /// Runs `psonet benchmark` as the README shows, returning its standard output.
 fn cli(net: &Network, identity: &std::path::Path, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_psonet"))
-        .args([
-            "benchmark",
-            "--gateway",
-            &net.gateway_addr().unwrap().to_string(),
-        ])
-        .arg("--identity")
-        .arg(identity)
-        .args(args)
-        .output()
-        .expect("run psonet benchmark");
+    let gateway = net.gateway_addr().unwrap().to_string();
+    let identity = identity.to_str().unwrap();
+    let mut command = vec!["benchmark", "--gateway", &gateway, "--identity", identity];
+    command.extend(args);
+    let output = psonet(&command);
     assert!(
         output.status.success(),
         "psonet benchmark {args:?}: {}",

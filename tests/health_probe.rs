@@ -10,12 +10,17 @@ use std::path::Path;
 use std::process::Output;
 
 fn health(addr: SocketAddr, identity: &Path, service: &str) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_psonet"))
-        .args(["health", "--addr", &addr.to_string(), "--identity"])
-        .arg(identity)
-        .args(["--service", service, "--timeout", "5"])
-        .output()
-        .expect("run psonet health")
+    psonet(&[
+        "health",
+        "--addr",
+        &addr.to_string(),
+        "--identity",
+        identity.to_str().unwrap(),
+        "--service",
+        service,
+        "--timeout",
+        "5",
+    ])
 }
 
 fn stderr(o: &Output) -> String {

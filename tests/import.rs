@@ -4,16 +4,14 @@
 mod common;
 
 use common::*;
-use std::process::Command;
 
 fn import(node: &Node, file: &std::path::Path, extra: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_psonet"))
-        .args(["import", "--node", &node.local().to_string(), "--identity"])
-        .arg(&node.client_identity)
-        .args(extra)
-        .arg(file)
-        .output()
-        .unwrap();
+    let local = node.local().to_string();
+    let identity = node.client_identity.to_str().unwrap();
+    let mut args = vec!["import", "--node", &local, "--identity", identity];
+    args.extend(extra);
+    args.push(file.to_str().unwrap());
+    let out = psonet(&args);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -86,10 +84,7 @@ async fn rejected_lines_are_reported_with_line_field_and_reason() {
 async fn an_interrupted_import_finishes_on_a_rerun() {
     let net = network(1).start().await.unwrap();
     let dir = net.dir();
-    let synth = Command::new(env!("CARGO_BIN_EXE_psonet"))
-        .args(["synth", "--events", "12000", "--months", "6"])
-        .output()
-        .unwrap();
+    let synth = psonet(&["synth", "--events", "12000", "--months", "6"]);
     let text = String::from_utf8(synth.stdout).unwrap();
     let all = dir.join("all.ndjson");
     std::fs::write(&all, &text).unwrap();

@@ -14,6 +14,18 @@ fn month() -> String {
     Month::current().minus(1).to_string()
 }
 
+/// The fields a refusal's `BadRequest` details name, in order.
+fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    let details = status
+        .get_details_bad_request()
+        .expect("BadRequest details");
+    details
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect()
+}
+
 fn by_key(key: &str) -> pb::GetEventRequest {
     pb::GetEventRequest {
         key: Some(pb::get_event_request::Key::IdempotencyKey(key.into())),
@@ -112,15 +124,7 @@ async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "case {i}: {status:?}");
-        let details = status
-            .get_details_bad_request()
-            .expect("BadRequest details");
-        let fields: Vec<&str> = details
-            .field_violations
-            .iter()
-            .map(|v| v.field.as_str())
-            .collect();
-        assert_eq!(fields, [field], "case {i}");
+        assert_eq!(violated_fields(&status), [field], "case {i}");
         if i > 0 {
             let missing = client
                 .get_event(by_key(&format!("bad-{i}")))
@@ -193,14 +197,7 @@ async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    let fields: Vec<String> = status
-        .get_details_bad_request()
-        .unwrap()
-        .field_violations
-        .iter()
-        .map(|v| v.field.clone())
-        .collect();
-    assert_eq!(fields, ["records[1].unit_type"]);
+    assert_eq!(violated_fields(&status), ["records[1].unit_type"]);
     // Near misses select no event, so the query is answered, with the month's exposure.
     let near_misses = pb::AggregateRequest {
         filter: Some(pb::AggregateFilter {
@@ -483,12 +480,5 @@ async fn amendments_move_counts_and_keep_history_over_grpc() {
         ..corrected
     };
     let status = client.amend_event(amend(invalid, "x")).await.unwrap_err();
-    let fields: Vec<String> = status
-        .get_details_bad_request()
-        .unwrap()
-        .field_violations
-        .iter()
-        .map(|v| v.field.clone())
-        .collect();
-    assert_eq!(fields, ["event.harm"]);
+    assert_eq!(violated_fields(&status), ["event.harm"]);
 }
