@@ -1,8 +1,8 @@
 //! Clients for people: connecting with an identity directory and explaining failures plainly.
 
 use anyhow::{Context, Result, anyhow};
-use psonet_core::diagnose::{Failure, diagnose};
-use psonet_core::tls::TlsFiles;
+use psonet_serve::diagnose::{Failure, diagnose};
+use psonet_serve::tls::TlsFiles;
 use std::path::Path;
 use tonic::transport::{Channel, Endpoint};
 

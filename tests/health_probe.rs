@@ -24,7 +24,7 @@ fn stderr(o: &Output) -> String {
 
 #[test]
 fn health_succeeds_only_for_a_serving_service_and_an_admitted_caller() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let mut net = TestNetwork::start(1);
     net.start_gateway(1_000);
     let partner = net.layout.partner_identity.clone();

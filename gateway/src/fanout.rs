@@ -8,9 +8,9 @@
 use crate::breaker::{BreakerOpen, ran_out_of_time};
 use crate::registry::{Facility, Registry};
 use futures::future::join_all;
-use psonet_core::diagnose::{Failure, diagnose};
-use psonet_core::metrics::Metrics;
 use psonet_core::pb::{self, CoverageStatus};
+use psonet_serve::diagnose::{Failure, diagnose};
+use psonet_serve::metrics::Metrics;
 use std::time::{Duration, Instant};
 use tower::{BoxError, ServiceExt};
 use tracing::Instrument;

@@ -9,7 +9,7 @@ use crate::breaker::{Breaker, BreakerPolicy};
 use crate::config::{FacilityEntry, FanoutConfig};
 use crate::connector::NodeConnector;
 use crate::stack::{NodeService, node_stack};
-use psonet_core::metrics::{Metrics, label_text};
+use psonet_serve::metrics::{Metrics, label_text};
 use rustls::ClientConfig;
 use std::sync::Arc;
 use tonic::transport::{Channel, Endpoint};

@@ -11,8 +11,8 @@
 //! serves by method and status, and counts the messages clients stream in (ingest);
 //! [`serve_metrics`] answers `GET /metrics`.
 
+use crate::listener::Shutdown;
 use crate::message_count::CountingBody;
-use crate::serve::Shutdown;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 use std::future::Future;
