@@ -65,7 +65,7 @@ impl RunningGateway {
             &config.facilities,
             identity.client_config()?,
             &config.fanout,
-            metrics.clone(),
+            &metrics,
         )?;
         let listener = bind(config.listen, "gateway listener").await?;
         let shutdown = Shutdown::new();

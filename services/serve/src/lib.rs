@@ -12,7 +12,6 @@ pub mod config_file;
 pub mod diagnose;
 pub mod identity;
 pub mod listener;
-pub mod message_count;
 pub mod metrics;
 pub mod telemetry;
 pub mod tls;
