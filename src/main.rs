@@ -80,13 +80,13 @@ fn main() -> std::process::ExitCode {
     if service == Some("psonet-node") {
         psonet_node::heap::limit_arenas();
     }
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let result = tokio::runtime::Runtime::new()
         .context("starting the async runtime")
         .and_then(|runtime| {
             runtime.block_on(async {
                 let filter = if service.is_some() { "info" } else { "warn" };
-                let telemetry = psonet_core::telemetry::init(service.unwrap_or("psonet"), filter)?;
+                let telemetry = psonet_serve::telemetry::init(service.unwrap_or("psonet"), filter)?;
                 let result = command.run().await;
                 telemetry.shutdown();
                 result

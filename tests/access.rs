@@ -5,9 +5,9 @@ mod common;
 use common::*;
 use psonet::client::explain_failure;
 use psonet::pki::{Authority, Usage};
-use psonet_core::diagnose::Failure;
-use psonet_core::identity::Principal;
 use psonet_core::pb::{self, reporting_service_client::ReportingServiceClient};
+use psonet_serve::diagnose::Failure;
+use psonet_serve::identity::Principal;
 use tonic::Code;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
@@ -19,7 +19,7 @@ fn get_request() -> pb::GetEventRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listeners_refuse_every_caller_they_do_not_serve() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let net = network(2).start().await.unwrap();
     let node = &net.nodes[0];
     let peer = "the node";

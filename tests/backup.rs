@@ -186,7 +186,7 @@ fn assert_consistent_with(data: &Path, keys: &[String]) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_node_is_backed_up_and_restored_into_a_node_that_answers_the_same() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let net = network(1).start().await.unwrap();
     let node = &net.nodes[0];
     let keys = load(node).await;
@@ -293,7 +293,7 @@ async fn a_running_node_is_backed_up_and_restored_into_a_node_that_answers_the_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backups_are_for_the_facility_only_and_restores_never_overwrite() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let net = network(1).start().await.unwrap();
     let node = &net.nodes[0];
     let dir = net.dir();

@@ -131,7 +131,7 @@ fn brute_force(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let mut net = network(5).start().await.unwrap();
     net.start_gateway(|c| c.fanout.node_deadline_ms = 3_000)
         .await
@@ -247,7 +247,7 @@ async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let mut net = network(3).start().await.unwrap();
     let deadline = Duration::from_millis(800);
     net.start_gateway(|c| {

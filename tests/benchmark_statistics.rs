@@ -98,7 +98,7 @@ fn as_facility(net: &Network, i: usize) -> BenchmarkServiceClient<Channel> {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn funnel_flags_the_outlier_and_a_shift_signals() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let mut net = network(PLAN.len()).start().await.unwrap();
     net.start_gateway(|config| {
         config.fanout.node_deadline_ms = 5_000;

@@ -40,7 +40,7 @@ async fn stream_until_killed(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_sigkill_during_streaming() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let mut net = network(1).start().await.unwrap();
     let data_dir = net.layout.facilities[0]
         .node_config

@@ -49,7 +49,7 @@ fn by_category_and_harm(querier: &str) -> pb::AggregateRequest {
 /// as the suppression flag's own 1..k-1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a6_no_suppressed_cell_can_be_solved_from_the_released_margins() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let net = network(1).start().await.unwrap();
     let mut batch = Vec::new();
     // Mild: a lone small cell (4) under a total of 34: 34 - 30 would give it away.
@@ -134,7 +134,7 @@ fn remaining_rho(status: &tonic::Status) -> (String, String) {
 /// its noisy answer without spending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a6b_spent_budgets_are_refused_per_querier_and_globally() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let net = network(1).node_config(with_privacy).start().await.unwrap();
     let mut batch = events("fall", C::Fall, H::Mild, 40);
     batch.extend(events("med", C::Medication, H::NoHarm, 25));
@@ -315,7 +315,7 @@ async fn described(channel: Channel) -> (BTreeMap<String, Vec<String>>, BTreeSet
 /// carry an event, a narrative, an identifier or a timestamp.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a6c_the_federation_listener_exposes_only_aggregates_health_and_reflection() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let net = network(1).start().await.unwrap();
     let as_gateway = channel(&net.nodes[0].federation(), &net.gateway_identity());
     let (services, reachable) = described(as_gateway).await;
@@ -374,7 +374,7 @@ async fn thirty_falls_asked_by_a_partner(
 /// tree of the stopped node is caught by `psonet node audit --verify`, which names it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a6d_a_tampered_audit_record_is_detected_and_named() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let mut net = network(1).start().await.unwrap();
     let (mut client, partner) = thirty_falls_asked_by_a_partner(&net).await;
     let too_small = pb::AggregateRequest {
@@ -458,7 +458,7 @@ async fn a6d_a_tampered_audit_record_is_detected_and_named() {
 /// other's exact figures: the gateway refuses it before asking any node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a6e_a_peer_group_of_two_is_refused_at_the_gateway() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let mut net = network(2).start().await.unwrap();
     for node in &net.nodes {
         submit_all(
@@ -496,7 +496,7 @@ async fn a6e_a_peer_group_of_two_is_refused_at_the_gateway() {
 /// Facility policy: a query kind no rule approves for the querier is refused naming the rule.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_outside_the_facility_policy_are_refused_naming_the_rule() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let net = network(1)
         .node_config(|c| {
             c.policy.rules = vec![PolicyRule {
@@ -535,7 +535,7 @@ async fn queries_outside_the_facility_policy_are_refused_naming_the_rule() {
 /// applies the k it was given to cells and query sets alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_threshold_below_eleven_is_warned_about_at_start_and_applied() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let net = network(1)
         .node_config(|c| c.disclosure.min_cell_count = 5)
         .start()
@@ -575,7 +575,7 @@ async fn a_threshold_below_eleven_is_warned_about_at_start_and_applied() {
 /// complementary), a network row can land far from the true count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_noisy_network_benchmark_answers_and_replays() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let mut net = network(5)
         .node_config(|c| c.privacy.differential_privacy = true)
         .start()

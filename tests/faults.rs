@@ -29,7 +29,7 @@ const FAULTY: usize = 2;
 
 /// A network of three nodes whose third has fixed ports, and a gateway.
 async fn three_nodes_and_a_gateway() -> Network {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let mut net = network(3).start().await.unwrap();
     net.nodes[FAULTY].pin_ports().unwrap();
     start_gateway(&mut net, None).await;
@@ -197,7 +197,7 @@ async fn relay(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_node_counts_while_within_the_deadline_and_times_out_past_it() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let mut net = network(3).start().await.unwrap();
     let link = SlowLink::start(net.nodes[FAULTY].federation()).await;
     start_gateway(&mut net, Some(link.endpoint.clone())).await;

@@ -29,7 +29,7 @@ fn stderr(o: &Output) -> String {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn health_succeeds_only_for_a_serving_service_and_an_admitted_caller() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let mut net = network(1).start().await.unwrap();
     net.start_gateway(|c| c.fanout.node_deadline_ms = 1_000)
         .await

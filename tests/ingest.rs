@@ -34,7 +34,7 @@ fn by_key(key: &str) -> pb::GetEventRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let net = network(1).start().await.unwrap();
     let mut client = net.nodes[0].reporting().unwrap();
     let valid = event("ok-1", &month(), EventCategory::Fall, HarmLevel::Mild);
@@ -219,7 +219,7 @@ async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_idempotency_key_is_stored_once() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let net = network(1).start().await.unwrap();
     let mut client = net.nodes[0].reporting().unwrap();
     let e = event(
@@ -306,7 +306,7 @@ async fn the_same_idempotency_key_is_stored_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_a_crash_and_restart() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let mut net = network(1).start().await.unwrap();
     let mut client = net.nodes[0].reporting().unwrap();
     // Unary submits from concurrent clients, each acknowledged…
@@ -381,7 +381,7 @@ async fn acknowledged_events_survive_a_crash_and_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amendments_move_counts_and_keep_history_over_grpc() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let net = network(1).start().await.unwrap();
     let mut client = net.nodes[0].reporting().unwrap();
     let events: Vec<pb::Event> = (0..12)

@@ -41,7 +41,7 @@ async fn start(net: &mut Network, max_concurrent: usize) -> SocketAddr {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_rpcs_node_latency_and_breaker_state() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let mut net = network(3).start().await.unwrap();
     // Node 1 serves metrics too: restart it with `metrics_listen` set.
     net.nodes[0].stop().await.unwrap();
@@ -95,7 +95,7 @@ async fn metrics_count_rpcs_node_latency_and_breaker_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overloaded_gateway_sheds_with_resource_exhausted_at_once() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let mut net = network(3).start().await.unwrap();
     let metrics = start(&mut net, 2).await;
     // A frozen node holds each benchmark for the whole deadline: two fill the gateway.

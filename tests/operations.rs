@@ -35,7 +35,7 @@ async fn listed_services(channel: Channel) -> Result<Vec<String>, tonic::Status>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listeners_serve_health_and_reflection_of_exactly_their_services() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let mut net = network(1).start().await.unwrap();
     net.start_gateway(|c| c.fanout.node_deadline_ms = 1_000)
         .await

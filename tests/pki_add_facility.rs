@@ -6,7 +6,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_facility_added_to_an_existing_network_serves_its_clients_and_the_gateway() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pki");
     pki::init(&InitOptions {

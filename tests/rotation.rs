@@ -2,14 +2,14 @@
 //! disk mid-run and SIGHUP is sent; new connections see the new certificate at once, benchmarks
 //! running through the rotation never fail, and a node the gateway reconnects to after it
 //! accepts the gateway's new client certificate (the same reloaded identity resolves both; the
-//! swap itself is unit-tested in `psonet_core::tls`).
+//! swap itself is unit-tested in `psonet_serve::tls`).
 
 mod common;
 
 use common::*;
 use psonet_core::month::Month;
 use psonet_core::pb::{CoverageStatus, benchmark_service_client::BenchmarkServiceClient};
-use psonet_core::tls::ReloadableIdentity;
+use psonet_serve::tls::ReloadableIdentity;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::sync::Arc;
@@ -19,7 +19,7 @@ use std::time::{Duration, Instant};
 /// The certificate the gateway presents to a new connection.
 async fn presented_certificate(net: &Network) -> CertificateDer<'static> {
     let identity = ReloadableIdentity::load(
-        &psonet_core::tls::TlsFiles {
+        &psonet_serve::tls::TlsFiles {
             ca: net.layout.partner_identity.join("ca.pem"),
             cert: net.layout.partner_identity.join("cert.pem"),
             key: net.layout.partner_identity.join("key.pem"),
@@ -61,7 +61,7 @@ async fn benchmark_continuously(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_certificate_rotates_on_sighup_without_a_failed_call() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let mut net = network(3).start().await.unwrap();
     net.nodes[0].pin_ports().unwrap();
     net.start_gateway(|config| {

@@ -11,7 +11,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_stream_in_flight_finish_and_keeps_what_it_acknowledged() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let mut net = network(1).start().await.unwrap();
     net.nodes[0].pin_ports().unwrap();
     let month = Month::current().to_string();

@@ -76,7 +76,7 @@ async fn start_collector() -> (String, Collector) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_benchmark_is_one_trace_with_each_node_under_the_fan_out() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let (endpoint, collector) = start_collector().await;
     let exporting = launcher()
         .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)

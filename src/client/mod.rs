@@ -4,8 +4,8 @@ pub mod submit;
 mod tls_probe;
 
 use anyhow::{Context, Result, anyhow};
-use psonet_core::diagnose::{Failure, diagnose};
-use psonet_core::tls::TlsFiles;
+use psonet_serve::diagnose::{Failure, diagnose};
+use psonet_serve::tls::TlsFiles;
 use std::path::Path;
 use tonic::transport::{Channel, Endpoint};
 

@@ -7,10 +7,10 @@
 
 use crate::client::{channel, explain};
 use anyhow::{Context, Result, bail};
-use psonet_core::config_file::read_toml;
 use psonet_core::pb::{self, backup_response::Part, backup_service_client::BackupServiceClient};
 use psonet_node::NodeConfig;
 use psonet_node::backup::RestoreSummary;
+use psonet_serve::config_file::read_toml;
 use ring::digest::{Context as Digest, SHA256};
 use std::io::Write;
 use std::path::{Path, PathBuf};

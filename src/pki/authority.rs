@@ -5,9 +5,9 @@
 //! (`spiffe://<network>/gateway`, `/facility/<id>`, `/partner/<id>`).
 
 use anyhow::{Context, Result, bail};
-use psonet_core::identity::{Principal, check_name};
 use psonet_core::month::Month;
-use psonet_core::tls::TlsFiles;
+use psonet_serve::identity::{Principal, check_name};
+use psonet_serve::tls::TlsFiles;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
     KeyUsagePurpose, SanType, date_time_ymd,

@@ -7,7 +7,7 @@
 use super::authority::{Authority, Usage, write};
 use super::example_config;
 use anyhow::{Context, Result, bail};
-use psonet_core::identity::{Principal, check_name};
+use psonet_serve::identity::{Principal, check_name};
 use std::path::{Path, PathBuf};
 
 /// Where `psonet pki init` put one facility's files.
