@@ -3,8 +3,8 @@
 //! `psonet node` and `psonet gateway` print one *ready line* on standard output when every
 //! listener is bound — `psonet node ready facility=… local=… federation=… [metrics=…]` or
 //! `psonet gateway ready listen=… [metrics=…]` — with the real addresses, since a config may ask
-//! for port 0. Operators see it in the journal; [`ServerProcess`](crate::network::ServerProcess)
-//! waits for it and reads the addresses from it. Both sides of that contract live here.
+//! for port 0. Operators see it in the journal; `network::ServerProcess` waits for it and reads
+//! the addresses from it. Both sides of that contract live here.
 
 use anyhow::Result;
 use std::net::SocketAddr;

@@ -1,6 +1,6 @@
 //! A psonet network on loopback, started the way a user starts one.
 //!
-//! Certificates and configs come from [`pki::init`](crate::pki::init), exactly as
+//! Certificates and configs come from [`pki::init`], exactly as
 //! `psonet pki init` writes them; each node starts on its `node.toml`, the gateway on
 //! `gateway.toml` with the nodes' real addresses in its registry. Servers run either inside this
 //! process or as real `psonet node` / `psonet gateway` processes ([`Servers`]), on real mTLS
