@@ -156,8 +156,9 @@ impl Network {
 
     /// Starts the gateway with the nodes' real addresses in its registry, after `adjust` has had
     /// its say on the configuration (deadlines, release rule, peer attributes, fewer
-    /// facilities). A running gateway is killed first. The config is written beside
-    /// `gateway.toml` as `gateway-run.toml`, which a process is started on.
+    /// facilities). A gateway already running is dropped first (a process is killed). The
+    /// config is written beside `gateway.toml` as `gateway-run.toml`, and the gateway started
+    /// on that file.
     pub async fn start_gateway(&mut self, adjust: impl FnOnce(&mut GatewayConfig)) -> Result<()> {
         self.gateway = None;
         let path = self.layout.out.join("gateway-run.toml");
