@@ -5,7 +5,7 @@
 //! - [`stack`]: the per-node tower stack, read top to bottom — deadline, load shedding,
 //!   concurrency limit, [`breaker`], [`retry`], and innermost the [`node_call`] itself;
 //! - [`fanout`]: one query to every node in scope, each failure classified into a coverage
-//!   status.
+//!   status, each call's latency and suppressed cells recorded in [`node_metrics`].
 //!
 //! Nothing here reads what a node answered; [`crate::answer`] does that, once.
 
@@ -13,6 +13,7 @@ pub mod breaker;
 pub mod connector;
 pub mod fanout;
 pub mod node_call;
+pub mod node_metrics;
 pub mod registry;
 pub mod retry;
 pub mod stack;
