@@ -62,6 +62,7 @@ impl RunningGateway {
         let identity = ReloadableIdentity::load(&config.tls, "tls")?;
         let metrics = Metrics::new();
         let registry = Registry::new(
+            &config.network,
             &config.facilities,
             identity.client_config()?,
             &config.fanout,

@@ -10,6 +10,7 @@ use crate::client::connector::NodeConnector;
 use crate::client::node_metrics::NodeMetrics;
 use crate::client::stack::{NodeService, node_stack};
 use crate::config::{FacilityEntry, FanoutConfig};
+use psonet_serve::identity::Principal;
 use psonet_serve::metrics::Metrics;
 use rustls::ClientConfig;
 use std::sync::Arc;
@@ -49,10 +50,12 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Builds a channel and client stack per facility; none connects yet. `tls` presents the
-    /// gateway's (reloadable) client certificate; fan-outs record into `metrics`, which also
+    /// Builds a channel and client stack per facility of `network`; none connects yet. `tls`
+    /// presents the gateway's (reloadable) client certificate, and every connection checks
+    /// that the node is the facility of its entry; fan-outs record into `metrics`, which also
     /// gets each node's breaker state as a gauge read at every scrape.
     pub fn new(
+        network: &str,
         entries: &[FacilityEntry],
         tls: Arc<ClientConfig>,
         fanout: &FanoutConfig,
@@ -69,7 +72,8 @@ impl Registry {
             .map(|entry| {
                 // TLS is the connector's job, so the channel itself speaks plain HTTP/2 to it.
                 let plain = entry.endpoint.replacen("https://", "http://", 1);
-                let connector = NodeConnector::new(tls.clone(), &entry.server_name())
+                let facility = Principal::facility(network, &entry.id);
+                let connector = NodeConnector::new(tls.clone(), &entry.server_name(), facility)
                     .map_err(|why| RegistryError::ServerName(entry.id.clone(), why))?;
                 let channel = Endpoint::from_shared(plain)?
                     .connect_timeout(fanout.connect_timeout().min(fanout.node_deadline()))
