@@ -1,0 +1,95 @@
+//! A node answering for another facility (issue 12, item 1): the gateway checks every node's
+//! certificate against the facility its registry entry names, so a registry entry that reaches
+//! facility-1's listener under facility-5's id counts nobody twice, and coverage says why.
+
+mod common;
+
+use common::*;
+use psonet::synth::SynthOptions;
+use psonet_core::month::Month;
+use psonet_core::pb::{self, CoverageStatus};
+
+fn coverage_of<'a>(
+    response: &'a pb::NetworkBenchmarkResponse,
+    id: &str,
+) -> &'a pb::FacilityCoverage {
+    response
+        .coverage
+        .iter()
+        .find(|c| c.facility_id == id)
+        .unwrap_or_else(|| panic!("no coverage for {id}: {:?}", response.coverage))
+}
+
+/// The most facilities any released row counts.
+fn most_contributing(response: &pb::NetworkBenchmarkResponse) -> u32 {
+    response
+        .rows
+        .iter()
+        .filter(|r| !r.withheld)
+        .map(|r| r.contributing_facilities)
+        .max()
+        .unwrap_or(0)
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_answering_for_another_facility_is_refused_and_counted_once() {
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(5).start().await.unwrap();
+    let month = Month::current();
+    net.load_synthetic(|i, _| SynthOptions {
+        events: 800,
+        months: 1,
+        last_month: month,
+        key_prefix: format!("f{i}"),
+        beds: 200 + 50 * i as u32,
+        seed: 40 + i as u64,
+    })
+    .await
+    .unwrap();
+
+    // Honest registry: five facilities answer and rows are released with all five.
+    net.start_gateway(|_| {}).await.unwrap();
+    let honest = benchmark_this_month(&net).await;
+    assert!(all_ok(&honest.coverage), "{:?}", honest.coverage);
+    assert_eq!(most_contributing(&honest), 5, "{:?}", honest.rows);
+
+    // The registry's entry for facility-5 points at facility-1's federation listener. Its
+    // certificate is valid for the host dialled (127.0.0.1), so TLS alone accepts it; on main
+    // the gateway counted facility-1 twice and released rows "from five facilities".
+    net.start_gateway(|config| {
+        config.facilities[4].endpoint = config.facilities[0].endpoint.clone();
+    })
+    .await
+    .unwrap();
+    let hostile = benchmark_this_month(&net).await;
+    let impostor = coverage_of(&hostile, "facility-5");
+    assert_eq!(
+        impostor.status,
+        CoverageStatus::Error as i32,
+        "{impostor:?}"
+    );
+    for words in [
+        "presented the certificate of spiffe://testnet/facility/facility-1",
+        "where spiffe://testnet/facility/facility-5 was expected",
+        "the registry's endpoint for facility-5 reaches another node",
+    ] {
+        assert!(
+            impostor.detail.contains(words),
+            "{words:?} not in {impostor:?}"
+        );
+    }
+    let answered = hostile
+        .coverage
+        .iter()
+        .filter(|c| c.status == CoverageStatus::Ok as i32)
+        .count();
+    assert_eq!(answered, 4, "{:?}", hostile.coverage);
+    // Four distinct facilities answered: nothing that needs five is released.
+    assert_eq!(most_contributing(&hostile), 0, "{:?}", hostile.rows);
+    assert!(
+        hostile.rows.iter().all(|r| r.withheld),
+        "{:?}",
+        hostile.rows
+    );
+    net.shutdown().await.unwrap();
+}
