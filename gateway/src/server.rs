@@ -33,9 +33,9 @@ pub enum GatewayError {
     /// The facility registry could not be built.
     #[error(transparent)]
     Registry(#[from] RegistryError),
-    /// The reflection service could not be built.
-    #[error("reflection setup failed")]
-    Reflection(#[from] tonic_reflection::server::Error),
+    /// The health or reflection service could not be built.
+    #[error("health and reflection setup failed: {0}")]
+    Reflection(#[from] psonet_serve::listener::OperationsError),
     /// The server task panicked.
     #[error("a server task failed")]
     Task(#[from] tokio::task::JoinError),

@@ -39,9 +39,9 @@ pub enum NodeError {
     /// A certificate, key or CA file is not usable.
     #[error(transparent)]
     Tls(#[from] TlsError),
-    /// The reflection service could not be built.
-    #[error("reflection setup failed")]
-    Reflection(#[from] tonic_reflection::server::Error),
+    /// The health or reflection service could not be built.
+    #[error("health and reflection setup failed: {0}")]
+    Reflection(#[from] psonet_serve::listener::OperationsError),
     /// A server task panicked.
     #[error("a server task failed")]
     Task(#[from] tokio::task::JoinError),

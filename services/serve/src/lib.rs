@@ -15,5 +15,6 @@ pub mod identity;
 pub mod listener;
 pub mod metrics;
 pub mod peer_identity;
+pub mod reflection_subset;
 pub mod telemetry;
 pub mod tls;

@@ -4,6 +4,7 @@
 //! address (port 0 picks a free one) and a port clash is an error at start, not later.
 
 use crate::auth::AccessRule;
+use crate::reflection_subset::{DescriptorSubsetError, descriptor_subset};
 use crate::tls::ReloadableIdentity;
 use futures::StreamExt;
 use std::net::SocketAddr;
@@ -72,23 +73,25 @@ impl Default for Shutdown {
 }
 
 /// Adds standard gRPC health and reflection (v1 and v1alpha, for grpcurl 1.8) to a listener's
-/// router, behind the same access rule as the listener's own services. Reflection lists only
-/// `services`, so it describes exactly what this listener serves. Every service starts
-/// `SERVING`: a router is only built once the store is open and the certificates are loaded.
+/// router, behind the same access rule as the listener's own services. Reflection lists
+/// `services` and resolves only them and the types they reach (see [`descriptor_subset`]), so
+/// it describes exactly what this listener serves. Every service starts `SERVING`: a router is
+/// only built once the store is open and the certificates are loaded.
 pub async fn with_operations<L>(
     router: Router<L>,
     rule: &AccessRule,
     services: &[&str],
-) -> Result<(Router<L>, HealthReporter), tonic_reflection::server::Error> {
+) -> Result<(Router<L>, HealthReporter), OperationsError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for service in services {
         reporter
             .set_service_status(*service, ServingStatus::Serving)
             .await;
     }
+    let own = descriptor_subset(psonet_proto::FILE_DESCRIPTOR_SET, services)?;
     let reflection = || {
         let builder = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(psonet_proto::FILE_DESCRIPTOR_SET)
+            .register_file_descriptor_set(own.clone())
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
         services
             .iter()
@@ -110,6 +113,17 @@ pub async fn with_operations<L>(
             rule.clone(),
         ));
     Ok((router, reporter))
+}
+
+/// Why a listener's health and reflection services could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum OperationsError {
+    /// The listener's descriptor subset could not be built.
+    #[error(transparent)]
+    Descriptors(#[from] DescriptorSubsetError),
+    /// The reflection service refused the descriptors.
+    #[error("reflection setup failed")]
+    Reflection(#[from] tonic_reflection::server::Error),
 }
 
 /// The longest a TLS handshake may take before the connection is dropped.
