@@ -11,6 +11,7 @@ use psonet_serve::listener::{
     CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, tls_incoming, with_operations,
 };
 use psonet_serve::metrics::{Metrics, RpcMetricsLayer, serve_metrics};
+use psonet_serve::security_log::SecurityLog;
 use psonet_serve::tls::{ReloadableIdentity, TlsError};
 use std::net::SocketAddr;
 use tokio::task::JoinHandle;
@@ -70,7 +71,8 @@ impl RunningGateway {
         )?;
         let listener = bind(config.listen, "gateway listener").await?;
         let shutdown = Shutdown::new();
-        let rule = AccessRule::new(&config.network, Audience::PartnersAndFacilities);
+        let log = SecurityLog::new("gateway", &metrics);
+        let rule = AccessRule::new(&config.network, Audience::PartnersAndFacilities, &log);
         let benchmarks = BenchmarkServiceServer::with_interceptor(
             Benchmarks::new(registry, config.fanout.node_deadline(), loaded.small_cells)
                 .with_catalogue(
@@ -88,7 +90,7 @@ impl RunningGateway {
             .layer(AdmissionLayer::new(config.fanout.max_concurrent_benchmarks))
             .add_service(benchmarks);
         let (router, health) = with_operations(router, &rule, &[BENCHMARK_SERVICE]).await?;
-        let incoming = tls_incoming(listener.incoming, identity.server_config()?);
+        let incoming = tls_incoming(listener.incoming, identity.server_config()?, log);
         let server = router.serve_with_incoming_shutdown(incoming, shutdown.signalled());
         reload_certificates(vec![identity], CERT_POLL_INTERVAL, &shutdown)?;
         let metrics_addr = match config.metrics_listen {

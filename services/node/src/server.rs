@@ -15,6 +15,7 @@ use psonet_serve::listener::{
     CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, tls_incoming, with_operations,
 };
 use psonet_serve::metrics::{Metrics, RpcMetricsLayer, serve_metrics};
+use psonet_serve::security_log::SecurityLog;
 use psonet_serve::telemetry::rpc_span;
 use psonet_serve::tls::{ReloadableIdentity, TlsError};
 use std::net::SocketAddr;
@@ -68,8 +69,12 @@ const BACKUP_SERVICE: &str = "psonet.v1.BackupService";
 /// Full name of the federation listener's service.
 const AGGREGATE_SERVICE: &str = "psonet.v1.AggregateService";
 
-/// The federation service with its disclosure rules, policy, ledger and audit trail.
-fn aggregates(store: &Arc<Store>, loaded: &LoadedNodeConfig) -> Result<Aggregates, StoreError> {
+/// The federation service with its disclosure rules, policy, ledger and `audit` trail.
+fn aggregates(
+    store: &Arc<Store>,
+    loaded: &LoadedNodeConfig,
+    audit: AuditTrail,
+) -> Result<Aggregates, StoreError> {
     let rules = DisclosureRules {
         small_cells: loaded.small_cells,
         finest_grain: loaded.config.disclosure.finest_grain,
@@ -82,7 +87,6 @@ fn aggregates(store: &Arc<Store>, loaded: &LoadedNodeConfig) -> Result<Aggregate
         )),
         None => None,
     };
-    let audit = AuditTrail::new(store.tree(AUDIT_TREE)?);
     Ok(Aggregates::new(
         store.clone(),
         rules,
@@ -111,10 +115,13 @@ impl RunningNode {
         let local = bind(config.local.listen, "local listener").await?;
         let federation = bind(config.federation.listen, "federation listener").await?;
         let shutdown = Shutdown::new();
+        let metrics = Metrics::new();
 
+        let local_log = SecurityLog::new("local", &metrics);
         let local_rule = AccessRule::new(
             &config.network,
             Audience::OwnFacility(config.facility_id.clone()),
+            &local_log,
         );
         let reporting = ReportingServiceServer::with_interceptor(
             Reporting::new(store.clone()),
@@ -126,7 +133,6 @@ impl RunningNode {
         );
         let local_label = format!("{} local", config.facility_id);
         let local_identity = ReloadableIdentity::load(&config.local.tls, "local.tls")?;
-        let metrics = Metrics::new();
         let local_router = Server::builder()
             .layer(RpcMetricsLayer::new(metrics.clone()))
             .trace_fn(move |request| rpc_span(&local_label, request))
@@ -139,13 +145,16 @@ impl RunningNode {
         )
         .await?;
         let local_server = local_router.serve_with_incoming_shutdown(
-            tls_incoming(local.incoming, local_identity.server_config()?),
+            tls_incoming(local.incoming, local_identity.server_config()?, local_log),
             shutdown.signalled(),
         );
 
-        let federation_rule = AccessRule::new(&config.network, Audience::Gateway);
+        // Refusals on the federation listener go on the audit trail with the queries.
+        let audit = AuditTrail::new(store.tree(AUDIT_TREE)?);
+        let federation_log = SecurityLog::audited("federation", &metrics, Arc::new(audit.clone()));
+        let federation_rule = AccessRule::new(&config.network, Audience::Gateway, &federation_log);
         let aggregates = AggregateServiceServer::with_interceptor(
-            aggregates(&store, &loaded)?,
+            aggregates(&store, &loaded, audit)?,
             federation_rule.clone(),
         );
         let federation_label = format!("{} federation", config.facility_id);
@@ -158,7 +167,11 @@ impl RunningNode {
         let (federation_router, federation_health) =
             with_operations(federation_router, &federation_rule, &[AGGREGATE_SERVICE]).await?;
         let federation_server = federation_router.serve_with_incoming_shutdown(
-            tls_incoming(federation.incoming, federation_identity.server_config()?),
+            tls_incoming(
+                federation.incoming,
+                federation_identity.server_config()?,
+                federation_log,
+            ),
             shutdown.signalled(),
         );
         reload_certificates(

@@ -4,7 +4,9 @@
 //! address (port 0 picks a free one) and a port clash is an error at start, not later.
 
 use crate::auth::AccessRule;
+use crate::presented_certificate::noting_presented;
 use crate::reflection_subset::{DescriptorSubsetError, descriptor_subset};
+use crate::security_log::{Reason, Refusal, SecurityLog, Stage};
 use crate::tls::ReloadableIdentity;
 use futures::StreamExt;
 use std::net::SocketAddr;
@@ -134,10 +136,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// We terminate TLS ourselves, rather than through tonic's `tls_config`, so that the rustls
 /// configuration can resolve its certificate per handshake from a [`ReloadableIdentity`].
 /// Handshakes run concurrently (a slow client holds up no one); failed ones are dropped after
-/// rustls has sent its alert, which is how a refused client learns why.
+/// rustls has sent its alert, which is how a refused client learns why, and go on record in
+/// `log` with what the client presented and from where.
 pub fn tls_incoming(
     mut incoming: TcpIncoming,
     config: Arc<rustls::ServerConfig>,
+    log: Arc<SecurityLog>,
 ) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
     let (tx, rx) = mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
@@ -154,19 +158,57 @@ pub fn tls_incoming(
                     None => break,
                 },
             };
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            let (acceptor, tx, log) = (acceptor.clone(), tx.clone(), log.clone());
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let peer = tcp.peer_addr().ok();
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+                let (outcome, presented) = noting_presented(handshake).await;
+                match outcome {
                     Ok(Ok(tls)) => {
                         let _ = tx.send(Ok(tls)).await;
                     }
-                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                    Ok(Err(e)) => handshake_failed(&log, &e, peer, presented),
+                    Err(_) => log.refuse(Refusal {
+                        stage: Stage::Handshake,
+                        reason: Reason::Timeout,
+                        who: presented,
+                        peer,
+                        what: "TLS handshake".into(),
+                        detail: format!(
+                            "the handshake did not finish within {} s",
+                            HANDSHAKE_TIMEOUT.as_secs()
+                        ),
+                    }),
                 }
             });
         }
     });
     ReceiverStream::new(rx)
+}
+
+/// Puts a failed handshake on record: a TLS error is a refusal; a client that hung up without
+/// one (a port probe, a load balancer's TCP check) refused nothing and is only traced.
+fn handshake_failed(
+    log: &SecurityLog,
+    error: &std::io::Error,
+    peer: Option<SocketAddr>,
+    presented: Option<String>,
+) {
+    let Some(tls) = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        tracing::debug!(error = %error, ?peer, "connection closed during the TLS handshake");
+        return;
+    };
+    log.refuse(Refusal {
+        stage: Stage::Handshake,
+        reason: Reason::of_tls(tls),
+        who: presented,
+        peer,
+        what: "TLS handshake".into(),
+        detail: tls.to_string(),
+    });
 }
 
 /// How often certificate files are checked for changes.
