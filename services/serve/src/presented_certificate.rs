@@ -21,8 +21,8 @@ tokio::task_local! {
     static PRESENTED: RefCell<Option<String>>;
 }
 
-/// Runs `handshake`, and returns with its output what the client's certificate names (its
-/// principal, or what else it is), if it presented one.
+/// Runs `handshake`, and returns with its output what the client's certificate claims (its
+/// principal, marked unverified, or what else it is), if it presented one.
 pub async fn noting_presented<F: Future>(handshake: F) -> (F::Output, Option<String>) {
     PRESENTED
         .scope(RefCell::new(None), async move {
@@ -75,7 +75,9 @@ impl ClientCertVerifier for RecordingVerifier {
         now: UnixTime,
     ) -> Result<ClientCertVerified, rustls::Error> {
         // Outside a noting handshake (there is none) this does nothing.
-        let _ = PRESENTED.try_with(|slot| *slot.borrow_mut() = Some(describe(end_entity)));
+        let _ = PRESENTED.try_with(|slot| {
+            *slot.borrow_mut() = Some(format!("{} (claimed, unverified)", describe(end_entity)))
+        });
         self.inner
             .verify_client_cert(end_entity, intermediates, now)
     }
