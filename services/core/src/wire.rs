@@ -344,7 +344,7 @@ fn merp_from_wire(
         v.add(
             &field,
             format!(
-                "category {} means a {}",
+                "NCC MERP category {} means event_type {}",
                 merp_letter(merp),
                 expected_type.as_str_name()
             ),
@@ -522,7 +522,7 @@ fn harm_from_wire(
         (Some(t @ (EventType::NearMiss | EventType::UnsafeCondition)), Some(_)) => {
             v.add(
                 field,
-                format!("a {} carries no harm level", t.as_str_name()),
+                format!("event_type {} carries no harm level", t.as_str_name()),
             );
         }
         _ => {}
@@ -640,6 +640,12 @@ mod tests {
             ..valid()
         };
         let err = event_from_wire(near_miss_with_harm, "event", now()).unwrap_err();
+        // On main: "a EVENT_TYPE_NEAR_MISS carries no harm level".
+        let descriptions: Vec<&str> = err.iter().map(|v| v.description.as_str()).collect();
+        assert_eq!(
+            descriptions,
+            ["event_type EVENT_TYPE_NEAR_MISS carries no harm level"]
+        );
         assert_eq!(fields(err), ["event.harm"]);
         let near_miss = pb::Event {
             event_type: EventType::NearMiss as i32,
@@ -742,6 +748,21 @@ mod cross_field_tests {
             ..incident()
         };
         assert_eq!(fields(perinatal), ["event.perinatal.gestational_age_weeks"]);
+    }
+
+    #[test]
+    fn an_ncc_merp_category_names_the_event_type_it_needs() {
+        let wire = pb::Event {
+            medication: medication(Merp::B),
+            ..incident()
+        };
+        let err = event_from_wire(wire, "event", now()).unwrap_err();
+        let descriptions: Vec<&str> = err.iter().map(|v| v.description.as_str()).collect();
+        // On main: "category B means a EVENT_TYPE_NEAR_MISS".
+        assert_eq!(
+            descriptions,
+            ["NCC MERP category B means event_type EVENT_TYPE_NEAR_MISS"]
+        );
     }
 
     #[test]
