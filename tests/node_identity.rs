@@ -93,3 +93,74 @@ async fn a_node_answering_for_another_facility_is_refused_and_counted_once() {
     );
     net.shutdown().await.unwrap();
 }
+
+/// Issue 12, item 3: exactly one URI SAN per identity. A client certificate naming the gateway
+/// and a facility is refused by the federation listener, and a node whose certificate names two
+/// facilities is refused by the gateway. On main the first URI won: the client was served as
+/// the gateway, and the node counted as its first facility.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_certificate_with_two_uri_sans_is_refused_on_both_sides() {
+    use rcgen::ExtendedKeyUsagePurpose as Eku;
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(3).start().await.unwrap();
+    let year = Month::current().year() as i32;
+    let (gateway, facility_1, facility_2) = (
+        format!("spiffe://{NETWORK}/gateway"),
+        format!("spiffe://{NETWORK}/facility/facility-1"),
+        format!("spiffe://{NETWORK}/facility/facility-2"),
+    );
+
+    // Server side: a client presenting gateway + facility-1.
+    let (cert, key) = issue_certificate_with_uris(
+        &net,
+        &[&gateway, &facility_1],
+        &[Eku::ClientAuth],
+        (year - 1, 1, 1),
+        (year + 1, 1, 1),
+    );
+    let dir = net.dir().join("two-uris");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(net.layout.out.join("ca.pem"), dir.join("ca.pem")).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert).unwrap();
+    std::fs::write(dir.join("key.pem"), key).unwrap();
+    let status = pb::aggregate_service_client::AggregateServiceClient::new(channel(
+        &net.nodes[0].federation(),
+        &dir,
+    ))
+    .aggregate(aggregate_request("2026-01", "2026-01"))
+    .await
+    .unwrap_err();
+    assert_eq!(status.code(), tonic::Code::Unauthenticated, "{status:?}");
+    assert!(status.message().contains("exactly one"), "{status:?}");
+
+    // Client side: the node restarts on a certificate naming facility-1 and facility-2.
+    let node_dir = net.layout.out.join("facility-1").join("node");
+    net.nodes[0].pin_ports().unwrap();
+    net.nodes[0].stop().await.unwrap();
+    let (cert, key) = issue_certificate_with_uris(
+        &net,
+        &[&facility_1, &facility_2],
+        &[Eku::ServerAuth],
+        (year - 1, 1, 1),
+        (year + 1, 1, 1),
+    );
+    std::fs::write(node_dir.join("cert.pem"), cert).unwrap();
+    std::fs::write(node_dir.join("key.pem"), key).unwrap();
+    net.nodes[0].start().await.unwrap();
+    net.start_gateway(release_with_three_facilities)
+        .await
+        .unwrap();
+    let response = benchmark_this_month(&net).await;
+    let coverage = coverage_of(&response, "facility-1");
+    assert_eq!(
+        coverage.status,
+        CoverageStatus::Error as i32,
+        "{coverage:?}"
+    );
+    assert!(
+        coverage.detail.contains("names no psonet identity")
+            && coverage.detail.contains("exactly one"),
+        "{coverage:?}"
+    );
+    net.shutdown().await.unwrap();
+}

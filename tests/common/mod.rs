@@ -46,17 +46,30 @@ pub fn issue_certificate(
     from: (i32, u8, u8),
     to: (i32, u8, u8),
 ) -> (String, String) {
+    issue_certificate_with_uris(net, &[uri], usages, from, to)
+}
+
+/// As [`issue_certificate`], with every one of `uris` as a URI SAN (the first is its name).
+pub fn issue_certificate_with_uris(
+    net: &Network,
+    uris: &[&str],
+    usages: &[rcgen::ExtendedKeyUsagePurpose],
+    from: (i32, u8, u8),
+    to: (i32, u8, u8),
+) -> (String, String) {
     let read = |name: &str| std::fs::read_to_string(net.layout.out.join(name)).unwrap();
     let ca_key = rcgen::KeyPair::from_pem(&read("ca.key")).unwrap();
     let issuer = rcgen::Issuer::from_ca_cert_pem(&read("ca.pem"), ca_key).unwrap();
     let hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
     let mut params = rcgen::CertificateParams::new(hosts).unwrap();
-    params
-        .subject_alt_names
-        .push(rcgen::SanType::URI(uri.try_into().unwrap()));
+    for uri in uris {
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::URI((*uri).try_into().unwrap()));
+    }
     params
         .distinguished_name
-        .push(rcgen::DnType::CommonName, uri);
+        .push(rcgen::DnType::CommonName, uris[0]);
     params.extended_key_usages = usages.to_vec();
     params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
     params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
