@@ -9,7 +9,6 @@ use psonet_core::pb::{self, reporting_service_client::ReportingServiceClient};
 use psonet_serve::diagnose::Failure;
 use psonet_serve::identity::Principal;
 use tonic::Code;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 fn get_request() -> pb::GetEventRequest {
     pb::GetEventRequest {
@@ -34,16 +33,7 @@ async fn listeners_refuse_every_caller_they_do_not_serve() {
     assert_eq!(own.code(), Code::NotFound);
 
     // No client certificate at all.
-    let ca = std::fs::read(node.client_identity.join("ca.pem")).unwrap();
-    let anonymous = Endpoint::from_shared(format!("https://{}", node.local()))
-        .unwrap()
-        .tls_config(
-            ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(ca))
-                .domain_name("127.0.0.1"),
-        )
-        .unwrap()
-        .connect_lazy();
+    let anonymous = anonymous_channel(&node.local(), &node.client_identity.join("ca.pem"));
     let status = ReportingServiceClient::new(anonymous)
         .get_event(get_request())
         .await
@@ -147,12 +137,8 @@ async fn a_refused_certificate_is_explained_as_not_yet_valid_or_not_for_clients(
     let ca_path = node.client_identity.join("ca.pem");
     let facility = format!("spiffe://{NETWORK}/facility/facility-1");
     let explain = |name: &'static str, usages: &'static [Eku], from: (i32, u8, u8)| {
-        let (cert, key) = issue_certificate(&net, &facility, usages, from, (2090, 1, 1));
-        let dir = net.dir().join(name);
-        std::fs::create_dir_all(&dir).unwrap();
-        std::fs::copy(&ca_path, dir.join("ca.pem")).unwrap();
-        std::fs::write(dir.join("cert.pem"), cert).unwrap();
-        std::fs::write(dir.join("key.pem"), key).unwrap();
+        let issued = issue_certificate(&net, &facility, usages, from, (2090, 1, 1));
+        let dir = write_identity(&net, name, issued);
         let (addr, ca_path, node_local) = (addr.clone(), ca_path.clone(), node.local());
         async move {
             let status = ReportingServiceClient::new(channel(&node_local, &dir))

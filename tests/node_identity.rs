@@ -111,18 +111,14 @@ async fn a_certificate_with_two_uri_sans_is_refused_on_both_sides() {
     );
 
     // Server side: a client presenting gateway + facility-1.
-    let (cert, key) = issue_certificate_with_uris(
+    let issued = issue_certificate_with_uris(
         &net,
         &[&gateway, &facility_1],
         &[Eku::ClientAuth],
         (year - 1, 1, 1),
         (year + 1, 1, 1),
     );
-    let dir = net.dir().join("two-uris");
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(net.layout.out.join("ca.pem"), dir.join("ca.pem")).unwrap();
-    std::fs::write(dir.join("cert.pem"), cert).unwrap();
-    std::fs::write(dir.join("key.pem"), key).unwrap();
+    let dir = write_identity(&net, "two-uris", issued);
     let status = pb::aggregate_service_client::AggregateServiceClient::new(channel(
         &net.nodes[0].federation(),
         &dir,

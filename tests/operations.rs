@@ -14,18 +14,30 @@ use tonic_reflection::pb::v1::{
     server_reflection_request::MessageRequest, server_reflection_response::MessageResponse,
 };
 
-/// The service names a listener lists through reflection v1.
-async fn listed_services(channel: Channel) -> Result<Vec<String>, tonic::Status> {
+/// What reflection v1 answers to one request.
+async fn reflect(
+    channel: Channel,
+    request: MessageRequest,
+) -> Result<Option<MessageResponse>, tonic::Status> {
     let request = ServerReflectionRequest {
         host: String::new(),
-        message_request: Some(MessageRequest::ListServices(String::new())),
+        message_request: Some(request),
     };
     let mut stream = ServerReflectionClient::new(channel)
         .server_reflection_info(tokio_stream::iter([request]))
         .await?
         .into_inner();
-    let response = stream.message().await?.expect("one response");
-    let Some(MessageResponse::ListServicesResponse(list)) = response.message_response else {
+    Ok(stream
+        .message()
+        .await?
+        .expect("one response")
+        .message_response)
+}
+
+/// The service names a listener lists through reflection v1.
+async fn listed_services(channel: Channel) -> Result<Vec<String>, tonic::Status> {
+    let response = reflect(channel, MessageRequest::ListServices(String::new())).await?;
+    let Some(MessageResponse::ListServicesResponse(list)) = response else {
         panic!("unexpected reflection answer {response:?}");
     };
     let mut names: Vec<String> = list.service.into_iter().map(|s| s.name).collect();
@@ -101,16 +113,7 @@ async fn listeners_serve_health_and_reflection_of_exactly_their_services() {
 /// files it sends back, or the status that refuses it.
 async fn describe(channel: Channel, request: MessageRequest) -> Result<Vec<String>, tonic::Status> {
     use prost_reflect::prost::Message;
-    let request = ServerReflectionRequest {
-        host: String::new(),
-        message_request: Some(request),
-    };
-    let mut stream = ServerReflectionClient::new(channel)
-        .server_reflection_info(tokio_stream::iter([request]))
-        .await?
-        .into_inner();
-    let response = stream.message().await?.expect("one response");
-    match response.message_response {
+    match reflect(channel, request).await? {
         Some(MessageResponse::FileDescriptorResponse(files)) => Ok(files
             .file_descriptor_proto
             .iter()

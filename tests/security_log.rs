@@ -11,29 +11,7 @@ use psonet_core::pb::reporting_service_client::ReportingServiceClient;
 use psonet_core::pb::{self};
 use rcgen::ExtendedKeyUsagePurpose as Eku;
 use std::net::SocketAddr;
-use std::path::{Path, PathBuf};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
-
-async fn scrape(addr: SocketAddr) -> String {
-    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut text = String::new();
-    conn.read_to_string(&mut text).await.unwrap();
-    text
-}
-
-/// An identity directory holding the network's CA and this certificate and key.
-fn identity(net: &Network, name: &str, (cert, key): (String, String)) -> PathBuf {
-    let dir = net.dir().join(name);
-    std::fs::create_dir_all(&dir).unwrap();
-    std::fs::copy(net.layout.out.join("ca.pem"), dir.join("ca.pem")).unwrap();
-    std::fs::write(dir.join("cert.pem"), cert).unwrap();
-    std::fs::write(dir.join("key.pem"), key).unwrap();
-    dir
-}
+use std::path::Path;
 
 /// Asks the federation listener at `addr` for an aggregate as `identity`; it must fail.
 async fn refused_aggregate(addr: SocketAddr, identity: &Path) {
@@ -56,16 +34,7 @@ async fn refused_handshakes_and_calls_are_logged_counted_and_audited() {
 
     // Handshakes: no certificate; another CA's certificate claiming to be facility-1; the
     // gateway's principal on an expired certificate and on one without clientAuth.
-    let ca = std::fs::read(net.layout.out.join("ca.pem")).unwrap();
-    let anonymous = Endpoint::from_shared(format!("https://{federation}"))
-        .unwrap()
-        .tls_config(
-            ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(ca))
-                .domain_name("127.0.0.1"),
-        )
-        .unwrap()
-        .connect_lazy();
+    let anonymous = anonymous_channel(&federation, &net.layout.out.join("ca.pem"));
     let result = AggregateServiceClient::new(anonymous)
         .aggregate(aggregate_request("2026-01", "2026-01"))
         .await;
@@ -78,7 +47,7 @@ async fn refused_handshakes_and_calls_are_logged_counted_and_audited() {
             &[],
         )
         .unwrap();
-    let rogue = identity(&net, "rogue", (rogue.cert_pem, rogue.key_pem));
+    let rogue = write_identity(&net, "rogue", (rogue.cert_pem, rogue.key_pem));
     refused_aggregate(federation, &rogue).await;
     let expired = issue_certificate(
         &net,
@@ -87,7 +56,7 @@ async fn refused_handshakes_and_calls_are_logged_counted_and_audited() {
         (2020, 1, 1),
         (2021, 1, 1),
     );
-    let expired = identity(&net, "expired", expired);
+    let expired = write_identity(&net, "expired", expired);
     refused_aggregate(federation, &expired).await;
     let server_only = issue_certificate(
         &net,
@@ -96,7 +65,7 @@ async fn refused_handshakes_and_calls_are_logged_counted_and_audited() {
         (2020, 1, 1),
         (2090, 1, 1),
     );
-    let server_only = identity(&net, "server-only", server_only);
+    let server_only = write_identity(&net, "server-only", server_only);
     refused_aggregate(federation, &server_only).await;
     // Calls: a partner on the federation listener, the gateway on the local listener.
     refused_aggregate(federation, &net.layout.partner_identity).await;

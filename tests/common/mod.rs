@@ -9,7 +9,7 @@ pub use psonet::network::{Launcher, Network, NetworkBuilder, Node, ServerProcess
 use psonet_core::pb::{self, reporting_service_client::ReportingServiceClient};
 use psonet_gateway::GatewayConfig;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tonic::transport::Channel;
 
@@ -86,6 +86,44 @@ pub async fn benchmark_this_month(net: &Network) -> pb::NetworkBenchmarkResponse
         .await
         .expect("the benchmark answers")
         .into_inner()
+}
+
+/// An identity directory `name` in the network's directory, holding the network's CA and this
+/// certificate and key (PEM), for a client the tests make up.
+pub fn write_identity(net: &Network, name: &str, (cert, key): (String, String)) -> PathBuf {
+    let dir = net.dir().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(net.layout.out.join("ca.pem"), dir.join("ca.pem")).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert).unwrap();
+    std::fs::write(dir.join("key.pem"), key).unwrap();
+    dir
+}
+
+/// A TLS channel to `addr` that trusts `ca` (a PEM file) and presents no client certificate.
+pub fn anonymous_channel(addr: &SocketAddr, ca: &Path) -> Channel {
+    let ca = std::fs::read(ca).unwrap();
+    tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+                .domain_name("127.0.0.1"),
+        )
+        .unwrap()
+        .connect_lazy()
+}
+
+/// `GET /metrics` from a Prometheus endpoint: the whole HTTP answer, which must be 200 OK.
+pub async fn scrape(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).await.unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    text
 }
 
 /// An mTLS channel to `addr` with the identity directory `identity`.

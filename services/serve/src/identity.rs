@@ -153,6 +153,20 @@ impl fmt::Display for Principal {
     }
 }
 
+/// A self-signed certificate (DER) for `127.0.0.1` with `uris` as its URI SANs, for the tests
+/// of what a certificate names.
+#[cfg(test)]
+pub(crate) fn test_certificate(uris: &[&str]) -> Vec<u8> {
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    for uri in uris {
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::URI((*uri).try_into().unwrap()));
+    }
+    let key = rcgen::KeyPair::generate().unwrap();
+    params.self_signed(&key).unwrap().der().to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -168,36 +182,24 @@ mod tests {
         }
     }
 
-    /// A certificate from a throwaway CA with these URI SANs (and a DNS name).
-    fn certificate_with_uris(uris: &[&str]) -> Vec<u8> {
-        let mut params = rcgen::CertificateParams::new(vec!["localhost".to_string()]).unwrap();
-        for uri in uris {
-            params
-                .subject_alt_names
-                .push(rcgen::SanType::URI((*uri).try_into().unwrap()));
-        }
-        let key = rcgen::KeyPair::generate().unwrap();
-        params.self_signed(&key).unwrap().der().to_vec()
-    }
-
     #[test]
     fn a_certificate_names_its_one_uri_and_two_uris_name_no_one() {
-        let one = certificate_with_uris(&["spiffe://net/facility/f1"]);
+        let one = test_certificate(&["spiffe://net/facility/f1"]);
         assert_eq!(
             Principal::from_certificate_der(&one).unwrap(),
             Principal::facility("net", "f1")
         );
         // On main the first spiffe:// URI won, whatever followed it.
-        let two = certificate_with_uris(&["spiffe://net/facility/f1", "spiffe://net/gateway"]);
+        let two = test_certificate(&["spiffe://net/facility/f1", "spiffe://net/gateway"]);
         let err = Principal::from_certificate_der(&two).unwrap_err();
         assert_eq!(err, IdentityError::SeveralUris(2));
         assert!(err.to_string().contains("exactly one"), "{err}");
-        let mixed = certificate_with_uris(&["https://example.org/", "spiffe://net/gateway"]);
+        let mixed = test_certificate(&["https://example.org/", "spiffe://net/gateway"]);
         assert_eq!(
             Principal::from_certificate_der(&mixed).unwrap_err(),
             IdentityError::SeveralUris(2)
         );
-        let none = certificate_with_uris(&[]);
+        let none = test_certificate(&[]);
         assert_eq!(
             Principal::from_certificate_der(&none).unwrap_err(),
             IdentityError::NoSpiffeId

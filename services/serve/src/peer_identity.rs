@@ -89,14 +89,7 @@ mod tests {
     use super::*;
 
     fn certificate(uris: &[&str]) -> CertificateDer<'static> {
-        let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
-        for uri in uris {
-            params
-                .subject_alt_names
-                .push(rcgen::SanType::URI((*uri).try_into().unwrap()));
-        }
-        let key = rcgen::KeyPair::generate().unwrap();
-        params.self_signed(&key).unwrap().der().clone()
+        CertificateDer::from(crate::identity::test_certificate(uris))
     }
 
     #[test]
