@@ -21,7 +21,7 @@ use psonet_node::aggregate::{Aggregates, DisclosureRules};
 use psonet_node::audit::{AUDIT_TREE, AuditTrail};
 use psonet_node::policy::Policy;
 use psonet_node::reporting::Reporting;
-use psonet_node::store::Store;
+use psonet_node::store::{FORMAT_VERSION, META_TREE, Store, StoreError};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
@@ -155,6 +155,19 @@ fn copy_dir(from: &Path, to: &Path) {
     }
 }
 
+/// Opens the store in `dir`, waiting for sled's background threads of a store just dropped
+/// to let go of the directory.
+fn reopen(dir: &Path) -> Store {
+    for _ in 0..100 {
+        match Store::open(dir, 8 << 20) {
+            Ok(store) => return store,
+            Err(StoreError::Sled(_)) => std::thread::sleep(std::time::Duration::from_millis(20)),
+            Err(e) => panic!("{e}"),
+        }
+    }
+    panic!("{dir:?} stays locked")
+}
+
 fn aggregates(store: &Arc<Store>, info: &FixtureInfo) -> Aggregates {
     let rules = DisclosureRules {
         small_cells: SmallCellRule::new(info.min_cell_count).unwrap(),
@@ -166,14 +179,36 @@ fn aggregates(store: &Arc<Store>, info: &FixtureInfo) -> Aggregates {
 }
 
 #[tokio::test]
-async fn a_store_of_the_first_release_opens_and_answers_as_it_did() {
+async fn a_store_of_the_first_release_is_migrated_and_answers_as_it_did() {
     let info: FixtureInfo = read_json("fixture.json");
     let get_events: Vec<Exchange> = read_json("get_event.json");
     let aggregate_calls: Vec<Exchange> = read_json("aggregate.json");
     let json = Json::new();
     let dir = copy_of_fixture_store();
 
-    let store = Arc::new(Store::open(dir.path(), 8 << 20).unwrap());
+    let fixture = sled::open(dir.path()).unwrap();
+    assert!(
+        !fixture
+            .tree_names()
+            .iter()
+            .any(|t| t == META_TREE.as_bytes()),
+        "a store of the first release records no format version"
+    );
+    drop(fixture);
+
+    let store = reopen(dir.path());
+    assert_eq!(store.format_version().unwrap(), FORMAT_VERSION);
+    let events = store.tree("events").unwrap();
+    assert_eq!(events.len() as u64, info.events);
+    for record in events.iter().values() {
+        // Fields are encoded in number order: format 0 began with the event id (field 1,
+        // length-delimited: 0x0a), format 1 begins with the event (field 2: 0x12).
+        assert_eq!(record.unwrap()[0], 0x12, "every event was rewritten");
+    }
+    drop((events, store));
+
+    let store = Arc::new(reopen(dir.path()));
+    assert_eq!(store.format_version().unwrap(), FORMAT_VERSION);
     assert_eq!(
         store.verify_counters().unwrap(),
         info.events,
