@@ -8,11 +8,11 @@
 //! month) and none holds more than `max_share` of its events; otherwise the row is withheld,
 //! with the reason, and no figure of it leaves the gateway.
 
+use psonet_core::disclosure::primary::{CellRelease, SmallCellRule};
 use psonet_core::event::EventCategory;
 use psonet_core::month::{Month, MonthRange};
 use psonet_core::network_release::NetworkReleaseRule;
 use psonet_core::pb;
-use psonet_core::suppression::{CellRelease, SmallCellRule};
 use std::collections::{BTreeMap, HashMap};
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};

@@ -5,8 +5,8 @@
 //! passes the gateway's small-cell rule again; a cell that is withheld stays withheld, so any
 //! sum it belongs to is unknown rather than a silent lower bound.
 
+use psonet_core::disclosure::primary::{CellRelease, SmallCellRule};
 use psonet_core::pb;
-use psonet_core::suppression::{CellRelease, SmallCellRule};
 use std::collections::BTreeMap;
 
 /// A count the node released, or did not.

@@ -9,9 +9,9 @@ use crate::fanout::{NodeAnswer, fan_out_to};
 use crate::merge::month_in_range;
 use crate::metric_answer::{Counts, counts_from_wire};
 use crate::registry::Registry;
+use psonet_core::disclosure::primary::SmallCellRule;
 use psonet_core::month::{Month, MonthRange};
 use psonet_core::pb::{self, CoverageStatus};
-use psonet_core::suppression::SmallCellRule;
 use std::time::Duration;
 
 /// Where a fetch goes and what it re-checks.

@@ -24,6 +24,4 @@ pub mod tls;
 pub mod violations;
 pub mod wire;
 
-/// Primary suppression under its original name, so existing imports keep working.
-pub use disclosure::primary as suppression;
 pub use psonet_proto::v1 as pb;

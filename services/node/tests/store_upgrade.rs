@@ -104,7 +104,7 @@ impl Json {
         Self(DescriptorPool::decode(psonet_proto::FILE_DESCRIPTOR_SET).expect("API descriptors"))
     }
 
-    fn to_value<M: ApiMessage>(&self, message: &M) -> Value {
+    fn to_json<M: ApiMessage>(&self, message: &M) -> Value {
         let desc = self
             .0
             .get_message_by_name(M::NAME)
@@ -117,7 +117,7 @@ impl Json {
             .expect("serializes")
     }
 
-    fn from_value<M: ApiMessage>(&self, value: &Value) -> M {
+    fn parse<M: ApiMessage>(&self, value: &Value) -> M {
         let desc = self
             .0
             .get_message_by_name(M::NAME)
@@ -218,13 +218,13 @@ async fn a_store_of_the_first_release_is_migrated_and_answers_as_it_did() {
     let reporting = Reporting::new(store.clone());
     let mut amended = 0;
     for exchange in &get_events {
-        let request: pb::GetEventRequest = json.from_value(&exchange.request);
+        let request: pb::GetEventRequest = json.parse(&exchange.request);
         let answer = reporting
             .get_event(tonic::Request::new(request.clone()))
             .await;
         match (&exchange.response, &exchange.error, answer) {
             (Some(expected), None, Ok(got)) => {
-                let expected: pb::GetEventResponse = json.from_value(expected);
+                let expected: pb::GetEventResponse = json.parse(expected);
                 let got = got.into_inner();
                 assert_eq!(got, expected, "GetEvent {:?}", request.key);
                 if matches!(request.key, Some(Key::IdempotencyKey(_))) && got.revision > 0 {
@@ -245,13 +245,13 @@ async fn a_store_of_the_first_release_is_migrated_and_answers_as_it_did() {
     let service = aggregates(&store, &info);
     let gateway = Principal::gateway(&info.network);
     for exchange in &aggregate_calls {
-        let request: pb::AggregateRequest = json.from_value(&exchange.request);
+        let request: pb::AggregateRequest = json.parse(&exchange.request);
         let mut call = tonic::Request::new(request.clone());
         call.extensions_mut().insert(gateway.clone());
         let answer = service.aggregate(call).await;
         match (&exchange.response, &exchange.error, answer) {
             (Some(expected), None, Ok(got)) => {
-                let expected: pb::AggregateResponse = json.from_value(expected);
+                let expected: pb::AggregateResponse = json.parse(expected);
                 assert_eq!(got.into_inner(), expected, "{request:?}");
             }
             (None, Some(expected), Err(status)) => {
@@ -576,12 +576,12 @@ mod recorder {
     {
         match answer {
             Ok(response) => Exchange {
-                request: json.to_value(request),
-                response: Some(json.to_value(response.get_ref())),
+                request: json.to_json(request),
+                response: Some(json.to_json(response.get_ref())),
                 error: None,
             },
             Err(status) => Exchange {
-                request: json.to_value(request),
+                request: json.to_json(request),
                 response: None,
                 error: Some(RecordedStatus::of(&status)),
             },

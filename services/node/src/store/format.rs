@@ -105,7 +105,7 @@ fn migrate_from_0(events: &Tree) -> Result<u64, StoreError> {
             batched = 0;
         }
         done += 1;
-        if done % PROGRESS_EVERY == 0 {
+        if done.is_multiple_of(PROGRESS_EVERY) {
             tracing::info!(
                 done,
                 total,
@@ -142,5 +142,100 @@ fn rewrite_from_0(id: u64, bytes: &[u8]) -> Result<Option<Vec<u8>>, StoreError> 
         Ok(Some(record.encode_to_vec()))
     } else {
         Err(corrupt(format!("it names itself {stored_id}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Store;
+    use psonet_core::pb;
+    use psonet_core::wire::{event_from_wire, event_to_wire};
+    use std::time::SystemTime;
+
+    fn event(key: &str) -> psonet_core::event::Event {
+        let wire = pb::Event {
+            idempotency_key: key.into(),
+            event_type: pb::EventType::Incident as i32,
+            categories: vec![pb::EventCategory::Fall as i32],
+            harm: pb::HarmLevel::Mild as i32,
+            discovery_month: "2026-01".into(),
+            unit_type: pb::UnitType::Medical as i32,
+            ..Default::default()
+        };
+        event_from_wire(wire, "event", "2026-11".parse().unwrap()).unwrap()
+    }
+
+    /// What the first release stored for an event: the API's answer.
+    fn format_0(id: u64, named: u64, key: &str) -> Vec<u8> {
+        pb::GetEventResponse {
+            event_id: format_id(named),
+            event: Some(event_to_wire(&event(key))),
+            received_at: Some(prost_types::Timestamp {
+                seconds: 1_780_000_000 + id as i64,
+                nanos: 5,
+            }),
+            revision: 0,
+            history: Vec::new(),
+        }
+        .encode_to_vec()
+    }
+
+    fn store_of_format_0(records: &[(u64, Vec<u8>)]) -> (tempfile::TempDir, sled::Db) {
+        let dir = tempfile::tempdir().unwrap();
+        let db = sled::open(dir.path()).unwrap();
+        let events = db.open_tree("events").unwrap();
+        for (id, bytes) in records {
+            events.insert(id.to_be_bytes(), bytes.as_slice()).unwrap();
+        }
+        (dir, db)
+    }
+
+    #[test]
+    fn an_interrupted_migration_finishes_at_the_next_open() {
+        let rewritten = StoredEventRecord::new(&event("k2"), SystemTime::now()).encode_to_vec();
+        let (_dir, db) = store_of_format_0(&[(1, format_0(1, 1, "k1")), (2, rewritten)]);
+        let store = Store::from_db(db).unwrap();
+        assert_eq!(store.format_version().unwrap(), FORMAT_VERSION);
+        let first = store.event_by_id(&format_id(1)).unwrap().unwrap();
+        assert_eq!(first.event, event("k1"));
+        let second = store.event_by_id(&format_id(2)).unwrap().unwrap();
+        assert_eq!(second.event, event("k2"));
+    }
+
+    #[test]
+    fn an_event_that_names_another_id_stops_the_upgrade() {
+        let (_dir, db) = store_of_format_0(&[(1, format_0(1, 7, "k1"))]);
+        let e = Store::from_db(db.clone()).err().unwrap();
+        assert_eq!(
+            e.to_string(),
+            "store is corrupt: stored event 0000000000000001: it names itself 0000000000000007"
+        );
+        assert_eq!(read_version(&db).unwrap(), None, "the version did not move");
+    }
+
+    #[test]
+    fn a_store_of_a_newer_format_is_refused_untouched() {
+        let (_dir, db) = store_of_format_0(&[(1, format_0(1, 1, "k1"))]);
+        db.open_tree(META_TREE)
+            .unwrap()
+            .insert(VERSION_KEY, &(FORMAT_VERSION + 1).to_be_bytes())
+            .unwrap();
+        let e = Store::from_db(db.clone()).err().unwrap();
+        assert!(matches!(e, StoreError::NewerFormat { found, supported }
+            if found == FORMAT_VERSION + 1 && supported == FORMAT_VERSION));
+        let untouched = db
+            .open_tree("events")
+            .unwrap()
+            .get(1u64.to_be_bytes())
+            .unwrap();
+        assert_eq!(untouched.unwrap().as_ref(), format_0(1, 1, "k1"));
+    }
+
+    #[test]
+    fn a_new_store_starts_at_the_current_format() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 8 << 20).unwrap();
+        assert_eq!(store.format_version().unwrap(), FORMAT_VERSION);
     }
 }
