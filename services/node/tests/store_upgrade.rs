@@ -362,10 +362,7 @@ mod recorder {
             ],
         );
 
-        let mut reporting = pb::reporting_service_client::ReportingServiceClient::new(channel(
-            node.local,
-            &client_identity,
-        ));
+        let mut reporting = ReportingClient::new(channel(node.local, &client_identity));
         let amended = amend(&mut reporting).await;
 
         let keys: Vec<String> = lines
@@ -447,25 +444,14 @@ mod recorder {
     /// Amends `fx-amend-1` twice (harm reassessed, then a category added) and `fx-amend-2`
     /// once (it reached the patient), and sends `fx-v12-1` unchanged; returns the number of
     /// events with a history.
-    async fn amend(
-        client: &mut pb::reporting_service_client::ReportingServiceClient<Channel>,
-    ) -> u64 {
-        let stored = |key: &str| pb::GetEventRequest {
-            key: Some(Key::IdempotencyKey(key.into())),
-        };
-        let original = client
-            .get_event(stored("fx-amend-1"))
-            .await
-            .unwrap()
-            .into_inner()
-            .event
-            .unwrap();
+    async fn amend(client: &mut ReportingClient) -> u64 {
         let first = pb::Event {
             harm: pb::HarmLevel::Moderate as i32,
             harm_duration: pb::HarmDuration::Temporary as i32,
-            ..original
+            ..current(client, "fx-amend-1").await
         };
-        amend_one(client, first.clone(), "harm reassessed at 72 h", 1).await;
+        let answer = amend_one(client, first.clone(), "harm reassessed at 72 h").await;
+        assert_eq!((answer.revision, answer.unchanged), (1, false));
         let second = pb::Event {
             categories: vec![
                 pb::EventCategory::Fall as i32,
@@ -473,59 +459,52 @@ mod recorder {
             ],
             ..first
         };
-        amend_one(client, second, "sedative given before the fall", 2).await;
-        let near_miss = client
-            .get_event(stored("fx-amend-2"))
-            .await
-            .unwrap()
-            .into_inner()
-            .event
-            .unwrap();
+        let answer = amend_one(client, second, "sedative given before the fall").await;
+        assert_eq!((answer.revision, answer.unchanged), (2, false));
+        let near_miss = current(client, "fx-amend-2").await;
         let reached = pb::Event {
             event_type: pb::EventType::Incident as i32,
             harm: pb::HarmLevel::NoHarm as i32,
             near_miss_reason: 0,
-            medication: Some(pb::MedicationDetail {
+            medication: near_miss.medication.map(|m| pb::MedicationDetail {
                 ncc_merp: pb::NccMerpCategory::C as i32,
-                ..near_miss.medication.unwrap()
+                ..m
             }),
             ..near_miss
         };
-        amend_one(client, reached, "the dose was given; no harm", 1).await;
-        let v12 = client
-            .get_event(stored("fx-v12-1"))
-            .await
-            .unwrap()
-            .into_inner()
-            .event
-            .unwrap();
-        let unchanged = client
-            .amend_event(pb::AmendEventRequest {
-                event: Some(v12),
-                reason: "re-sent by the incident system".into(),
-            })
-            .await
-            .unwrap()
-            .into_inner();
-        assert!(unchanged.unchanged && unchanged.revision == 0);
+        let answer = amend_one(client, reached, "the dose was given; no harm").await;
+        assert_eq!((answer.revision, answer.unchanged), (1, false));
+        let v12 = current(client, "fx-v12-1").await;
+        let answer = amend_one(client, v12, "re-sent by the incident system").await;
+        assert_eq!((answer.revision, answer.unchanged), (0, true));
         2
     }
 
+    type ReportingClient = pb::reporting_service_client::ReportingServiceClient<Channel>;
+
+    /// The current version of the event stored under `key`.
+    async fn current(client: &mut ReportingClient, key: &str) -> pb::Event {
+        let request = pb::GetEventRequest {
+            key: Some(Key::IdempotencyKey(key.into())),
+        };
+        let stored = client.get_event(request).await.expect("stored");
+        stored.into_inner().event.expect("an event")
+    }
+
     async fn amend_one(
-        client: &mut pb::reporting_service_client::ReportingServiceClient<Channel>,
+        client: &mut ReportingClient,
         event: pb::Event,
         reason: &str,
-        revision: u32,
-    ) {
-        let answer = client
-            .amend_event(pb::AmendEventRequest {
-                event: Some(event),
-                reason: reason.into(),
-            })
+    ) -> pb::AmendEventResponse {
+        let request = pb::AmendEventRequest {
+            event: Some(event),
+            reason: reason.into(),
+        };
+        client
+            .amend_event(request)
             .await
             .expect("amend")
-            .into_inner();
-        assert_eq!((answer.revision, answer.unchanged), (revision, false));
+            .into_inner()
     }
 
     /// Aggregates over the fixture's months that read every counter family, one with a
