@@ -1,7 +1,7 @@
 //! The node's own record of a stored event: what the events tree holds under each id.
 //!
 //! A node keeps a facility's reports for ten years or more, while the API it serves will
-//! change. So the store never holds API messages: it holds [`StoredEventRecord`], a protobuf
+//! change. So the store never holds API messages: it holds `StoredEventRecord`, a protobuf
 //! message defined here, and reads it back into domain types without the API's validation (an
 //! event was checked when it arrived; a stricter rule added since must not make it unreadable).
 //! The API's `GetEventResponse` is built from a [`StoredEvent`] only at the edge, in
@@ -11,7 +11,7 @@
 //! compact — varints, absent fields cost nothing — and because it evolves safely: a field added
 //! later is skipped by older readers and defaults in newer ones, so most changes need no
 //! migration. Field numbers here are the node's and are never reused. Fields 1–28 of
-//! [`EventRecord`] and 2–5 of [`StoredEventRecord`] keep the numbers the first store format
+//! `EventRecord` and 2–5 of `StoredEventRecord` keep the numbers the first store format
 //! wrote (the API's at the time), which is what lets `store/format.rs` read a store of that
 //! format; enumerations are kept as their numbers, so the record never depends on the API's
 //! names. The store's format version, in its metadata tree, says which layout a store holds.

@@ -1,7 +1,7 @@
 //! `ReportingService`: the facility's own systems submit and read events here (local listener).
 //!
 //! The edge of the local API: wire events are validated into domain events here, and a stored
-//! event is turned into the API's `GetEventResponse` here ([`get_event_response`]) — the store
+//! event is turned into the API's `GetEventResponse` here (`get_event_response`) — the store
 //! itself never holds an API message.
 
 use crate::record::StoredEvent;

@@ -4,7 +4,7 @@
 //! | format | written by | an event is |
 //! | --- | --- | --- |
 //! | 0 | releases before the version was recorded (up to commit `2e75e54`) | the API's `psonet.v1.GetEventResponse`, its id in field 1 |
-//! | 1 | this release | a [`StoredEventRecord`] (see `record.rs`); its id is its key alone |
+//! | 1 | this release | a `StoredEventRecord` (see `record.rs`); its id is its key alone |
 //!
 //! A store without a version that holds events is in format 0. Opening it rewrites every event
 //! in batches (logging progress on a large store), reading each back on the way so that a

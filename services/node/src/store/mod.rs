@@ -5,11 +5,12 @@
 //! disagrees with the events even across a crash ([`Store::verify_counters`] checks it). Writes
 //! are acknowledged only once [`Store::make_durable`] has flushed them (group commit).
 //!
-//! One concept per file: [`write`] (submit and amend), [`write_gate`] (what a backup pauses),
-//! [`read`] (events back, as the node's own [`crate::record`]), [`counters`] (the deltas a
-//! write applies and the aggregate read), [`rollup`] (the counters mirrored in memory),
-//! [`exposure`] (denominators), [`verify`] (the full recount), [`keys`] (how ids are encoded)
-//! and [`format`] (the store's format version, and the migration of older stores at open).
+//! Events are kept as the node's own versioned record ([`crate::record`]), never as API
+//! messages. One concept per file: `write` (submit and amend), `write_gate` (what a backup
+//! pauses), `read` (events back), `counters` (the deltas a write applies, and the aggregate
+//! read), `rollup` (the counters mirrored in memory), `exposure` (denominators), `verify` (the
+//! full recount), `keys` (how ids are encoded) and `format` (the store's format version, and
+//! the migration of an older store when it is opened).
 
 mod counters;
 mod exposure;
