@@ -13,7 +13,6 @@
 use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 use psonet_core::disclosure::buckets::FinestGrain;
 use psonet_core::disclosure::primary::SmallCellRule;
-use psonet_core::identity::Principal;
 use psonet_core::pb::aggregate_service_server::AggregateService;
 use psonet_core::pb::reporting_service_server::ReportingService;
 use psonet_core::pb::{self, get_event_request::Key};
@@ -22,6 +21,7 @@ use psonet_node::audit::{AUDIT_TREE, AuditTrail};
 use psonet_node::policy::Policy;
 use psonet_node::reporting::Reporting;
 use psonet_node::store::{FORMAT_VERSION, META_TREE, Store, StoreError};
+use psonet_serve::identity::Principal;
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use std::path::{Path, PathBuf};
