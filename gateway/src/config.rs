@@ -1,6 +1,6 @@
 //! The gateway's configuration file (`gateway.toml`): typed, defaulted and checked at load time.
 
-use crate::metric_catalogue::{MetricCatalogue, MetricConfig};
+use crate::metric::catalogue::{MetricCatalogue, MetricConfig};
 use crate::peer_group::{PeerAttributes, PeerAttributesConfig};
 use psonet_core::disclosure::primary::{DEFAULT_MIN_CELL_COUNT, SmallCellRule};
 use psonet_core::network_release::{
