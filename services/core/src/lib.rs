@@ -17,6 +17,7 @@ pub mod metrics;
 pub mod month;
 pub mod network_release;
 pub mod query;
+pub mod secagg;
 pub mod serve;
 pub mod stats;
 pub mod telemetry;
