@@ -13,7 +13,7 @@ use std::collections::BTreeSet;
 use zeroize::Zeroize;
 
 /// One share: the polynomial's value `y` at `x`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Zeroize)]
 pub struct Share {
     /// The x-coordinate, 1 ..= n (never 0, where the secret is).
     pub x: u32,
