@@ -92,11 +92,7 @@ impl Cohort {
         if let Some(pair) = members.windows(2).find(|w| w[0].facility == w[1].facility) {
             return Err(CohortError::Duplicate(pair[0].facility.clone()));
         }
-        let hash = cohort_hash(
-            members
-                .iter()
-                .map(|m| (m.facility.as_str(), &m.public_key)),
-        );
+        let hash = cohort_hash(members.iter().map(|m| (m.facility.as_str(), &m.public_key)));
         Ok(Self {
             network,
             epoch,
@@ -164,18 +160,30 @@ mod tests {
 
     #[test]
     fn members_are_ordered_by_facility_and_numbered_from_one() {
-        let c = Cohort::new([key("n", 1, "c", 3), key("n", 1, "a", 1), key("n", 1, "b", 2)])
-            .unwrap();
+        let c = Cohort::new([
+            key("n", 1, "c", 3),
+            key("n", 1, "a", 1),
+            key("n", 1, "b", 2),
+        ])
+        .unwrap();
         let ids: Vec<&str> = c.members().iter().map(|m| m.facility.as_str()).collect();
         assert_eq!(ids, ["a", "b", "c"]);
         assert_eq!(c.x_of("a"), Some(1));
         assert_eq!(c.x_of("c"), Some(3));
         assert_eq!(c.x_of("d"), None);
-        let same = Cohort::new([key("n", 1, "a", 1), key("n", 1, "b", 2), key("n", 1, "c", 3)])
-            .unwrap();
+        let same = Cohort::new([
+            key("n", 1, "a", 1),
+            key("n", 1, "b", 2),
+            key("n", 1, "c", 3),
+        ])
+        .unwrap();
         assert_eq!(c.hash(), same.hash());
-        let other_key =
-            Cohort::new([key("n", 1, "a", 1), key("n", 1, "b", 2), key("n", 1, "c", 4)]).unwrap();
+        let other_key = Cohort::new([
+            key("n", 1, "a", 1),
+            key("n", 1, "b", 2),
+            key("n", 1, "c", 4),
+        ])
+        .unwrap();
         assert_ne!(c.hash(), other_key.hash());
     }
 

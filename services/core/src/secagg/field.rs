@@ -180,7 +180,10 @@ mod tests {
     fn products_agree_with_double_and_add_and_inverses_invert() {
         let mut rng = SeededSource::new(1);
         for _ in 0..500 {
-            let (a, b) = (FieldElement::random(&mut rng), FieldElement::random(&mut rng));
+            let (a, b) = (
+                FieldElement::random(&mut rng),
+                FieldElement::random(&mut rng),
+            );
             assert_eq!(a * b, slow_mul(a, b));
             assert_eq!(a * b, b * a);
             assert_eq!((a + b) - b, a);

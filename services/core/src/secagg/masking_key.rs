@@ -19,9 +19,9 @@ use rustls_pki_types::{CertificateDer, PrivateKeyDer, SignatureVerificationAlgor
 use rustls_pki_types::{TrustAnchor, UnixTime};
 use std::fmt;
 use webpki::{EndEntityCert, KeyUsage};
-use x25519_dalek::{PublicKey, SharedSecret, StaticSecret};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
+use x25519_dalek::{PublicKey, SharedSecret, StaticSecret};
 use zeroize::Zeroize;
 
 /// Domain-separation label of the signed message.
@@ -124,7 +124,9 @@ pub enum MaskingKeyError {
     #[error("the masking key's certificate has no URI subject alternative name")]
     NoUriSan,
     /// The certificate names several URIs, so it does not identify one facility.
-    #[error("the masking key's certificate has {0} URI subject alternative names; exactly one is allowed")]
+    #[error(
+        "the masking key's certificate has {0} URI subject alternative names; exactly one is allowed"
+    )]
     SeveralUriSans(usize),
     /// The certificate is some other principal's.
     #[error("the masking key claims {expected} but its certificate is {found}")]

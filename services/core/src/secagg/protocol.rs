@@ -185,10 +185,7 @@ fn check_member(
 }
 
 /// The X25519 secret with every member, in cohort order.
-fn agreements(
-    secret: &MaskingSecret,
-    cohort: &Cohort,
-) -> Result<Vec<SharedSecret>, ProtocolError> {
+fn agreements(secret: &MaskingSecret, cohort: &Cohort) -> Result<Vec<SharedSecret>, ProtocolError> {
     cohort
         .members()
         .iter()
@@ -486,7 +483,9 @@ pub enum UnmaskError {
         member: String,
     },
     /// Too few shares of a survivor's seed arrived in round 2.
-    #[error("{have} shares of {member:?}'s seed arrived; {need} are needed to remove its self mask")]
+    #[error(
+        "{have} shares of {member:?}'s seed arrived; {need} are needed to remove its self mask"
+    )]
     MissingSeedShares {
         /// Whose seed.
         member: String,
@@ -584,7 +583,10 @@ impl GatewayUnmask<'_> {
                         member: s.of.clone(),
                     });
                 }
-                shares.entry(&s.of).or_default().push(Share { x, y: s.share });
+                shares
+                    .entry(&s.of)
+                    .or_default()
+                    .push(Share { x, y: s.share });
             }
             if let Some(k) = answer
                 .dropped_keys

@@ -30,7 +30,9 @@ pub enum ShareBoxError {
     #[error("a sealed share is {SEALED_LEN} bytes, this one is {0}")]
     Length(usize),
     /// Authentication failed: altered, sealed for another member or query, or by someone else.
-    #[error("the sealed share does not authenticate (altered, or not sealed from this member to this one for this query)")]
+    #[error(
+        "the sealed share does not authenticate (altered, or not sealed from this member to this one for this query)"
+    )]
     Forged,
     /// It authenticated but holds no field element: the sender itself is faulty.
     #[error("the sealed share holds no field element")]
@@ -47,7 +49,11 @@ fn key_and_aad(
     let mut names = Vec::new();
     put_prefixed(&mut names, from.as_bytes());
     put_prefixed(&mut names, to.as_bytes());
-    let mut key = hkdf_sha256(shared.as_bytes(), query_id.as_bytes(), &[SHARE_INFO, &names]);
+    let mut key = hkdf_sha256(
+        shared.as_bytes(),
+        query_id.as_bytes(),
+        &[SHARE_INFO, &names],
+    );
     let unbound = UnboundKey::new(&CHACHA20_POLY1305, &key);
     key.zeroize();
     let unbound = unbound.map_err(|_| ShareBoxError::Seal)?;
@@ -135,14 +141,8 @@ mod tests {
             open(&ba, &QueryId([6; 16]), "a", "b", &sealed),
             Err(ShareBoxError::Forged)
         );
-        assert_eq!(
-            open(&ba, &q, "b", "a", &sealed),
-            Err(ShareBoxError::Forged)
-        );
-        assert_eq!(
-            open(&cb, &q, "a", "b", &sealed),
-            Err(ShareBoxError::Forged)
-        );
+        assert_eq!(open(&ba, &q, "b", "a", &sealed), Err(ShareBoxError::Forged));
+        assert_eq!(open(&cb, &q, "a", "b", &sealed), Err(ShareBoxError::Forged));
         let mut flipped = sealed.clone();
         flipped[3] ^= 1;
         assert_eq!(
