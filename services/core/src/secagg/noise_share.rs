@@ -70,7 +70,7 @@ mod tests {
         let rho = Rho::from_f64(0.02).unwrap();
         let noise = DiscreteGaussian::new(share_variance(1, rho, 6).unwrap());
         let mut rng = SeededSource::new(20);
-        let runs = 4000;
+        let runs = 1500;
         let sums: Vec<f64> = (0..runs)
             .map(|_| {
                 let mut lanes = vec![0i64; 6];
@@ -80,8 +80,8 @@ mod tests {
             .collect();
         let mean = sums.iter().sum::<f64>() / runs as f64;
         let var = sums.iter().map(|s| (s - mean).powi(2)).sum::<f64>() / runs as f64;
-        // The sample variance of 4000 draws has sd ≈ 50·√(2/4000) ≈ 1.1.
+        // The sample variance of 1500 sums has sd ≈ 50·√(2/1500) ≈ 1.8 (fixed seed: reproducible).
         assert!((var - 50.0).abs() < 6.0, "variance {var}");
-        assert!(mean.abs() < 0.6, "mean {mean}");
+        assert!(mean.abs() < 0.8, "mean {mean}");
     }
 }
