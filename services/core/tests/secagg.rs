@@ -128,7 +128,7 @@ impl Ca {
     }
 
     fn verifier(&self) -> MaskingKeyVerifier {
-        MaskingKeyVerifier::new(NETWORK, &[self.der.clone()]).unwrap()
+        MaskingKeyVerifier::new(NETWORK, std::slice::from_ref(&self.der)).unwrap()
     }
 }
 

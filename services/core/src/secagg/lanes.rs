@@ -212,7 +212,7 @@ pub fn to_bytes(lanes: &[u32]) -> Vec<u8> {
 
 /// Lanes from little-endian bytes.
 pub fn from_bytes(bytes: &[u8]) -> Result<Vec<u32>, LaneError> {
-    if bytes.len() % 4 != 0 {
+    if !bytes.len().is_multiple_of(4) {
         return Err(LaneError::Bytes(bytes.len()));
     }
     Ok(bytes
