@@ -10,12 +10,12 @@
 //! only by library policy.
 
 use super::field::FieldElement;
+use super::masking_key::PairSecret;
 use super::put_prefixed;
 use chacha20::ChaCha20;
 use chacha20::cipher::{KeyIvInit, StreamCipher};
 use ring::{digest, hmac};
 use std::fmt;
-use x25519_dalek::SharedSecret;
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Domain-separation label of pairwise mask keys.
@@ -107,7 +107,7 @@ pub(crate) fn hkdf_sha256(ikm: &[u8], salt: &[u8], info: &[&[u8]]) -> [u8; 32] {
 
 /// k_ij,q = HKDF(ikm = s_ij, salt = query id, info = label ‖ cohort hash): the key of the mask
 /// members i and j share for one query. i and j derive the same key from the same X25519 secret.
-pub fn pairwise_key(shared: &SharedSecret, query_id: &QueryId, cohort: &CohortHash) -> MaskKey {
+pub fn pairwise_key(shared: &PairSecret, query_id: &QueryId, cohort: &CohortHash) -> MaskKey {
     MaskKey(hkdf_sha256(
         shared.as_bytes(),
         query_id.as_bytes(),
@@ -182,6 +182,7 @@ pub fn keystream(key: &MaskKey, lanes: usize) -> Vec<u32> {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::secagg::masking_key::{Epoch, MaskingSecret};
 
     #[test]
     fn the_stream_is_rfc_8439_chacha20_with_a_zero_nonce() {
@@ -219,10 +220,10 @@ mod tests {
 
     #[test]
     fn keys_depend_on_the_query_and_the_cohort() {
-        let a = x25519_dalek::StaticSecret::from([1; 32]);
-        let b = x25519_dalek::StaticSecret::from([2; 32]);
-        let ab = a.diffie_hellman(&(&b).into());
-        let ba = b.diffie_hellman(&(&a).into());
+        let a = MaskingSecret::generate(Epoch::from_u32(1)).unwrap();
+        let b = MaskingSecret::generate(Epoch::from_u32(1)).unwrap();
+        let ab = a.agree(&b.public_key()).unwrap();
+        let ba = b.agree(&a.public_key()).unwrap();
         let h1 = cohort_hash([("a", &[1; 32]), ("b", &[2; 32])]);
         let h2 = cohort_hash([("a", &[1; 32]), ("c", &[2; 32])]);
         let (q1, q2) = (QueryId([1; 16]), QueryId([2; 16]));

@@ -9,7 +9,9 @@
 //! the key claims — and the signature verifies with the certificate's key.
 //!
 //! A key lives for one epoch (a calendar month, UTC) and only in memory: a restart makes a new
-//! one, and the old secret is zeroized when it is replaced (x25519-dalek zeroizes on drop).
+//! one, and the old secret is zeroized when it is replaced (x25519-dalek zeroizes on drop). The
+//! X25519 agreement with each peer is computed once per epoch and kept with the secret
+//! (privacy.md §2.2 step 1), so a query costs no key agreement — only HKDF and ChaCha20.
 
 use crate::month::Month;
 use ring::rand::{SecureRandom, SystemRandom};
@@ -17,12 +19,14 @@ use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, SignatureVerificationAlgorithm};
 use rustls_pki_types::{TrustAnchor, UnixTime};
+use std::collections::HashMap;
 use std::fmt;
+use std::sync::{Mutex, PoisonError};
 use webpki::{EndEntityCert, KeyUsage};
 use x509_parser::extensions::GeneralName;
 use x509_parser::prelude::{FromDer, X509Certificate};
-use x25519_dalek::{PublicKey, SharedSecret, StaticSecret};
-use zeroize::Zeroize;
+use x25519_dalek::{PublicKey, StaticSecret};
+use zeroize::{Zeroize, ZeroizeOnDrop};
 
 /// Domain-separation label of the signed message.
 const SIGNED_LABEL: &[u8] = b"psonet/secagg/v1/masking-key";
@@ -147,11 +151,34 @@ pub enum MaskingKeyError {
 #[error("the masking key is a low-order point; agreement with it would be public")]
 pub struct WeakPublicKey;
 
-/// A node's masking secret for one epoch: in memory only, zeroized on drop.
+/// s_ij = X25519(sk_i, pk_j): the secret two members share for an epoch, zeroized on drop.
+#[derive(Clone, Zeroize, ZeroizeOnDrop)]
+pub struct PairSecret([u8; 32]);
+
+impl PairSecret {
+    /// The secret bytes, as key-derivation input.
+    pub(crate) fn as_bytes(&self) -> &[u8; 32] {
+        &self.0
+    }
+}
+
+impl fmt::Debug for PairSecret {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("PairSecret(..)")
+    }
+}
+
+/// Agreements kept per epoch before the cache is emptied (keys of restarted peers pile up):
+/// twice the largest cohort.
+const MAX_AGREEMENTS: usize = 2 * super::MAX_COHORT;
+
+/// A node's masking secret for one epoch: in memory only, zeroized on drop, with its
+/// agreements with peers' keys.
 pub struct MaskingSecret {
     epoch: Epoch,
     secret: StaticSecret,
     public: PublicKey,
+    agreements: Mutex<HashMap<[u8; 32], PairSecret>>,
 }
 
 impl MaskingSecret {
@@ -168,6 +195,7 @@ impl MaskingSecret {
             epoch,
             secret,
             public,
+            agreements: Mutex::new(HashMap::new()),
         })
     }
 
@@ -181,16 +209,27 @@ impl MaskingSecret {
         self.public.to_bytes()
     }
 
-    /// s_ij = X25519(own secret, `peer`): the secret this node shares with the owner of `peer`.
-    /// A node agreeing with its own public key gets a secret only it knows (used to seal a
-    /// share to itself).
-    pub fn agree(&self, peer: &[u8; 32]) -> Result<SharedSecret, WeakPublicKey> {
-        let shared = self.secret.diffie_hellman(&PublicKey::from(*peer));
-        if shared.was_contributory() {
-            Ok(shared)
-        } else {
-            Err(WeakPublicKey)
+    /// s_ij = X25519(own secret, `peer`): the secret this node shares with the owner of `peer`,
+    /// computed on first use in the epoch. A node agreeing with its own public key gets a
+    /// secret only it knows (used to seal a share to itself).
+    pub fn agree(&self, peer: &[u8; 32]) -> Result<PairSecret, WeakPublicKey> {
+        let mut cache = self
+            .agreements
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner);
+        if let Some(known) = cache.get(peer) {
+            return Ok(known.clone());
         }
+        let shared = self.secret.diffie_hellman(&PublicKey::from(*peer));
+        if !shared.was_contributory() {
+            return Err(WeakPublicKey);
+        }
+        let secret = PairSecret(shared.to_bytes());
+        if cache.len() >= MAX_AGREEMENTS {
+            cache.clear();
+        }
+        cache.insert(*peer, secret.clone());
+        Ok(secret)
     }
 }
 
@@ -509,6 +548,11 @@ mod tests {
     fn agreement_is_symmetric_and_low_order_keys_are_refused() {
         let a = MaskingSecret::generate(Epoch(1)).unwrap();
         let b = MaskingSecret::generate(Epoch(1)).unwrap();
+        assert_eq!(
+            a.agree(&b.public_key()).unwrap().as_bytes(),
+            b.agree(&a.public_key()).unwrap().as_bytes()
+        );
+        // The second agreement comes from the epoch's cache and is the same secret.
         assert_eq!(
             a.agree(&b.public_key()).unwrap().as_bytes(),
             b.agree(&a.public_key()).unwrap().as_bytes()

@@ -31,12 +31,11 @@
 use super::cohort::Cohort;
 use super::field::FieldElement;
 use super::mask::{MaskKey, QueryId, Sign, apply_mask, pairwise_key, self_mask_key};
-use super::masking_key::MaskingSecret;
+use super::masking_key::{MaskingSecret, PairSecret};
 use super::shamir::{self, ShamirError, Share};
 use super::share_box::{self, ShareBoxError};
 use crate::disclosure::discrete_gaussian::UniformSource;
 use std::collections::{BTreeMap, BTreeSet};
-use x25519_dalek::SharedSecret;
 use zeroize::Zeroize;
 
 /// The smallest cohort any node configuration may allow.
@@ -185,7 +184,7 @@ fn check_member(
 }
 
 /// The X25519 secret with every member, in cohort order.
-fn agreements(secret: &MaskingSecret, cohort: &Cohort) -> Result<Vec<SharedSecret>, ProtocolError> {
+fn agreements(secret: &MaskingSecret, cohort: &Cohort) -> Result<Vec<PairSecret>, ProtocolError> {
     cohort
         .members()
         .iter()
@@ -605,6 +604,8 @@ impl GatewayUnmask<'_> {
                 *acc = acc.wrapping_add(*lane);
             }
         }
+        // Seeds usually come from the same t holders, so Lagrange coefficients are reused.
+        let mut coefficients: BTreeMap<Vec<u32>, Vec<FieldElement>> = BTreeMap::new();
         for member in masked.keys() {
             let of_member = shares.get(member.as_str()).map_or(&[][..], Vec::as_slice);
             if of_member.len() < self.threshold {
@@ -614,12 +615,20 @@ impl GatewayUnmask<'_> {
                     need: self.threshold,
                 });
             }
-            let seed = shamir::reconstruct(of_member, self.threshold).map_err(|error| {
-                UnmaskError::Shamir {
-                    member: member.clone(),
-                    error,
+            let used = &of_member[..self.threshold];
+            let xs: Vec<u32> = used.iter().map(|s| s.x).collect();
+            let lambda = match coefficients.entry(xs) {
+                std::collections::btree_map::Entry::Occupied(e) => e.into_mut(),
+                std::collections::btree_map::Entry::Vacant(e) => {
+                    let lambda =
+                        shamir::lagrange_at_zero(e.key()).map_err(|error| UnmaskError::Shamir {
+                            member: member.clone(),
+                            error,
+                        })?;
+                    e.insert(lambda)
                 }
-            })?;
+            };
+            let seed = shamir::combine(used, lambda);
             apply_mask(&mut sum, &self_mask_key(seed, &self.query_id), Sign::Minus);
         }
         if !dropped.is_empty() {

@@ -99,19 +99,27 @@ pub fn reconstruct(shares: &[Share], threshold: usize) -> Result<FieldElement, S
             need: threshold,
         });
     }
+    let used = &shares[..threshold];
+    let xs: Vec<u32> = used.iter().map(|s| s.x).collect();
+    Ok(combine(used, &lagrange_at_zero(&xs)?))
+}
+
+/// The Lagrange coefficients λ_i at 0 for shares at `xs`: the secret is Σ λ_i·y_i. They depend
+/// only on the x-coordinates, so a gateway opening many seeds from the same holders computes
+/// them once.
+pub fn lagrange_at_zero(xs: &[u32]) -> Result<Vec<FieldElement>, ShamirError> {
     let mut seen = BTreeSet::new();
-    for share in shares {
-        if share.x == 0 {
+    for x in xs {
+        if *x == 0 {
             return Err(ShamirError::ZeroX);
         }
-        if !seen.insert(share.x) {
-            return Err(ShamirError::DuplicateX(share.x));
+        if !seen.insert(*x) {
+            return Err(ShamirError::DuplicateX(*x));
         }
     }
-    let used = &shares[..threshold];
-    let xs: Vec<FieldElement> = used
+    let xs: Vec<FieldElement> = xs
         .iter()
-        .map(|s| FieldElement::from_u64(u64::from(s.x)))
+        .map(|x| FieldElement::from_u64(u64::from(*x)))
         .collect();
     // λ_i = Π_{j≠i} x_j / (x_j − x_i) = (Π_j x_j) / (x_i · Π_{j≠i} (x_j − x_i)).
     let product = xs.iter().fold(FieldElement::ONE, |acc, x| acc * *x);
@@ -125,13 +133,18 @@ pub fn reconstruct(shares: &[Share], threshold: usize) -> Result<FieldElement, S
                 .fold(*xi, |acc, (_, xj)| acc * (*xj - *xi))
         })
         .collect();
-    let inverses = batch_inverse(&denominators);
-    Ok(used
+    Ok(batch_inverse(&denominators)
+        .into_iter()
+        .map(|inverse| product * inverse)
+        .collect())
+}
+
+/// Σ λ_i·y_i over `shares` and their coefficients from [`lagrange_at_zero`].
+pub fn combine(shares: &[Share], coefficients: &[FieldElement]) -> FieldElement {
+    shares
         .iter()
-        .zip(inverses)
-        .fold(FieldElement::ZERO, |acc, (share, inverse)| {
-            acc + share.y * product * inverse
-        }))
+        .zip(coefficients)
+        .fold(FieldElement::ZERO, |acc, (share, l)| acc + share.y * *l)
 }
 
 /// Inverses of non-zero elements with one field inversion (Montgomery's trick).

@@ -9,9 +9,9 @@
 
 use super::field::{FieldElement, NotAFieldElement};
 use super::mask::{QueryId, hkdf_sha256};
+use super::masking_key::PairSecret;
 use super::put_prefixed;
 use ring::aead::{Aad, CHACHA20_POLY1305, LessSafeKey, Nonce, UnboundKey};
-use x25519_dalek::SharedSecret;
 use zeroize::Zeroize;
 
 /// Domain-separation label of share-box keys.
@@ -41,7 +41,7 @@ pub enum ShareBoxError {
 
 /// The direction-bound AEAD key and associated data of a share from `from` to `to`.
 fn key_and_aad(
-    shared: &SharedSecret,
+    shared: &PairSecret,
     query_id: &QueryId,
     from: &str,
     to: &str,
@@ -64,7 +64,7 @@ fn key_and_aad(
 
 /// Seals `share` from member `from` to member `to` for one query.
 pub fn seal(
-    shared: &SharedSecret,
+    shared: &PairSecret,
     query_id: &QueryId,
     from: &str,
     to: &str,
@@ -84,7 +84,7 @@ pub fn seal(
 
 /// Opens a share `from` sealed to `to` for one query.
 pub fn open(
-    shared: &SharedSecret,
+    shared: &PairSecret,
     query_id: &QueryId,
     from: &str,
     to: &str,
@@ -113,18 +113,15 @@ pub fn open(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use x25519_dalek::StaticSecret;
+    use crate::secagg::masking_key::{Epoch, MaskingSecret};
 
-    fn pair() -> (SharedSecret, SharedSecret, SharedSecret) {
-        let (a, b, c) = (
-            StaticSecret::from([1; 32]),
-            StaticSecret::from([2; 32]),
-            StaticSecret::from([3; 32]),
-        );
+    /// s_ab as a sees it, as b sees it, and s_cb.
+    fn pair() -> (PairSecret, PairSecret, PairSecret) {
+        let [a, b, c] = [(); 3].map(|_| MaskingSecret::generate(Epoch::from_u32(1)).unwrap());
         (
-            a.diffie_hellman(&(&b).into()),
-            b.diffie_hellman(&(&a).into()),
-            c.diffie_hellman(&(&b).into()),
+            a.agree(&b.public_key()).unwrap(),
+            b.agree(&a.public_key()).unwrap(),
+            c.agree(&b.public_key()).unwrap(),
         )
     }
 
