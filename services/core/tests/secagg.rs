@@ -168,6 +168,9 @@ fn network(ca: &Ca, n: usize) -> (Vec<Node>, Cohort) {
 
 const QUERY: QueryId = QueryId([42; 16]);
 
+/// Round-1 outputs by facility, as the gateway collects them.
+type Outputs = BTreeMap<String, Round1Output>;
+
 fn round1(node: &Node, cohort: &Cohort, t: usize, x: &[u32], rng: &mut Seeded) -> Round1Output {
     NodeRound1 {
         facility: &node.facility,
@@ -181,8 +184,26 @@ fn round1(node: &Node, cohort: &Cohort, t: usize, x: &[u32], rng: &mut Seeded) -
     .unwrap()
 }
 
-/// What the gateway relays to `to`: the round-1 shares addressed to it by the members in `from`.
-fn relay(to: &str, outputs: &BTreeMap<String, Round1Output>) -> Vec<IncomingShare> {
+/// Round 1 of the nodes at `members`, each on its own vector.
+fn round1_of(
+    nodes: &[Node],
+    members: &[usize],
+    cohort: &Cohort,
+    t: usize,
+    xs: &[Vec<u32>],
+    rng: &mut Seeded,
+) -> Outputs {
+    members
+        .iter()
+        .map(|i| {
+            let node = &nodes[*i];
+            (node.facility.clone(), round1(node, cohort, t, &xs[*i], rng))
+        })
+        .collect()
+}
+
+/// What the gateway relays to `to`: the round-1 shares addressed to it in `outputs`.
+fn relay(to: &str, outputs: &Outputs) -> Vec<IncomingShare> {
     outputs
         .iter()
         .flat_map(|(from, out)| {
@@ -216,6 +237,53 @@ fn round2(
     .answer()
 }
 
+/// Round 2 of `nodes`: the survivors are the members whose round-1 output the gateway relays
+/// (`relayed`); each node answers from its own round-1 record in `recorded`.
+fn round2_of<'a>(
+    nodes: impl IntoIterator<Item = &'a Node>,
+    relayed: &Outputs,
+    recorded: &Outputs,
+    dropped: &[String],
+) -> BTreeMap<String, Round2Answer> {
+    let survivors: Vec<String> = relayed.keys().cloned().collect();
+    nodes
+        .into_iter()
+        .map(|node| {
+            let shares = relay(&node.facility, relayed);
+            let answer = round2(
+                node,
+                &recorded[&node.facility],
+                &survivors,
+                dropped,
+                &shares,
+            )
+            .unwrap_or_else(|e| panic!("{}: {e}", node.facility));
+            (node.facility.clone(), answer)
+        })
+        .collect()
+}
+
+/// The gateway's unmask of the survivors in `outputs`.
+fn open(
+    cohort: &Cohort,
+    t: usize,
+    lanes: usize,
+    outputs: &Outputs,
+    answers: &BTreeMap<String, Round2Answer>,
+) -> Result<Vec<u32>, UnmaskError> {
+    let masked: BTreeMap<String, Vec<u32>> = outputs
+        .iter()
+        .map(|(f, o)| (f.clone(), o.masked.clone()))
+        .collect();
+    GatewayUnmask {
+        cohort,
+        query_id: QUERY,
+        threshold: t,
+        lanes,
+    }
+    .sum(&masked, answers)
+}
+
 fn wrapping_sum<'a>(vectors: impl IntoIterator<Item = &'a Vec<u32>>, lanes: usize) -> Vec<u32> {
     let mut sum = vec![0u32; lanes];
     for v in vectors {
@@ -224,6 +292,10 @@ fn wrapping_sum<'a>(vectors: impl IntoIterator<Item = &'a Vec<u32>>, lanes: usiz
         }
     }
     sum
+}
+
+fn facilities(nodes: &[Node], members: &[usize]) -> Vec<String> {
+    members.iter().map(|i| nodes[*i].facility.clone()).collect()
 }
 
 #[test]
@@ -244,62 +316,57 @@ fn survivors_sums_open_exactly_for_3_to_12_members_with_random_dropouts() {
                 order.swap(i, rng.below(i as u128 + 1) as usize);
             }
             let drop_count = rng.below((n - t) as u128 + 1) as usize;
-            let alive: Vec<usize> = {
-                let mut a = order[drop_count..].to_vec();
-                a.sort_unstable();
-                a
-            };
-            let outputs: BTreeMap<String, Round1Output> = alive
-                .iter()
-                .map(|i| {
-                    let out = round1(&nodes[*i], &cohort, t, &xs[*i], &mut rng);
-                    (nodes[*i].facility.clone(), out)
-                })
-                .collect();
-            let survivors: Vec<String> = outputs.keys().cloned().collect();
-            let dropped: Vec<String> = order[..drop_count]
-                .iter()
-                .map(|i| nodes[*i].facility.clone())
-                .collect();
-            let mut answers: BTreeMap<String, Round2Answer> = alive
-                .iter()
-                .map(|i| {
-                    let node = &nodes[*i];
-                    let shares = relay(&node.facility, &outputs);
-                    let answer = round2(
-                        node,
-                        &outputs[&node.facility],
-                        &survivors,
-                        &dropped,
-                        &shares,
-                    )
-                    .unwrap();
-                    (node.facility.clone(), answer)
-                })
-                .collect();
+            let mut alive = order[drop_count..].to_vec();
+            alive.sort_unstable();
+            let dropped = facilities(&nodes, &order[..drop_count]);
+            let outputs = round1_of(&nodes, &alive, &cohort, t, &xs, &mut rng);
+            let mut answers = round2_of(
+                alive.iter().map(|i| &nodes[*i]),
+                &outputs,
+                &outputs,
+                &dropped,
+            );
             // With nobody dropped, survivors beyond t may also fail round 2.
             if dropped.is_empty() {
-                let spare = survivors.len() - t;
-                for f in survivors.iter().take(rng.below(spare as u128 + 1) as usize) {
+                let spare = alive.len() - t;
+                for f in facilities(&nodes, &alive)
+                    .iter()
+                    .take(rng.below(spare as u128 + 1) as usize)
+                {
                     answers.remove(f);
                 }
             }
-            let masked: BTreeMap<String, Vec<u32>> = outputs
-                .iter()
-                .map(|(f, o)| (f.clone(), o.masked.clone()))
-                .collect();
-            let sum = GatewayUnmask {
-                cohort: &cohort,
-                query_id: QUERY,
-                threshold: t,
-                lanes,
-            }
-            .sum(&masked, &answers)
-            .unwrap_or_else(|e| panic!("n = {n}, trial {trial}: {e}"));
+            let sum = open(&cohort, t, lanes, &outputs, &answers)
+                .unwrap_or_else(|e| panic!("n = {n}, trial {trial}: {e}"));
             let truth = wrapping_sum(alive.iter().map(|i| &xs[*i]), lanes);
             assert_eq!(sum, truth, "n = {n}, trial {trial}, dropped {dropped:?}");
         }
     }
+}
+
+#[test]
+fn a_survivor_missing_round_two_after_a_dropout_gives_a_refusal_not_a_wrong_sum() {
+    let ca = Ca::new();
+    let n = 7;
+    let (nodes, cohort) = network(&ca, n);
+    let t = min_threshold(n);
+    let mut rng = Seeded::new(7);
+    let xs: Vec<Vec<u32>> = (0..n).map(|i| vec![i as u32, 100]).collect();
+    let alive: Vec<usize> = (0..6).collect();
+    let dropped = facilities(&nodes, &[6]);
+    let outputs = round1_of(&nodes, &alive, &cohort, t, &xs, &mut rng);
+    let mut answers = round2_of(&nodes[..6], &outputs, &outputs, &dropped);
+    assert_eq!(open(&cohort, t, 2, &outputs, &answers), Ok(vec![15, 600]));
+    // Every seed still has t = 5 shares without one answer, but that survivor's masks with the
+    // dropped member stay in its vector.
+    answers.remove(&nodes[1].facility);
+    assert_eq!(
+        open(&cohort, t, 2, &outputs, &answers),
+        Err(UnmaskError::MissingDroppedKey {
+            holder: nodes[1].facility.clone(),
+            dropped: nodes[6].facility.clone(),
+        })
+    );
 }
 
 #[test]
@@ -325,68 +392,44 @@ fn a_gateway_that_calls_a_live_member_dropped_cannot_open_its_vector() {
         })
         .collect();
     // Everybody answers round 1; the gateway then claims the victim dropped.
-    let outputs: BTreeMap<String, Round1Output> = nodes
-        .iter()
-        .zip(&xs)
-        .map(|(node, x)| (node.facility.clone(), round1(node, &cohort, t, x, &mut rng)))
-        .collect();
+    let everyone: Vec<usize> = (0..n).collect();
+    let outputs = round1_of(&nodes, &everyone, &cohort, t, &xs, &mut rng);
     let victim = &nodes[2];
-    let survivors: Vec<String> = nodes
-        .iter()
-        .filter(|n| n.facility != victim.facility)
-        .map(|n| n.facility.clone())
-        .collect();
     let dropped = vec![victim.facility.clone()];
+    let mut without_victim = outputs.clone();
+    without_victim.remove(&victim.facility);
+    let survivors: Vec<String> = without_victim.keys().cloned().collect();
     // Relaying the victim's shares too is refused: a dropped member sent no shares.
-    let everything = relay(&nodes[0].facility, &outputs);
     assert_eq!(
         round2(
             &nodes[0],
             &outputs[&nodes[0].facility],
             &survivors,
             &dropped,
-            &everything
+            &relay(&nodes[0].facility, &outputs)
         ),
         Err(ProtocolError::ShareFromDropped(victim.facility.clone()))
     );
     // Without them, each survivor answers: seed shares for A, pairwise keys with the victim.
-    let without_victim: BTreeMap<String, Round1Output> = outputs
-        .iter()
-        .filter(|(f, _)| **f != victim.facility)
-        .map(|(f, o)| (f.clone(), o.clone()))
-        .collect();
-    let answers: BTreeMap<String, Round2Answer> = nodes
-        .iter()
-        .filter(|n| n.facility != victim.facility)
-        .map(|node| {
-            let shares = relay(&node.facility, &without_victim);
-            let a = round2(
-                node,
-                &outputs[&node.facility],
-                &survivors,
-                &dropped,
-                &shares,
-            )
-            .unwrap();
-            assert!(a.seed_shares.iter().all(|s| s.of != victim.facility));
-            (node.facility.clone(), a)
-        })
-        .collect();
+    let others = nodes.iter().filter(|n| n.facility != victim.facility);
+    let answers = round2_of(others, &without_victim, &outputs, &dropped);
+    assert!(
+        answers
+            .values()
+            .all(|a| a.seed_shares.iter().all(|s| s.of != victim.facility))
+    );
     // The survivors' sum still opens...
-    let masked: BTreeMap<String, Vec<u32>> = without_victim
-        .iter()
-        .map(|(f, o)| (f.clone(), o.masked.clone()))
-        .collect();
-    let sum = GatewayUnmask {
-        cohort: &cohort,
-        query_id: QUERY,
-        threshold: t,
-        lanes,
-    }
-    .sum(&masked, &answers)
-    .unwrap();
-    let survivor_xs: Vec<&Vec<u32>> = (0..n).filter(|i| *i != 2).map(|i| &xs[i]).collect();
-    assert_eq!(sum, wrapping_sum(survivor_xs, lanes));
+    let sum = open(&cohort, t, lanes, &without_victim, &answers).unwrap();
+    assert_eq!(
+        sum,
+        wrapping_sum(
+            xs.iter()
+                .enumerate()
+                .filter(|(i, _)| *i != 2)
+                .map(|(_, x)| x),
+            lanes
+        )
+    );
     // ...but the victim's vector minus every pairwise mask the gateway now knows is still
     // hidden by its self mask, whose seed no survivor revealed.
     let mut residual = outputs[&victim.facility].masked.clone();
@@ -410,26 +453,20 @@ fn a_gateway_that_calls_a_live_member_dropped_cannot_open_its_vector() {
     );
     // The residual lanes look uniform: χ² over 16 buckets of the top 4 bits (15 degrees of
     // freedom; 37.7 is the 0.1% critical value). Fixed seed, so the figure is reproducible.
-    let mut buckets = [0u32; 16];
-    for r in &residual {
-        buckets[(r >> 28) as usize] += 1;
-    }
-    let expected = lanes as f64 / 16.0;
-    let chi2: f64 = buckets
-        .iter()
-        .map(|b| (f64::from(*b) - expected).powi(2) / expected)
-        .sum();
-    assert!(chi2 < 37.7, "χ² = {chi2:.1}, buckets {buckets:?}");
+    let chi2 = |lanes: &[u32]| {
+        let mut buckets = [0u32; 16];
+        for r in lanes {
+            buckets[(r >> 28) as usize] += 1;
+        }
+        let expected = lanes.len() as f64 / 16.0;
+        buckets
+            .iter()
+            .map(|b| (f64::from(*b) - expected).powi(2) / expected)
+            .sum::<f64>()
+    };
+    assert!(chi2(&residual) < 37.7, "χ² = {:.1}", chi2(&residual));
     // The same statistic on the victim's own vector is enormous: the test can tell.
-    let mut raw = [0u32; 16];
-    for x in victim_x {
-        raw[(x >> 28) as usize] += 1;
-    }
-    let raw_chi2: f64 = raw
-        .iter()
-        .map(|b| (f64::from(*b) - expected).powi(2) / expected)
-        .sum();
-    assert!(raw_chi2 > 1000.0, "{raw_chi2}");
+    assert!(chi2(victim_x) > 1000.0, "{}", chi2(victim_x));
 }
 
 #[test]
@@ -439,38 +476,12 @@ fn below_threshold_round_two_answers_cannot_open_anything() {
     let (nodes, cohort) = network(&ca, n);
     let t = min_threshold(n);
     let mut rng = Seeded::new(3);
-    let outputs: BTreeMap<String, Round1Output> = nodes
-        .iter()
-        .map(|node| {
-            (
-                node.facility.clone(),
-                round1(node, &cohort, t, &[1, 2, 3], &mut rng),
-            )
-        })
-        .collect();
-    let survivors: Vec<String> = outputs.keys().cloned().collect();
-    let answers: BTreeMap<String, Round2Answer> = nodes
-        .iter()
-        .take(t - 1)
-        .map(|node| {
-            let shares = relay(&node.facility, &outputs);
-            let a = round2(node, &outputs[&node.facility], &survivors, &[], &shares).unwrap();
-            (node.facility.clone(), a)
-        })
-        .collect();
-    let masked: BTreeMap<String, Vec<u32>> = outputs
-        .iter()
-        .map(|(f, o)| (f.clone(), o.masked.clone()))
-        .collect();
-    let result = GatewayUnmask {
-        cohort: &cohort,
-        query_id: QUERY,
-        threshold: t,
-        lanes: 3,
-    }
-    .sum(&masked, &answers);
+    let everyone: Vec<usize> = (0..n).collect();
+    let xs = vec![vec![1, 2, 3]; n];
+    let outputs = round1_of(&nodes, &everyone, &cohort, t, &xs, &mut rng);
+    let answers = round2_of(&nodes[..t - 1], &outputs, &outputs, &[]);
     assert_eq!(
-        result,
+        open(&cohort, t, 3, &outputs, &answers),
         Err(UnmaskError::MissingSeedShares {
             member: nodes[0].facility.clone(),
             have: t - 1,
@@ -478,10 +489,10 @@ fn below_threshold_round_two_answers_cannot_open_anything() {
         })
     );
     // A node refuses a round 2 whose survivors are below the threshold.
-    let few: Vec<String> = survivors[..t - 1].to_vec();
-    let rest: Vec<String> = survivors[t - 1..].to_vec();
+    let survivors = facilities(&nodes, &everyone);
+    let (few, rest) = survivors.split_at(t - 1);
     assert_eq!(
-        round2(&nodes[0], &outputs[&nodes[0].facility], &few, &rest, &[]),
+        round2(&nodes[0], &outputs[&nodes[0].facility], few, rest, &[]),
         Err(ProtocolError::TooFewSurvivors {
             survivors: t - 1,
             need: t
@@ -507,40 +518,17 @@ fn a_query_vector_opens_to_network_counts_and_contributor_numbers() {
     let mut rng = Seeded::new(4);
     // Facility i holds i events in one rare cell (facility 0 none).
     let rare = domain.cells[17];
-    let outputs: BTreeMap<String, Round1Output> = nodes
-        .iter()
-        .enumerate()
-        .map(|(i, node)| {
+    let xs: Vec<Vec<u32>> = (0..n)
+        .map(|i| {
             let cells = [(rare, i as u64)].into();
             let values = domain.exact_values(&cells, &BTreeMap::new(), &BTreeMap::new());
-            let lanes = layout.encode(&values, &[], n).unwrap();
-            (
-                node.facility.clone(),
-                round1(node, &cohort, t, &lanes, &mut rng),
-            )
+            layout.encode(&values, &[], n).unwrap()
         })
         .collect();
-    let survivors: Vec<String> = outputs.keys().cloned().collect();
-    let answers: BTreeMap<String, Round2Answer> = nodes
-        .iter()
-        .map(|node| {
-            let shares = relay(&node.facility, &outputs);
-            let a = round2(node, &outputs[&node.facility], &survivors, &[], &shares).unwrap();
-            (node.facility.clone(), a)
-        })
-        .collect();
-    let masked: BTreeMap<String, Vec<u32>> = outputs
-        .iter()
-        .map(|(f, o)| (f.clone(), o.masked.clone()))
-        .collect();
-    let sum = GatewayUnmask {
-        cohort: &cohort,
-        query_id: QUERY,
-        threshold: t,
-        lanes: layout.len(),
-    }
-    .sum(&masked, &answers)
-    .unwrap();
+    let everyone: Vec<usize> = (0..n).collect();
+    let outputs = round1_of(&nodes, &everyone, &cohort, t, &xs, &mut rng);
+    let answers = round2_of(&nodes, &outputs, &outputs, &[]);
+    let sum = open(&cohort, t, layout.len(), &outputs, &answers).unwrap();
     let read = layout.decode(&sum, n).unwrap();
     // 0 + 1 + 2 + 3 + 4 events from four facilities: no facility's 1–4 is visible, the sum is.
     assert_eq!(
@@ -799,7 +787,7 @@ fn measure_masking_unmasking_and_sharing() {
         .collect();
     let mut cold = Vec::new();
     let mut warm = Vec::new();
-    let outputs: BTreeMap<String, Round1Output> = nodes
+    let outputs: Outputs = nodes
         .iter()
         .zip(&xs)
         .map(|(node, x)| {
@@ -819,52 +807,20 @@ fn measure_masking_unmasking_and_sharing() {
         warm[n - 1],
         cold[n / 2]
     );
-    let survivors: Vec<String> = outputs.keys().cloned().collect();
-    let (answers, round2_time) = time(|| {
-        nodes
-            .iter()
-            .map(|node| {
-                let shares = relay(&node.facility, &outputs);
-                let a = round2(node, &outputs[&node.facility], &survivors, &[], &shares).unwrap();
-                (node.facility.clone(), a)
-            })
-            .collect::<BTreeMap<_, _>>()
-    });
+    let (answers, round2_time) = time(|| round2_of(&nodes, &outputs, &outputs, &[]));
     println!(
         "round 2, all {n} nodes (no dropouts): {round2_time:?} total, {:?} per node",
         round2_time / n as u32
     );
-    let masked: BTreeMap<String, Vec<u32>> = outputs
-        .iter()
-        .map(|(f, o)| (f.clone(), o.masked.clone()))
-        .collect();
-    let gateway = GatewayUnmask {
-        cohort: &cohort,
-        query_id: QUERY,
-        threshold: t,
-        lanes,
-    };
-    let (sum, unmask) = time(|| gateway.sum(&masked, &answers).unwrap());
+    let (sum, unmask) = time(|| open(&cohort, t, lanes, &outputs, &answers).unwrap());
     assert_eq!(sum, wrapping_sum(&xs, lanes));
     println!("gateway unmask, {n} survivors × {lanes} lanes, none dropped: {unmask:?}");
 
     // Five members drop after round 1: 45 survivors, 45 × 5 pairwise keys to remove.
-    let alive: BTreeMap<String, Round1Output> = outputs.into_iter().skip(5).collect();
-    let survivors: Vec<String> = alive.keys().cloned().collect();
+    let alive: Outputs = outputs.into_iter().skip(5).collect();
     let dropped: Vec<String> = nodes[..5].iter().map(|n| n.facility.clone()).collect();
-    let answers: BTreeMap<String, Round2Answer> = nodes[5..]
-        .iter()
-        .map(|node| {
-            let shares = relay(&node.facility, &alive);
-            let a = round2(node, &alive[&node.facility], &survivors, &dropped, &shares).unwrap();
-            (node.facility.clone(), a)
-        })
-        .collect();
-    let masked: BTreeMap<String, Vec<u32>> = alive
-        .iter()
-        .map(|(f, o)| (f.clone(), o.masked.clone()))
-        .collect();
-    let (sum, unmask) = time(|| gateway.sum(&masked, &answers).unwrap());
+    let answers = round2_of(&nodes[5..], &alive, &alive, &dropped);
+    let (sum, unmask) = time(|| open(&cohort, t, lanes, &alive, &answers).unwrap());
     assert_eq!(sum, wrapping_sum(&xs[5..], lanes));
     println!("gateway unmask, 45 survivors, 5 dropped after round 1: {unmask:?}");
 

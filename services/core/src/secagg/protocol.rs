@@ -399,11 +399,11 @@ impl NodeRound2<'_> {
             }
         }
         let mut answer = Round2Answer::default();
-        for member in cohort.members() {
-            let s = self
-                .secret
-                .agree(&member.public_key)
-                .map_err(|_| ProtocolError::WeakKey(member.facility.clone()))?;
+        for (member, s) in cohort
+            .members()
+            .iter()
+            .zip(agreements(self.secret, cohort)?)
+        {
             if self.dropped.contains(&member.facility) {
                 answer.dropped_keys.push(DroppedKey {
                     dropped: member.facility.clone(),
@@ -688,84 +688,6 @@ mod tests {
             threshold: t,
             min_cohort: 3,
         }
-    }
-
-    /// Shares addressed to `to` among the round-1 outputs of `from`.
-    fn shares_for(to: &str, outputs: &BTreeMap<String, Round1Output>) -> Vec<IncomingShare> {
-        outputs
-            .iter()
-            .flat_map(|(from, out)| {
-                out.shares
-                    .iter()
-                    .filter(|s| s.to == to)
-                    .map(|s| IncomingShare {
-                        from: from.clone(),
-                        ciphertext: s.ciphertext.clone(),
-                    })
-            })
-            .collect()
-    }
-
-    #[test]
-    fn survivors_sum_opens_exactly_with_one_dropped() {
-        let (nodes, cohort) = network(7);
-        let t = min_threshold(7);
-        let mut rng = SeededSource::new(10);
-        let xs: Vec<Vec<u32>> = (0..7).map(|i| vec![i as u32, 100, 0, u32::MAX]).collect();
-        // f06 drops before answering round 1.
-        let outputs: BTreeMap<String, Round1Output> = nodes[..6]
-            .iter()
-            .zip(&xs)
-            .map(|(node, x)| {
-                let out = round1(node, &cohort, t).mask(x, &mut rng).unwrap();
-                (node.facility.clone(), out)
-            })
-            .collect();
-        let survivors: Vec<String> = outputs.keys().cloned().collect();
-        let dropped = vec!["f06".to_string()];
-        let answers: BTreeMap<String, Round2Answer> = nodes[..6]
-            .iter()
-            .map(|node| {
-                let incoming = shares_for(&node.facility, &outputs);
-                let answer = NodeRound2 {
-                    facility: &node.facility,
-                    secret: &node.secret,
-                    record: &outputs[&node.facility].record,
-                    min_cohort: 3,
-                    survivors: &survivors,
-                    dropped: &dropped,
-                    shares: &incoming,
-                }
-                .answer()
-                .unwrap();
-                assert_eq!(answer.seed_shares.len(), 6);
-                assert_eq!(answer.dropped_keys.len(), 1);
-                (node.facility.clone(), answer)
-            })
-            .collect();
-        let masked: BTreeMap<String, Vec<u32>> = outputs
-            .iter()
-            .map(|(f, o)| (f.clone(), o.masked.clone()))
-            .collect();
-        let gateway = GatewayUnmask {
-            cohort: &cohort,
-            query_id: QueryId([7; 16]),
-            threshold: t,
-            lanes: 4,
-        };
-        let sum = gateway.sum(&masked, &answers).unwrap();
-        assert_eq!(sum, [15, 600, 0, u32::MAX.wrapping_mul(6)]);
-        // Without one survivor's round-2 answer, every seed still has t = 5 shares, but that
-        // survivor's masks with f06 stay in its vector: refused rather than wrong.
-        let mut partial = answers.clone();
-        partial.remove("f01");
-        assert_eq!(
-            gateway.sum(&masked, &partial),
-            Err(UnmaskError::MissingDroppedKey {
-                holder: "f01".into(),
-                dropped: "f06".into()
-            })
-        );
     }
 
     #[test]
