@@ -6,7 +6,7 @@
 //! field and reason. Every event carries an idempotency key, so re-running the same file adds
 //! nothing, and re-running an interrupted import finishes the job.
 
-use crate::client::{channel, explain};
+use crate::client::{channel, explain, submit};
 use crate::ndjson::{Codec, Line, csv_row};
 use anyhow::{Context, Result, bail};
 use psonet_core::pb::{self, reporting_service_client::ReportingServiceClient};
@@ -24,17 +24,20 @@ const CHUNK_EXPOSURE: usize = 10_000;
 /// Rejected lines printed to the terminal (all go to `--errors`).
 const PRINTED_REJECTIONS: usize = 50;
 
-/// What to import, and where.
-#[derive(Debug, Clone)]
-pub struct ImportOptions {
-    /// The node's local listener.
+/// Arguments of `psonet import`: what to import, and where.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// The node's local listener, e.g. 127.0.0.1:7111.
+    #[arg(long)]
     pub node: String,
-    /// Identity directory of a facility client.
+    /// Identity directory of a facility client (ca.pem, cert.pem, key.pem).
+    #[arg(long)]
     pub identity: PathBuf,
-    /// The file (`.csv` is read as CSV, anything else as NDJSON).
-    pub file: PathBuf,
-    /// Where to write every rejected line as CSV (line, field, reason).
+    /// Write every rejected line (line, field, reason) to this CSV file.
+    #[arg(long)]
     pub errors: Option<PathBuf>,
+    /// The file: NDJSON (one event or exposure record per line) or .csv.
+    pub file: PathBuf,
 }
 
 /// One rejected line.
@@ -74,8 +77,15 @@ struct Chunk {
     lines: u64,
 }
 
-/// Runs an import, printing progress to standard error.
-pub async fn run(options: &ImportOptions) -> Result<ImportSummary> {
+/// Runs `psonet import`: the import, with progress on standard error, then its summary and the
+/// first rejections on `out`; `Err` when any line was rejected.
+pub async fn run(args: Args, out: &mut impl Write) -> Result<()> {
+    let summary = import(&args).await?;
+    report(&summary, &args, out)
+}
+
+/// Imports the file, printing progress to standard error.
+pub async fn import(options: &Args) -> Result<ImportSummary> {
     let started = Instant::now();
     let file = std::fs::File::open(&options.file)
         .with_context(|| format!("opening {}", options.file.display()))?;
@@ -182,29 +192,16 @@ fn read_chunks(
 async fn send_events(
     client: &ReportingServiceClient<Channel>,
     events: Vec<(u64, pb::Event)>,
-    options: &ImportOptions,
+    options: &Args,
     summary: &mut ImportSummary,
 ) -> Result<()> {
     if events.is_empty() {
         return Ok(());
     }
-    let lines: Vec<u64> = events.iter().map(|(line, _)| *line).collect();
-    let stream = tokio_stream::iter(
-        events
-            .into_iter()
-            .map(|(_, e)| pb::SubmitEventsRequest { event: Some(e) }),
-    );
-    let answer = match client.clone().submit_events(stream).await {
-        Ok(answer) => answer.into_inner(),
-        Err(s) => {
-            return Err(explain(
-                s,
-                &options.node,
-                &format!("the node at {}", options.node),
-                &options.identity,
-            )
-            .await);
-        }
+    let (lines, events): (Vec<u64>, Vec<pb::Event>) = events.into_iter().unzip();
+    let answer = match submit::stream(&mut client.clone(), events).await {
+        Ok(answer) => answer,
+        Err(s) => return Err(node_failure(s, options).await),
     };
     summary.accepted += answer.accepted;
     summary.duplicates += answer.duplicates;
@@ -224,7 +221,7 @@ async fn send_events(
 async fn send_exposure(
     client: &ReportingServiceClient<Channel>,
     records: Vec<pb::ExposureRecord>,
-    options: &ImportOptions,
+    options: &Args,
     summary: &mut ImportSummary,
 ) -> Result<()> {
     for batch in records.chunks(CHUNK_EXPOSURE) {
@@ -233,18 +230,16 @@ async fn send_exposure(
         };
         match client.clone().record_exposure(request).await {
             Ok(r) => summary.exposure += u64::from(r.into_inner().recorded),
-            Err(s) => {
-                return Err(explain(
-                    s,
-                    &options.node,
-                    &format!("the node at {}", options.node),
-                    &options.identity,
-                )
-                .await);
-            }
+            Err(s) => return Err(node_failure(s, options).await),
         }
     }
     Ok(())
+}
+
+/// A failed call to the node, explained.
+async fn node_failure(status: tonic::Status, options: &Args) -> anyhow::Error {
+    let peer = format!("the node at {}", options.node);
+    explain(status, &options.node, &peer, &options.identity).await
 }
 
 fn write_rejections(path: &Path, rejections: &[Rejection]) -> Result<()> {
@@ -263,11 +258,7 @@ fn write_rejections(path: &Path, rejections: &[Rejection]) -> Result<()> {
 }
 
 /// Prints the summary and the first rejections; `Err` when any line was rejected.
-pub fn report(
-    summary: &ImportSummary,
-    options: &ImportOptions,
-    out: &mut impl Write,
-) -> Result<()> {
+fn report(summary: &ImportSummary, options: &Args, out: &mut impl Write) -> Result<()> {
     let secs = summary.elapsed.as_secs_f64().max(1e-9);
     writeln!(
         out,

@@ -1,22 +1,24 @@
 //! psonet: the command-line front of the federated PSO network.
 //!
-//! `psonet node` and `psonet gateway` run the servers; `psonet pki` issues certificates;
-//! `psonet submit` and `psonet benchmark` are clients for people; `psonet demo` shows the whole
-//! path on one machine. The library half is what the binary and the end-to-end tests share.
+//! Each subcommand is a module with its clap `Args` and a `run`: [`node`] and [`gateway`] run
+//! the servers, [`pki`] issues certificates, [`import`], [`benchmark`] and [`health`] are
+//! clients for people, [`synth`] writes synthetic data, [`demo`] shows the whole path on one
+//! machine, and [`perf`] measures it (`bench`, `bench-load`, `bench-fanout`). What they share:
+//! [`network`] starts a network on loopback (the demo, the measurements and the end-to-end tests
+//! all start theirs there), [`client`] connects and explains failures, [`render`] formats
+//! answers, [`ndjson`] reads and writes event files, [`foreground`] is a server's ready line.
 
-pub mod backup;
-pub mod bench;
-pub mod benchmark_cli;
+pub mod benchmark;
 pub mod client;
 pub mod demo;
-pub mod example_config;
-pub mod health_probe;
+pub mod foreground;
+pub mod gateway;
+pub mod health;
 pub mod import;
-pub mod load;
 pub mod ndjson;
+pub mod network;
+pub mod node;
+pub mod perf;
 pub mod pki;
-pub mod plot;
-pub mod submit;
+pub mod render;
 pub mod synth;
-pub mod table;
-pub mod tls_probe;

@@ -1,13 +1,17 @@
-//! Realistic synthetic events and exposure, for the demo, tests and trying psonet out.
+//! Realistic synthetic events and exposure, for the demo, the tests and trying psonet out;
+//! `psonet synth` writes them as NDJSON.
 //!
 //! Proportions follow what PSO reports look like (medication and falls lead; most incidents
 //! cause no or mild harm; near misses are a third of reports) so benchmarks look like real ones.
 //! Everything is seeded: the same seed gives the same file.
 
+use crate::ndjson::Codec;
+use anyhow::Result;
 use psonet_core::month::Month;
 use psonet_core::pb::{self, EventCategory as C, EventType as T, HarmLevel as H, UnitType as U};
 use rand::rngs::StdRng;
 use rand::{Rng, SeedableRng};
+use std::io::Write;
 
 const EVENT_TYPES: &[(T, f64)] = &[
     (T::Incident, 0.6),
@@ -123,6 +127,48 @@ fn add_modules(rng: &mut StdRng, event: &mut pb::Event, harm: H) {
             ..Default::default()
         });
     }
+}
+
+/// Arguments of `psonet synth`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// Number of events.
+    #[arg(long, default_value_t = 3000)]
+    events: usize,
+    /// Months covered, ending this month.
+    #[arg(long, default_value_t = 12)]
+    months: u32,
+    /// Staffed beds (sets patient days).
+    #[arg(long, default_value_t = 300)]
+    beds: u32,
+    /// Prefix of idempotency keys.
+    #[arg(long, default_value = "synth")]
+    key_prefix: String,
+    /// Random seed.
+    #[arg(long, default_value_t = 1)]
+    seed: u64,
+}
+
+/// Runs `psonet synth`: the exposure records, then the events, one NDJSON line each, to `out`.
+pub fn run(args: Args, out: &mut impl Write) -> Result<()> {
+    let options = SynthOptions {
+        events: args.events,
+        months: args.months,
+        last_month: Month::current(),
+        key_prefix: args.key_prefix,
+        beds: args.beds,
+        seed: args.seed,
+    };
+    let codec = Codec::new()?;
+    let mut out = std::io::BufWriter::new(out);
+    for record in exposure(&options) {
+        writeln!(out, "{}", codec.exposure_json(&record)?)?;
+    }
+    for event in events(&options) {
+        writeln!(out, "{}", codec.event_json(&event)?)?;
+    }
+    out.flush()?;
+    Ok(())
 }
 
 /// What to generate.

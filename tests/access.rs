@@ -5,9 +5,9 @@ mod common;
 use common::*;
 use psonet::client::explain_failure;
 use psonet::pki::{Authority, Usage};
-use psonet_core::diagnose::Failure;
-use psonet_core::identity::Principal;
 use psonet_core::pb::{self, reporting_service_client::ReportingServiceClient};
+use psonet_serve::diagnose::Failure;
+use psonet_serve::identity::Principal;
 use tonic::Code;
 use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
@@ -19,13 +19,18 @@ fn get_request() -> pb::GetEventRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listeners_refuse_every_caller_they_do_not_serve() {
-    psonet_core::tls::install_crypto_provider();
-    let net = TestNetwork::start(2);
+    psonet_serve::tls::install_crypto_provider();
+    let net = network(2).start().await.unwrap();
     let node = &net.nodes[0];
     let peer = "the node";
 
     // Its own client is served (the event does not exist: NOT_FOUND, not a refusal).
-    let own = node.reporting().get_event(get_request()).await.unwrap_err();
+    let own = node
+        .reporting()
+        .unwrap()
+        .get_event(get_request())
+        .await
+        .unwrap_err();
     assert_eq!(own.code(), Code::NotFound);
 
     // No client certificate at all.
@@ -53,7 +58,7 @@ async fn listeners_refuse_every_caller_they_do_not_serve() {
 
     // A certificate for the right principal, from another CA.
     let rogue_ca = Authority::new(NETWORK, 1).unwrap();
-    let rogue_dir = net.dir.path().join("rogue");
+    let rogue_dir = net.dir().join("rogue");
     let issued = rogue_ca
         .issue(
             &Principal::facility(NETWORK, "facility-1"),
@@ -123,6 +128,7 @@ async fn listeners_refuse_every_caller_they_do_not_serve() {
 
     // And the gateway itself is served on the federation listener.
     net.aggregate_client(0)
+        .unwrap()
         .aggregate(aggregate_request("2026-01", "2026-01"))
         .await
         .unwrap();

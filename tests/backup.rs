@@ -14,18 +14,10 @@ use psonet_node::NodeConfig;
 use psonet_node::store::Store;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+use std::process::Output;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use tonic::Code;
-
-/// Runs `psonet <args>` to completion.
-fn psonet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_psonet"))
-        .args(args)
-        .output()
-        .expect("run psonet")
-}
 
 fn text(bytes: &[u8]) -> String {
     String::from_utf8_lossy(bytes).into_owned()
@@ -97,10 +89,7 @@ fn aggregate_requests() -> Vec<pb::AggregateRequest> {
     .collect()
 }
 
-async fn aggregates(
-    net: &TestNetwork,
-    federation: std::net::SocketAddr,
-) -> Vec<pb::AggregateResponse> {
+async fn aggregates(net: &Network, federation: std::net::SocketAddr) -> Vec<pb::AggregateResponse> {
     let mut client = pb::aggregate_service_client::AggregateServiceClient::new(channel(
         &federation,
         &net.gateway_identity(),
@@ -123,7 +112,7 @@ async fn get_event(
 }
 
 /// A year of synthetic reports and exposure, and two amendments with history.
-async fn load(node: &TestNode) -> Vec<String> {
+async fn load(node: &Node) -> Vec<String> {
     let options = SynthOptions {
         events: 2_000,
         months: 12,
@@ -134,7 +123,7 @@ async fn load(node: &TestNode) -> Vec<String> {
     };
     let events = synth::events(&options);
     let keys: Vec<String> = events.iter().map(|e| e.idempotency_key.clone()).collect();
-    let mut client = node.reporting();
+    let mut client = node.reporting().unwrap();
     let summary = submit_all(&mut client, events.clone()).await;
     assert_eq!(summary.accepted, 2_000);
     let records = synth::exposure(&options);
@@ -197,16 +186,20 @@ fn assert_consistent_with(data: &Path, keys: &[String]) -> u64 {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_running_node_is_backed_up_and_restored_into_a_node_that_answers_the_same() {
-    psonet_core::tls::install_crypto_provider();
-    let net = TestNetwork::start(1);
+    psonet_serve::tls::install_crypto_provider();
+    let net = network(1).start().await.unwrap();
     let node = &net.nodes[0];
     let keys = load(node).await;
-    let dir = net.dir.path();
+    let dir = net.dir();
 
     // 1. A backup while a client keeps writing: one consistent point in time.
     let stop = Arc::new(AtomicBool::new(false));
     let acked = Arc::new(Mutex::new(Vec::new()));
-    let writer = tokio::spawn(keep_writing(node.reporting(), stop.clone(), acked.clone()));
+    let writer = tokio::spawn(keep_writing(
+        node.reporting().unwrap(),
+        stop.clone(),
+        acked.clone(),
+    ));
     while acked.lock().unwrap().len() < 300 {
         tokio::time::sleep(std::time::Duration::from_millis(10)).await;
     }
@@ -250,16 +243,15 @@ async fn a_running_node_is_backed_up_and_restored_into_a_node_that_answers_the_s
     assert!(restored.status.success(), "{}", text(&restored.stderr));
     assert!(text(&restored.stdout).contains("counters checked"));
     let log = dir.join("restored.log");
-    let restored_node =
-        ServerProcess::spawn(&["node", "--config", &config.to_string_lossy()], &log);
+    let restored_node = ServerProcess::node(&launcher(), &config, Some(&log)).unwrap();
 
     assert_eq!(
-        aggregates(&net, restored_node.addr("federation")).await,
+        aggregates(&net, restored_node.addr("federation").unwrap()).await,
         aggregates(&net, node.federation()).await
     );
-    let mut original = node.reporting();
+    let mut original = node.reporting().unwrap();
     let mut copy = pb::reporting_service_client::ReportingServiceClient::new(channel(
-        &restored_node.addr("local"),
+        &restored_node.addr("local").unwrap(),
         &node.client_identity,
     ));
     // Every loaded event, and every tenth of those streamed during the first backup.
@@ -301,10 +293,10 @@ async fn a_running_node_is_backed_up_and_restored_into_a_node_that_answers_the_s
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn backups_are_for_the_facility_only_and_restores_never_overwrite() {
-    psonet_core::tls::install_crypto_provider();
-    let net = TestNetwork::start(1);
+    psonet_serve::tls::install_crypto_provider();
+    let net = network(1).start().await.unwrap();
     let node = &net.nodes[0];
-    let dir = net.dir.path();
+    let dir = net.dir();
 
     // The gateway may not take a backup, and the federation listener does not serve one.
     let as_gateway = channel(&node.local(), &net.gateway_identity());

@@ -131,9 +131,11 @@ fn brute_force(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
-    psonet_core::tls::install_crypto_provider();
-    let mut net = TestNetwork::start(5);
-    net.start_gateway(3_000);
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(5).start().await.unwrap();
+    net.start_gateway(|c| c.fanout.node_deadline_ms = 3_000)
+        .await
+        .unwrap();
     let last = Month::current();
     let mut submitted = Vec::new();
     let mut exposure_months = Vec::new();
@@ -141,7 +143,7 @@ async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
     for (i, node) in net.nodes.iter().enumerate() {
         let opts = options(i, last);
         let events = synth::events(&opts);
-        let summary = submit_all(&mut node.reporting(), events.clone()).await;
+        let summary = submit_all(&mut node.reporting().unwrap(), events.clone()).await;
         assert_eq!(
             (summary.accepted, summary.rejected),
             (events.len() as u64, 0)
@@ -155,6 +157,7 @@ async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
         }
         exposure_months.push(months);
         node.reporting()
+            .unwrap()
             .record_exposure(pb::RecordExposureRequest { records: exposure })
             .await
             .unwrap();
@@ -165,6 +168,7 @@ async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
     let (from, to) = (last.minus(6), last);
     let response = net
         .benchmark_client()
+        .unwrap()
         .network_benchmark(pb::NetworkBenchmarkRequest {
             month_from: from.to_string(),
             month_to: to.to_string(),
@@ -222,6 +226,7 @@ async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
     // A category filter narrows the rows to that category.
     let falls = net
         .benchmark_client()
+        .unwrap()
         .network_benchmark(pb::NetworkBenchmarkRequest {
             month_from: from.to_string(),
             month_to: to.to_string(),
@@ -242,13 +247,15 @@ async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline() {
-    psonet_core::tls::install_crypto_provider();
-    let mut net = TestNetwork::start(3);
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(3).start().await.unwrap();
     let deadline = Duration::from_millis(800);
-    net.start_gateway_with(|c| {
+    net.start_gateway(|c| {
         c.fanout.node_deadline_ms = deadline.as_millis() as u64;
         release_with_three_facilities(c);
-    });
+    })
+    .await
+    .unwrap();
     let month = Month::current().to_string();
     let request = pb::NetworkBenchmarkRequest {
         month_from: month.clone(),
@@ -256,7 +263,7 @@ async fn a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline() {
         categories: vec![],
         ..Default::default()
     };
-    let mut client = net.benchmark_client();
+    let mut client = net.benchmark_client().unwrap();
     let warm = client
         .network_benchmark(request.clone())
         .await
@@ -294,7 +301,7 @@ async fn a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline() {
     assert!(!response.coverage[1].detail.is_empty());
 
     // Frozen: TCP stays open but nothing answers.
-    net.nodes[2].process.as_ref().unwrap().signal("STOP");
+    net.nodes[2].signal("STOP").unwrap();
     let started = Instant::now();
     let response = client
         .network_benchmark(request.clone())
@@ -302,7 +309,7 @@ async fn a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline() {
         .unwrap()
         .into_inner();
     let took = started.elapsed();
-    net.nodes[2].process.as_ref().unwrap().signal("CONT");
+    net.nodes[2].signal("CONT").unwrap();
     assert!(took < deadline + deadline / 10, "took {took:?}");
     assert_eq!(
         response.coverage[2].status,

@@ -49,7 +49,7 @@ fn planted() -> Vec<Vec<u64>> {
         .collect()
 }
 
-async fn load(net: &TestNetwork, months: &[Month], falls: &[Vec<u64>]) {
+async fn load(net: &Network, months: &[Month], falls: &[Vec<u64>]) {
     for (f, node) in net.nodes.iter().enumerate() {
         let mut events = Vec::new();
         let mut exposure = Vec::new();
@@ -72,9 +72,10 @@ async fn load(net: &TestNetwork, months: &[Month], falls: &[Vec<u64>]) {
             });
         }
         let n = events.len() as u64;
-        let summary = submit_all(&mut node.reporting(), events).await;
+        let summary = submit_all(&mut node.reporting().unwrap(), events).await;
         assert_eq!((summary.accepted, summary.rejected), (n, 0));
         node.reporting()
+            .unwrap()
             .record_exposure(pb::RecordExposureRequest { records: exposure })
             .await
             .expect("record exposure");
@@ -88,21 +89,26 @@ fn close(got: f64, want: f64, what: &str) {
     );
 }
 
-fn as_facility(net: &TestNetwork, i: usize) -> BenchmarkServiceClient<Channel> {
-    BenchmarkServiceClient::new(channel(&net.gateway_addr(), &net.nodes[i].client_identity))
+fn as_facility(net: &Network, i: usize) -> BenchmarkServiceClient<Channel> {
+    BenchmarkServiceClient::new(channel(
+        &net.gateway_addr().unwrap(),
+        &net.nodes[i].client_identity,
+    ))
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn funnel_flags_the_outlier_and_a_shift_signals() {
-    psonet_core::tls::install_crypto_provider();
-    let mut net = TestNetwork::start(PLAN.len());
-    net.start_gateway_with(|config| {
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(PLAN.len()).start().await.unwrap();
+    net.start_gateway(|config| {
         config.fanout.node_deadline_ms = 5_000;
         for (i, f) in config.facilities.iter_mut().enumerate() {
             f.peer.beds = Some(PLAN[i].0);
             f.peer.urbanicity = Some(if i >= 6 { "rural" } else { "urban" }.into());
         }
-    });
+    })
+    .await
+    .unwrap();
     let last = Month::current();
     let months: Vec<Month> = (0..MONTHS).rev().map(|back| last.minus(back)).collect();
     let falls = planted();
@@ -110,7 +116,7 @@ async fn funnel_flags_the_outlier_and_a_shift_signals() {
     let (from, to) = (months[0].to_string(), last.to_string());
 
     // The catalogue lists the built-in metrics.
-    let mut partner = net.benchmark_client();
+    let mut partner = net.benchmark_client().unwrap();
     let catalogue = partner
         .list_metrics(pb::ListMetricsRequest {})
         .await
@@ -184,7 +190,7 @@ async fn funnel_flags_the_outlier_and_a_shift_signals() {
 
     // A peer group of two rural facilities is withheld by the release rule. Only its members are
     // asked: a frozen urban node does not hold the answer for the 5 s node deadline.
-    net.nodes[0].process.as_ref().unwrap().signal("STOP");
+    net.nodes[0].signal("STOP").unwrap();
     let asked = std::time::Instant::now();
     let rural = partner
         .network_benchmark(pb::NetworkBenchmarkRequest {
@@ -206,7 +212,7 @@ async fn funnel_flags_the_outlier_and_a_shift_signals() {
     );
     assert_eq!(rural.coverage.len(), 2);
     let took = asked.elapsed();
-    net.nodes[0].process.as_ref().unwrap().signal("CONT");
+    net.nodes[0].signal("CONT").unwrap();
     assert!(
         took < std::time::Duration::from_millis(2_500),
         "a node outside the peer group was waited for: {took:?}"
@@ -326,14 +332,12 @@ async fn funnel_flags_the_outlier_and_a_shift_signals() {
 }
 
 /// Runs `psonet benchmark` as the README shows, returning its standard output.
-fn cli(net: &TestNetwork, identity: &std::path::Path, args: &[&str]) -> String {
-    let output = std::process::Command::new(env!("CARGO_BIN_EXE_psonet"))
-        .args(["benchmark", "--gateway", &net.gateway_addr().to_string()])
-        .arg("--identity")
-        .arg(identity)
-        .args(args)
-        .output()
-        .expect("run psonet benchmark");
+fn cli(net: &Network, identity: &std::path::Path, args: &[&str]) -> String {
+    let gateway = net.gateway_addr().unwrap().to_string();
+    let identity = identity.to_str().unwrap();
+    let mut command = vec!["benchmark", "--gateway", &gateway, "--identity", identity];
+    command.extend(args);
+    let output = psonet(&command);
     assert!(
         output.status.success(),
         "psonet benchmark {args:?}: {}",
@@ -343,10 +347,10 @@ fn cli(net: &TestNetwork, identity: &std::path::Path, args: &[&str]) -> String {
 }
 
 /// The funnel plot, control chart, CSV and scorecard table from the command line.
-fn cli_plots_and_exports(net: &TestNetwork, from: &str, to: &str) {
+fn cli_plots_and_exports(net: &Network, from: &str, to: &str) {
     let partner = &net.layout.partner_identity;
     let range = ["--from", from, "--to", to, "--metric", "falls"];
-    let funnel = net.dir.path().join("funnel.svg");
+    let funnel = net.dir().join("funnel.svg");
     let csv = cli(
         net,
         partner,
@@ -377,7 +381,7 @@ fn cli_plots_and_exports(net: &TestNetwork, from: &str, to: &str) {
     ] {
         assert!(svg.contains(text), "funnel.svg lacks {text:?}");
     }
-    let chart = net.dir.path().join("chart.svg");
+    let chart = net.dir().join("chart.svg");
     let table = cli(
         net,
         partner,

@@ -40,8 +40,8 @@ async fn stream_until_killed(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_sigkill_during_streaming() {
-    psonet_core::tls::install_crypto_provider();
-    let mut net = TestNetwork::start(1);
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(1).start().await.unwrap();
     let data_dir = net.layout.facilities[0]
         .node_config
         .parent()
@@ -51,7 +51,7 @@ async fn acknowledged_events_survive_sigkill_during_streaming() {
     for (round, delay_ms) in [150u64, 400, 900].into_iter().enumerate() {
         let acked = Arc::new(Mutex::new(Vec::new()));
         let streaming = tokio::spawn(stream_until_killed(
-            net.nodes[0].reporting(),
+            net.nodes[0].reporting().unwrap(),
             round,
             acked.clone(),
         ));
@@ -86,10 +86,10 @@ async fn acknowledged_events_survive_sigkill_during_streaming() {
                 );
             }
         }
-        net.nodes[0].start();
+        net.nodes[0].start().await.unwrap();
     }
     // The restarted node serves them.
-    let mut client = net.nodes[0].reporting();
+    let mut client = net.nodes[0].reporting().unwrap();
     for key in all_acked.iter().step_by(97) {
         let request = pb::GetEventRequest {
             key: Some(pb::get_event_request::Key::IdempotencyKey(key.clone())),

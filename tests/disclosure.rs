@@ -13,7 +13,6 @@ use psonet_core::pb::{self, EventCategory as C, HarmLevel as H};
 use psonet_node::NodeConfig;
 use psonet_node::policy::PolicyRule;
 use std::collections::{BTreeMap, BTreeSet};
-use std::process::Command;
 use tonic::Code;
 use tonic::transport::Channel;
 use tonic_reflection::pb::v1::{
@@ -50,8 +49,8 @@ fn by_category_and_harm(querier: &str) -> pb::AggregateRequest {
 /// as the suppression flag's own 1..k-1.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a6_no_suppressed_cell_can_be_solved_from_the_released_margins() {
-    psonet_core::tls::install_crypto_provider();
-    let net = TestNetwork::start(1);
+    psonet_serve::tls::install_crypto_provider();
+    let net = network(1).start().await.unwrap();
     let mut batch = Vec::new();
     // Mild: a lone small cell (4) under a total of 34: 34 - 30 would give it away.
     batch.extend(events("mild-fall", C::Fall, H::Mild, 30));
@@ -63,11 +62,12 @@ async fn a6_no_suppressed_cell_can_be_solved_from_the_released_margins() {
     // No harm: nothing small.
     batch.extend(events("none-fall", C::Fall, H::NoHarm, 40));
     batch.extend(events("none-med", C::Medication, H::NoHarm, 15));
-    let summary = submit_all(&mut net.nodes[0].reporting(), batch).await;
+    let summary = submit_all(&mut net.nodes[0].reporting().unwrap(), batch).await;
     assert_eq!(summary.rejected, 0);
 
     let answer = net
         .aggregate_client(0)
+        .unwrap()
         .aggregate(by_category_and_harm(""))
         .await
         .unwrap()
@@ -134,14 +134,14 @@ fn remaining_rho(status: &tonic::Status) -> (String, String) {
 /// its noisy answer without spending.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a6b_spent_budgets_are_refused_per_querier_and_globally() {
-    psonet_core::tls::install_crypto_provider();
-    let net = TestNetwork::start_configured(1, with_privacy);
+    psonet_serve::tls::install_crypto_provider();
+    let net = network(1).node_config(with_privacy).start().await.unwrap();
     let mut batch = events("fall", C::Fall, H::Mild, 40);
     batch.extend(events("med", C::Medication, H::NoHarm, 25));
-    submit_all(&mut net.nodes[0].reporting(), batch).await;
+    submit_all(&mut net.nodes[0].reporting().unwrap(), batch).await;
     let a = format!("spiffe://{NETWORK}/partner/a");
     let b = format!("spiffe://{NETWORK}/partner/b");
-    let mut client = net.aggregate_client(0);
+    let mut client = net.aggregate_client(0).unwrap();
     let by_harm = |q: &str| pb::AggregateRequest {
         group_by: vec![pb::Dimension::Harm as i32],
         ..by_category_and_harm(q)
@@ -315,8 +315,8 @@ async fn described(channel: Channel) -> (BTreeMap<String, Vec<String>>, BTreeSet
 /// carry an event, a narrative, an identifier or a timestamp.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a6c_the_federation_listener_exposes_only_aggregates_health_and_reflection() {
-    psonet_core::tls::install_crypto_provider();
-    let net = TestNetwork::start(1);
+    psonet_serve::tls::install_crypto_provider();
+    let net = network(1).start().await.unwrap();
     let as_gateway = channel(&net.nodes[0].federation(), &net.gateway_identity());
     let (services, reachable) = described(as_gateway).await;
     let names: Vec<&str> = services.keys().map(String::as_str).collect();
@@ -354,14 +354,14 @@ async fn a6c_the_federation_listener_exposes_only_aggregates_health_and_reflecti
 
 /// Stores 30 falls at node 0 and asks for them once as a partner: the client and the partner.
 async fn thirty_falls_asked_by_a_partner(
-    net: &TestNetwork,
+    net: &Network,
 ) -> (AggregateServiceClient<Channel>, String) {
     submit_all(
-        &mut net.nodes[0].reporting(),
+        &mut net.nodes[0].reporting().unwrap(),
         events("fall", C::Fall, H::Mild, 30),
     )
     .await;
-    let mut client = net.aggregate_client(0);
+    let mut client = net.aggregate_client(0).unwrap();
     let partner = format!("spiffe://{NETWORK}/partner/analyst");
     client
         .aggregate(by_category_and_harm(&partner))
@@ -370,19 +370,12 @@ async fn thirty_falls_asked_by_a_partner(
     (client, partner)
 }
 
-fn psonet_cli(args: &[&str]) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_psonet"))
-        .args(args)
-        .output()
-        .expect("run psonet")
-}
-
 /// 6d. Every aggregate request is in the node's audit trail; editing one record in the sled
 /// tree of the stopped node is caught by `psonet node audit --verify`, which names it.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a6d_a_tampered_audit_record_is_detected_and_named() {
-    psonet_core::tls::install_crypto_provider();
-    let mut net = TestNetwork::start(1);
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(1).start().await.unwrap();
     let (mut client, partner) = thirty_falls_asked_by_a_partner(&net).await;
     let too_small = pb::AggregateRequest {
         filter: Some(pb::AggregateFilter {
@@ -392,7 +385,7 @@ async fn a6d_a_tampered_audit_record_is_detected_and_named() {
         ..by_category_and_harm(&partner)
     };
     submit_all(
-        &mut net.nodes[0].reporting(),
+        &mut net.nodes[0].reporting().unwrap(),
         events("med", C::Medication, H::Mild, 2),
     )
     .await;
@@ -402,11 +395,11 @@ async fn a6d_a_tampered_audit_record_is_detected_and_named() {
     );
     client.aggregate(by_category_and_harm("")).await.unwrap();
 
-    let mut node = net.nodes[0].process.take().unwrap();
-    node.signal("TERM");
+    let mut node = net.nodes[0].take_process().unwrap();
+    node.signal("TERM").unwrap();
     assert!(node.wait_success());
     let config = net.nodes[0].config.to_str().unwrap().to_string();
-    let listed = psonet_cli(&["node", "audit", "--config", &config, "--verify"]);
+    let listed = psonet(&["node", "audit", "--config", &config, "--verify"]);
     let out = String::from_utf8_lossy(&listed.stdout).to_string();
     assert!(
         listed.status.success(),
@@ -428,7 +421,7 @@ async fn a6d_a_tampered_audit_record_is_detected_and_named() {
         lines[3].starts_with("audit trail intact: 3 records, head "),
         "{out}"
     );
-    let later = psonet_cli(&[
+    let later = psonet(&[
         "node",
         "audit",
         "--config",
@@ -455,7 +448,7 @@ async fn a6d_a_tampered_audit_record_is_detected_and_named() {
         tree.insert(key, tampered).unwrap();
         tree.flush().unwrap();
     }
-    let verified = psonet_cli(&["node", "audit", "--config", &config, "--verify"]);
+    let verified = psonet(&["node", "audit", "--config", &config, "--verify"]);
     let err = String::from_utf8_lossy(&verified.stderr).to_string();
     assert!(!verified.status.success());
     assert!(err.contains("audit record 1 has been altered"), "{err}");
@@ -465,18 +458,21 @@ async fn a6d_a_tampered_audit_record_is_detected_and_named() {
 /// other's exact figures: the gateway refuses it before asking any node.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a6e_a_peer_group_of_two_is_refused_at_the_gateway() {
-    psonet_core::tls::install_crypto_provider();
-    let mut net = TestNetwork::start(2);
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(2).start().await.unwrap();
     for node in &net.nodes {
         submit_all(
-            &mut node.reporting(),
+            &mut node.reporting().unwrap(),
             events(&node.id, C::Fall, H::Mild, 30),
         )
         .await;
     }
-    net.start_gateway(2_000);
+    net.start_gateway(|c| c.fanout.node_deadline_ms = 2_000)
+        .await
+        .unwrap();
     let refused = net
         .benchmark_client()
+        .unwrap()
         .network_benchmark(pb::NetworkBenchmarkRequest {
             month_from: month(),
             month_to: month(),
@@ -500,14 +496,18 @@ async fn a6e_a_peer_group_of_two_is_refused_at_the_gateway() {
 /// Facility policy: a query kind no rule approves for the querier is refused naming the rule.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn queries_outside_the_facility_policy_are_refused_naming_the_rule() {
-    psonet_core::tls::install_crypto_provider();
-    let net = TestNetwork::start_configured(1, |c| {
-        c.policy.rules = vec![PolicyRule {
-            name: "partners-benchmark".into(),
-            principals: vec!["partner/*".into()],
-            dimensions: vec!["category".into(), "harm".into()],
-        }]
-    });
+    psonet_serve::tls::install_crypto_provider();
+    let net = network(1)
+        .node_config(|c| {
+            c.policy.rules = vec![PolicyRule {
+                name: "partners-benchmark".into(),
+                principals: vec!["partner/*".into()],
+                dimensions: vec!["category".into(), "harm".into()],
+            }]
+        })
+        .start()
+        .await
+        .unwrap();
     let (mut client, partner) = thirty_falls_asked_by_a_partner(&net).await;
     let by_age = pb::AggregateRequest {
         group_by: vec![pb::Dimension::AgeBand as i32],
@@ -535,8 +535,12 @@ async fn queries_outside_the_facility_policy_are_refused_naming_the_rule() {
 /// applies the k it was given to cells and query sets alike.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_threshold_below_eleven_is_warned_about_at_start_and_applied() {
-    psonet_core::tls::install_crypto_provider();
-    let net = TestNetwork::start_configured(1, |c| c.disclosure.min_cell_count = 5);
+    psonet_serve::tls::install_crypto_provider();
+    let net = network(1)
+        .node_config(|c| c.disclosure.min_cell_count = 5)
+        .start()
+        .await
+        .unwrap();
     let log = net.nodes[0].log();
     assert!(
         log.contains("WARNING: disclosure.min_cell_count is below 11"),
@@ -544,13 +548,14 @@ async fn a_threshold_below_eleven_is_warned_about_at_start_and_applied() {
     );
     let mut batch = events("fall", C::Fall, H::Mild, 6);
     batch.extend(events("med", C::Medication, H::NoHarm, 4));
-    submit_all(&mut net.nodes[0].reporting(), batch).await;
+    submit_all(&mut net.nodes[0].reporting().unwrap(), batch).await;
     let by_harm = pb::AggregateRequest {
         group_by: vec![pb::Dimension::Harm as i32],
         ..aggregate_request(&month(), &month())
     };
     let answer = net
         .aggregate_client(0)
+        .unwrap()
         .aggregate(by_harm)
         .await
         .unwrap()
@@ -570,8 +575,12 @@ async fn a_threshold_below_eleven_is_warned_about_at_start_and_applied() {
 /// complementary), a network row can land far from the true count.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_noisy_network_benchmark_answers_and_replays() {
-    psonet_core::tls::install_crypto_provider();
-    let mut net = TestNetwork::start_configured(5, |c| c.privacy.differential_privacy = true);
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(5)
+        .node_config(|c| c.privacy.differential_privacy = true)
+        .start()
+        .await
+        .unwrap();
     for node in &net.nodes {
         let mut batch = events(&format!("{}-fall", node.id), C::Fall, H::Mild, 40);
         batch.extend(events(
@@ -580,16 +589,18 @@ async fn a_noisy_network_benchmark_answers_and_replays() {
             H::NoHarm,
             30,
         ));
-        submit_all(&mut node.reporting(), batch).await;
+        submit_all(&mut node.reporting().unwrap(), batch).await;
     }
-    net.start_gateway(3_000);
+    net.start_gateway(|c| c.fanout.node_deadline_ms = 3_000)
+        .await
+        .unwrap();
     let ask = || pb::NetworkBenchmarkRequest {
         month_from: month(),
         month_to: month(),
         categories: vec![],
         ..Default::default()
     };
-    let mut client = net.benchmark_client();
+    let mut client = net.benchmark_client().unwrap();
     let first = client.network_benchmark(ask()).await.unwrap().into_inner();
     assert!(
         first

@@ -28,18 +28,18 @@ static ONE_AT_A_TIME: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(())
 const FAULTY: usize = 2;
 
 /// A network of three nodes whose third has fixed ports, and a gateway.
-fn network() -> TestNetwork {
-    psonet_core::tls::install_crypto_provider();
-    let mut net = TestNetwork::start(3);
-    net.nodes[FAULTY].pin_ports();
-    start_gateway(&mut net, None);
+async fn three_nodes_and_a_gateway() -> Network {
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(3).start().await.unwrap();
+    net.nodes[FAULTY].pin_ports().unwrap();
+    start_gateway(&mut net, None).await;
     net
 }
 
 /// A gateway with a short deadline and a quick breaker; `endpoint` may point it elsewhere for
 /// the faulty node.
-fn start_gateway(net: &mut TestNetwork, endpoint: Option<String>) {
-    net.start_gateway_with(|config| {
+async fn start_gateway(net: &mut Network, endpoint: Option<String>) {
+    net.start_gateway(|config| {
         config.fanout.node_deadline_ms = DEADLINE.as_millis() as u64;
         release_with_three_facilities(config);
         config.fanout.breaker_failures = 2;
@@ -48,7 +48,9 @@ fn start_gateway(net: &mut TestNetwork, endpoint: Option<String>) {
         if let Some(endpoint) = endpoint {
             config.facilities[FAULTY].endpoint = endpoint;
         }
-    });
+    })
+    .await
+    .unwrap();
 }
 
 /// One benchmark for this month: its coverage and how long it took.
@@ -90,7 +92,7 @@ async fn assert_fault_reported(client: &Client, status: CoverageStatus, words: &
 }
 
 /// Benchmarks until the faulty facility contributes again (the breaker probes with backoff).
-async fn assert_used_again(net: &TestNetwork, client: &Client, gateway_pid: u32) {
+async fn assert_used_again(net: &Network, client: &Client, gateway_pid: u32) {
     let until = Instant::now() + Duration::from_secs(10);
     loop {
         let (coverage, _) = benchmark(client).await;
@@ -101,7 +103,7 @@ async fn assert_used_again(net: &TestNetwork, client: &Client, gateway_pid: u32)
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
     assert_eq!(
-        net.gateway.as_ref().unwrap().pid(),
+        net.gateway_process().unwrap().pid(),
         gateway_pid,
         "no restart"
     );
@@ -110,9 +112,9 @@ async fn assert_used_again(net: &TestNetwork, client: &Client, gateway_pid: u32)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_killed_node_is_reported_unavailable_and_used_again_after_its_restart() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let mut net = network();
-    let pid = net.gateway.as_ref().unwrap().pid();
-    let client = net.benchmark_client();
+    let mut net = three_nodes_and_a_gateway().await;
+    let pid = net.gateway_process().unwrap().pid();
+    let client = net.benchmark_client().unwrap();
     assert!(all_ok(&benchmark(&client).await.0));
 
     net.nodes[FAULTY].kill();
@@ -123,24 +125,23 @@ async fn a_killed_node_is_reported_unavailable_and_used_again_after_its_restart(
     )
     .await;
 
-    net.nodes[FAULTY].start();
+    net.nodes[FAULTY].start().await.unwrap();
     assert_used_again(&net, &client, pid).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_frozen_node_times_out_and_is_used_again_when_it_thaws() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let net = network();
-    let pid = net.gateway.as_ref().unwrap().pid();
-    let client = net.benchmark_client();
+    let net = three_nodes_and_a_gateway().await;
+    let pid = net.gateway_process().unwrap().pid();
+    let client = net.benchmark_client().unwrap();
     assert!(all_ok(&benchmark(&client).await.0));
 
-    let frozen = net.nodes[FAULTY].process.as_ref().unwrap();
-    frozen.signal("STOP");
+    net.nodes[FAULTY].signal("STOP").unwrap();
     let words = format!("did not answer within {} ms", DEADLINE.as_millis());
     assert_fault_reported(&client, CoverageStatus::TimedOut, &words).await;
 
-    net.nodes[FAULTY].process.as_ref().unwrap().signal("CONT");
+    net.nodes[FAULTY].signal("CONT").unwrap();
     assert_used_again(&net, &client, pid).await;
 }
 
@@ -196,12 +197,12 @@ async fn relay(
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_slow_node_counts_while_within_the_deadline_and_times_out_past_it() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    psonet_core::tls::install_crypto_provider();
-    let mut net = TestNetwork::start(3);
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(3).start().await.unwrap();
     let link = SlowLink::start(net.nodes[FAULTY].federation()).await;
-    start_gateway(&mut net, Some(link.endpoint.clone()));
-    let pid = net.gateway.as_ref().unwrap().pid();
-    let client = net.benchmark_client();
+    start_gateway(&mut net, Some(link.endpoint.clone())).await;
+    let pid = net.gateway_process().unwrap().pid();
+    let client = net.benchmark_client().unwrap();
     assert!(all_ok(&benchmark(&client).await.0));
 
     // Slow but on time: it still contributes.
@@ -220,9 +221,10 @@ async fn a_slow_node_counts_while_within_the_deadline_and_times_out_past_it() {
 }
 
 /// A server certificate for facility-3's node from the network's CA, valid from `from` to `to`.
-fn node_certificate(net: &TestNetwork, from: (i32, u8, u8), to: (i32, u8, u8)) -> (String, String) {
+fn node_certificate(net: &Network, from: (i32, u8, u8), to: (i32, u8, u8)) -> (String, String) {
     let uri = format!("spiffe://{NETWORK}/facility/facility-3");
-    net.issue_certificate(
+    issue_certificate(
+        net,
         &uri,
         &[rcgen::ExtendedKeyUsagePurpose::ServerAuth],
         from,
@@ -231,28 +233,28 @@ fn node_certificate(net: &TestNetwork, from: (i32, u8, u8), to: (i32, u8, u8)) -
 }
 
 /// Replaces the faulty node's federation certificate and restarts it on the same ports.
-fn restart_with_certificate(net: &mut TestNetwork, (cert, key): (String, String)) {
+async fn restart_with_certificate(net: &mut Network, (cert, key): (String, String)) {
     let dir = net.layout.out.join("facility-3").join("node");
-    net.nodes[FAULTY].stop();
+    net.nodes[FAULTY].stop().await.unwrap();
     std::fs::write(dir.join("cert.pem"), cert).unwrap();
     std::fs::write(dir.join("key.pem"), key).unwrap();
-    net.nodes[FAULTY].start();
+    net.nodes[FAULTY].start().await.unwrap();
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_node_with_an_expired_certificate_is_named_and_used_again_once_renewed() {
     let _turn = ONE_AT_A_TIME.lock().await;
-    let mut net = network();
-    let pid = net.gateway.as_ref().unwrap().pid();
-    let client = net.benchmark_client();
+    let mut net = three_nodes_and_a_gateway().await;
+    let pid = net.gateway_process().unwrap().pid();
+    let client = net.benchmark_client().unwrap();
     assert!(all_ok(&benchmark(&client).await.0));
 
     let expired = node_certificate(&net, (2020, 1, 1), (2021, 1, 1));
-    restart_with_certificate(&mut net, expired);
+    restart_with_certificate(&mut net, expired).await;
     assert_fault_reported(&client, CoverageStatus::Unavailable, "expired certificate").await;
 
     let year = Month::current().year() as i32;
     let renewed = node_certificate(&net, (year - 1, 1, 1), (year + 2, 1, 1));
-    restart_with_certificate(&mut net, renewed);
+    restart_with_certificate(&mut net, renewed).await;
     assert_used_again(&net, &client, pid).await;
 }

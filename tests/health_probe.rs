@@ -10,28 +10,39 @@ use std::path::Path;
 use std::process::Output;
 
 fn health(addr: SocketAddr, identity: &Path, service: &str) -> Output {
-    std::process::Command::new(env!("CARGO_BIN_EXE_psonet"))
-        .args(["health", "--addr", &addr.to_string(), "--identity"])
-        .arg(identity)
-        .args(["--service", service, "--timeout", "5"])
-        .output()
-        .expect("run psonet health")
+    psonet(&[
+        "health",
+        "--addr",
+        &addr.to_string(),
+        "--identity",
+        identity.to_str().unwrap(),
+        "--service",
+        service,
+        "--timeout",
+        "5",
+    ])
 }
 
 fn stderr(o: &Output) -> String {
     String::from_utf8_lossy(&o.stderr).into_owned()
 }
 
-#[test]
-fn health_succeeds_only_for_a_serving_service_and_an_admitted_caller() {
-    psonet_core::tls::install_crypto_provider();
-    let mut net = TestNetwork::start(1);
-    net.start_gateway(1_000);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn health_succeeds_only_for_a_serving_service_and_an_admitted_caller() {
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(1).start().await.unwrap();
+    net.start_gateway(|c| c.fanout.node_deadline_ms = 1_000)
+        .await
+        .unwrap();
     let partner = net.layout.partner_identity.clone();
     let node = &net.nodes[0];
 
     // The probes of deploy/kubernetes: the gateway as a partner, the node as its facility.
-    let ok = health(net.gateway_addr(), &partner, "psonet.v1.BenchmarkService");
+    let ok = health(
+        net.gateway_addr().unwrap(),
+        &partner,
+        "psonet.v1.BenchmarkService",
+    );
     assert!(ok.status.success(), "{}", stderr(&ok));
     assert_eq!(String::from_utf8_lossy(&ok.stdout).trim(), "SERVING");
     for service in ["", "psonet.v1.ReportingService", "psonet.v1.BackupService"] {
@@ -40,7 +51,7 @@ fn health_succeeds_only_for_a_serving_service_and_an_admitted_caller() {
     }
 
     // A caller the listener does not admit, and a service it does not serve, fail.
-    let refused = health(net.gateway_addr(), &net.gateway_identity(), "");
+    let refused = health(net.gateway_addr().unwrap(), &net.gateway_identity(), "");
     assert!(!refused.status.success());
     assert!(
         stderr(&refused).contains("may not call"),

@@ -4,16 +4,14 @@
 mod common;
 
 use common::*;
-use std::process::Command;
 
-fn import(node: &TestNode, file: &std::path::Path, extra: &[&str]) -> (bool, String) {
-    let out = Command::new(env!("CARGO_BIN_EXE_psonet"))
-        .args(["import", "--node", &node.local().to_string(), "--identity"])
-        .arg(&node.client_identity)
-        .args(extra)
-        .arg(file)
-        .output()
-        .unwrap();
+fn import(node: &Node, file: &std::path::Path, extra: &[&str]) -> (bool, String) {
+    let local = node.local().to_string();
+    let identity = node.client_identity.to_str().unwrap();
+    let mut args = vec!["import", "--node", &local, "--identity", identity];
+    args.extend(extra);
+    args.push(file.to_str().unwrap());
+    let out = psonet(&args);
     let text = format!(
         "{}{}",
         String::from_utf8_lossy(&out.stdout),
@@ -22,9 +20,9 @@ fn import(node: &TestNode, file: &std::path::Path, extra: &[&str]) -> (bool, Str
     (out.status.success(), text)
 }
 
-#[test]
-fn the_sample_csv_imports_once() {
-    let net = TestNetwork::start(1);
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn the_sample_csv_imports_once() {
+    let net = network(1).start().await.unwrap();
     let sample = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("samples/events.csv");
     let (ok, out) = import(&net.nodes[0], &sample, &[]);
     assert!(ok, "{out}");
@@ -40,10 +38,10 @@ fn the_sample_csv_imports_once() {
     );
 }
 
-#[test]
-fn rejected_lines_are_reported_with_line_field_and_reason() {
-    let net = TestNetwork::start(1);
-    let dir = net.dir.path();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn rejected_lines_are_reported_with_line_field_and_reason() {
+    let net = network(1).start().await.unwrap();
+    let dir = net.dir();
     let month = psonet_core::month::Month::current().minus(1);
     let good = |k: &str| {
         format!(
@@ -82,14 +80,11 @@ fn rejected_lines_are_reported_with_line_field_and_reason() {
     assert!(report.contains("3,event.harm,"), "{report}");
 }
 
-#[test]
-fn an_interrupted_import_finishes_on_a_rerun() {
-    let net = TestNetwork::start(1);
-    let dir = net.dir.path();
-    let synth = Command::new(env!("CARGO_BIN_EXE_psonet"))
-        .args(["synth", "--events", "12000", "--months", "6"])
-        .output()
-        .unwrap();
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn an_interrupted_import_finishes_on_a_rerun() {
+    let net = network(1).start().await.unwrap();
+    let dir = net.dir();
+    let synth = psonet(&["synth", "--events", "12000", "--months", "6"]);
     let text = String::from_utf8(synth.stdout).unwrap();
     let all = dir.join("all.ndjson");
     std::fs::write(&all, &text).unwrap();

@@ -14,6 +14,18 @@ fn month() -> String {
     Month::current().minus(1).to_string()
 }
 
+/// The fields a refusal's `BadRequest` details name, in order.
+fn violated_fields(status: &tonic::Status) -> Vec<String> {
+    let details = status
+        .get_details_bad_request()
+        .expect("BadRequest details");
+    details
+        .field_violations
+        .iter()
+        .map(|v| v.field.clone())
+        .collect()
+}
+
 fn by_key(key: &str) -> pb::GetEventRequest {
     pb::GetEventRequest {
         key: Some(pb::get_event_request::Key::IdempotencyKey(key.into())),
@@ -22,9 +34,9 @@ fn by_key(key: &str) -> pb::GetEventRequest {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
-    psonet_core::tls::install_crypto_provider();
-    let net = TestNetwork::start(1);
-    let mut client = net.nodes[0].reporting();
+    psonet_serve::tls::install_crypto_provider();
+    let net = network(1).start().await.unwrap();
+    let mut client = net.nodes[0].reporting().unwrap();
     let valid = event("ok-1", &month(), EventCategory::Fall, HarmLevel::Mild);
     let cases: Vec<(pb::Event, &str)> = vec![
         (
@@ -112,15 +124,7 @@ async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
             .await
             .unwrap_err();
         assert_eq!(status.code(), Code::InvalidArgument, "case {i}: {status:?}");
-        let details = status
-            .get_details_bad_request()
-            .expect("BadRequest details");
-        let fields: Vec<&str> = details
-            .field_violations
-            .iter()
-            .map(|v| v.field.as_str())
-            .collect();
-        assert_eq!(fields, [field], "case {i}");
+        assert_eq!(violated_fields(&status), [field], "case {i}");
         if i > 0 {
             let missing = client
                 .get_event(by_key(&format!("bad-{i}")))
@@ -162,6 +166,7 @@ async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
     // (the query-set minimum), and nothing else was counted.
     let refused = net
         .aggregate_client(0)
+        .unwrap()
         .aggregate(aggregate_request(&month(), &month()))
         .await
         .unwrap_err();
@@ -192,14 +197,7 @@ async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
         .await
         .unwrap_err();
     assert_eq!(status.code(), Code::InvalidArgument);
-    let fields: Vec<String> = status
-        .get_details_bad_request()
-        .unwrap()
-        .field_violations
-        .iter()
-        .map(|v| v.field.clone())
-        .collect();
-    assert_eq!(fields, ["records[1].unit_type"]);
+    assert_eq!(violated_fields(&status), ["records[1].unit_type"]);
     // Near misses select no event, so the query is answered, with the month's exposure.
     let near_misses = pb::AggregateRequest {
         filter: Some(pb::AggregateFilter {
@@ -210,6 +208,7 @@ async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
     };
     let aggregate = net
         .aggregate_client(0)
+        .unwrap()
         .aggregate(near_misses)
         .await
         .unwrap()
@@ -220,9 +219,9 @@ async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_same_idempotency_key_is_stored_once() {
-    psonet_core::tls::install_crypto_provider();
-    let net = TestNetwork::start(1);
-    let mut client = net.nodes[0].reporting();
+    psonet_serve::tls::install_crypto_provider();
+    let net = network(1).start().await.unwrap();
+    let mut client = net.nodes[0].reporting().unwrap();
     let e = event(
         "IR-42",
         &month(),
@@ -290,6 +289,7 @@ async fn the_same_idempotency_key_is_stored_once() {
     // 1 + 11 + 1 events: one released cell of 13.
     let aggregate = net
         .aggregate_client(0)
+        .unwrap()
         .aggregate(aggregate_request(&month(), &month()))
         .await
         .unwrap()
@@ -306,9 +306,9 @@ async fn the_same_idempotency_key_is_stored_once() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn acknowledged_events_survive_a_crash_and_restart() {
-    psonet_core::tls::install_crypto_provider();
-    let mut net = TestNetwork::start(1);
-    let mut client = net.nodes[0].reporting();
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(1).start().await.unwrap();
+    let mut client = net.nodes[0].reporting().unwrap();
     // Unary submits from concurrent clients, each acknowledged…
     let calls = (0..40).map(|i| {
         let mut c = client.clone();
@@ -352,8 +352,8 @@ async fn acknowledged_events_survive_a_crash_and_restart() {
 
     // A crash: SIGKILL, no shutdown, no flush on exit.
     net.nodes[0].kill();
-    net.nodes[0].start();
-    let mut client = net.nodes[0].reporting();
+    net.nodes[0].start().await.unwrap();
+    let mut client = net.nodes[0].reporting().unwrap();
     for (i, ack) in acks.iter().enumerate() {
         let stored = client
             .get_event(by_key(&format!("unary-{i}")))
@@ -370,6 +370,7 @@ async fn acknowledged_events_survive_a_crash_and_restart() {
     }
     let aggregate = net
         .aggregate_client(0)
+        .unwrap()
         .aggregate(aggregate_request(&month(), &month()))
         .await
         .unwrap()
@@ -380,9 +381,9 @@ async fn acknowledged_events_survive_a_crash_and_restart() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn amendments_move_counts_and_keep_history_over_grpc() {
-    psonet_core::tls::install_crypto_provider();
-    let net = TestNetwork::start(1);
-    let mut client = net.nodes[0].reporting();
+    psonet_serve::tls::install_crypto_provider();
+    let net = network(1).start().await.unwrap();
+    let mut client = net.nodes[0].reporting().unwrap();
     let events: Vec<pb::Event> = (0..12)
         .map(|i| {
             event(
@@ -402,6 +403,7 @@ async fn amendments_move_counts_and_keep_history_over_grpc() {
     };
     let before = net
         .aggregate_client(0)
+        .unwrap()
         .aggregate(by_harm())
         .await
         .unwrap()
@@ -435,6 +437,7 @@ async fn amendments_move_counts_and_keep_history_over_grpc() {
     assert_eq!((retried.revision, retried.unchanged), (1, true));
     let after = net
         .aggregate_client(0)
+        .unwrap()
         .aggregate(by_harm())
         .await
         .unwrap()
@@ -477,12 +480,5 @@ async fn amendments_move_counts_and_keep_history_over_grpc() {
         ..corrected
     };
     let status = client.amend_event(amend(invalid, "x")).await.unwrap_err();
-    let fields: Vec<String> = status
-        .get_details_bad_request()
-        .unwrap()
-        .field_violations
-        .iter()
-        .map(|v| v.field.clone())
-        .collect();
-    assert_eq!(fields, ["event.harm"]);
+    assert_eq!(violated_fields(&status), ["event.harm"]);
 }

@@ -26,28 +26,30 @@ async fn scrape(addr: SocketAddr) -> String {
     text
 }
 
-fn start(net: &mut TestNetwork, max_concurrent: usize) -> SocketAddr {
-    net.start_gateway_with(|config| {
+async fn start(net: &mut Network, max_concurrent: usize) -> SocketAddr {
+    net.start_gateway(|config| {
         config.fanout.node_deadline_ms = 600;
         release_with_three_facilities(config);
         config.fanout.breaker_failures = 2;
         config.fanout.max_concurrent_benchmarks = max_concurrent;
         config.metrics_listen = Some("127.0.0.1:0".parse().unwrap());
-    });
-    net.gateway.as_ref().unwrap().addr("metrics")
+    })
+    .await
+    .unwrap();
+    net.gateway().unwrap().metrics().unwrap()
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn metrics_count_rpcs_node_latency_and_breaker_state() {
-    psonet_core::tls::install_crypto_provider();
-    let mut net = TestNetwork::start(3);
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(3).start().await.unwrap();
     // Node 1 serves metrics too: restart it with `metrics_listen` set.
-    net.nodes[0].stop();
+    net.nodes[0].stop().await.unwrap();
     let config = &net.nodes[0].config;
     let text = std::fs::read_to_string(config).unwrap();
     std::fs::write(config, format!("metrics_listen = \"127.0.0.1:0\"\n{text}")).unwrap();
-    net.nodes[0].start();
-    let node_metrics = net.nodes[0].process.as_ref().unwrap().addr("metrics");
+    net.nodes[0].start().await.unwrap();
+    let node_metrics = net.nodes[0].metrics().unwrap();
     let month = psonet_core::month::Month::current().to_string();
     let events = (0..30)
         .map(|i| {
@@ -55,9 +57,9 @@ async fn metrics_count_rpcs_node_latency_and_breaker_state() {
             event(&format!("m{i}"), &month, category, harm)
         })
         .collect();
-    submit_all(&mut net.nodes[0].reporting(), events).await;
-    let metrics = start(&mut net, 64);
-    let mut client = net.benchmark_client();
+    submit_all(&mut net.nodes[0].reporting().unwrap(), events).await;
+    let metrics = start(&mut net, 64).await;
+    let mut client = net.benchmark_client().unwrap();
     client
         .network_benchmark(this_month_benchmark())
         .await
@@ -93,13 +95,13 @@ async fn metrics_count_rpcs_node_latency_and_breaker_state() {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn an_overloaded_gateway_sheds_with_resource_exhausted_at_once() {
-    psonet_core::tls::install_crypto_provider();
-    let mut net = TestNetwork::start(3);
-    let metrics = start(&mut net, 2);
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(3).start().await.unwrap();
+    let metrics = start(&mut net, 2).await;
     // A frozen node holds each benchmark for the whole deadline: two fill the gateway.
-    net.nodes[1].process.as_ref().unwrap().signal("STOP");
+    net.nodes[1].signal("STOP").unwrap();
     let calls = (0..6).map(|_| {
-        let mut client = net.benchmark_client();
+        let mut client = net.benchmark_client().unwrap();
         async move {
             let started = Instant::now();
             let result = client.network_benchmark(this_month_benchmark()).await;
@@ -109,15 +111,18 @@ async fn an_overloaded_gateway_sheds_with_resource_exhausted_at_once() {
     // While the gateway is full, its health check is still answered.
     let health = async {
         tokio::time::sleep(Duration::from_millis(200)).await;
-        HealthClient::new(net.benchmark_client_channel())
-            .check(HealthCheckRequest {
-                service: "psonet.v1.BenchmarkService".into(),
-            })
-            .await
-            .map(|r| r.into_inner().status)
+        HealthClient::new(channel(
+            &net.gateway_addr().unwrap(),
+            &net.layout.partner_identity,
+        ))
+        .check(HealthCheckRequest {
+            service: "psonet.v1.BenchmarkService".into(),
+        })
+        .await
+        .map(|r| r.into_inner().status)
     };
     let (outcomes, health) = tokio::join!(join_all(calls), health);
-    net.nodes[1].process.as_ref().unwrap().signal("CONT");
+    net.nodes[1].signal("CONT").unwrap();
     assert_eq!(health.unwrap(), ServingStatus::Serving as i32);
     let shed: Vec<_> = outcomes
         .iter()

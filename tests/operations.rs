@@ -35,9 +35,11 @@ async fn listed_services(channel: Channel) -> Result<Vec<String>, tonic::Status>
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn listeners_serve_health_and_reflection_of_exactly_their_services() {
-    psonet_core::tls::install_crypto_provider();
-    let mut net = TestNetwork::start(1);
-    net.start_gateway(1_000);
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(1).start().await.unwrap();
+    net.start_gateway(|c| c.fanout.node_deadline_ms = 1_000)
+        .await
+        .unwrap();
     let node = &net.nodes[0];
     let as_gateway = channel(&node.federation(), &net.gateway_identity());
 
@@ -62,9 +64,12 @@ async fn listeners_serve_health_and_reflection_of_exactly_their_services() {
         !local.contains(&"psonet.v1.AggregateService".to_string()),
         "{local:?}"
     );
-    let gateway = listed_services(net.benchmark_client_channel())
-        .await
-        .unwrap();
+    let gateway = listed_services(channel(
+        &net.gateway_addr().unwrap(),
+        &net.layout.partner_identity,
+    ))
+    .await
+    .unwrap();
     assert!(
         gateway.contains(&"psonet.v1.BenchmarkService".to_string()),
         "{gateway:?}"

@@ -6,7 +6,7 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_facility_added_to_an_existing_network_serves_its_clients_and_the_gateway() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let dir = tempfile::tempdir().unwrap();
     let out = dir.path().join("pki");
     pki::init(&InitOptions {
@@ -35,17 +35,17 @@ async fn a_facility_added_to_an_existing_network_serves_its_clients_and_the_gate
     // Its own systems reach the local listener; the gateway issued by `pki init` reaches the
     // federation listener: both trust the same CA and each other's principals.
     let local = node.local_addr.to_string();
-    psonet::health_probe::check(&local, &added.client_identity, "", wait)
+    psonet::health::check(&local, &added.client_identity, "", wait)
         .await
         .unwrap();
     let federation = node.federation_addr.to_string();
-    psonet::health_probe::check(&federation, &out.join("gateway"), "", wait)
+    psonet::health::check(&federation, &out.join("gateway"), "", wait)
         .await
         .unwrap();
     // Another facility's client is still refused on this facility's local listener.
     let other = out.join("first").join("client");
     assert!(
-        psonet::health_probe::check(&local, &other, "", wait)
+        psonet::health::check(&local, &other, "", wait)
             .await
             .is_err()
     );

@@ -4,17 +4,10 @@
 
 mod common;
 
-use common::ServerProcess;
+use common::{ServerProcess, launcher, psonet};
 use std::net::TcpListener;
 use std::path::Path;
-use std::process::{Command, Output};
-
-fn psonet(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_psonet"))
-        .args(args)
-        .output()
-        .expect("run psonet")
-}
+use std::process::Output;
 
 fn text(out: &Output) -> String {
     format!(
@@ -64,17 +57,13 @@ fn a_network_started_by_hand_from_the_readme_answers_psonet_benchmark() {
     let _nodes: Vec<ServerProcess> = (1..=5)
         .map(|i| {
             let config = pki.join(format!("facility-{i}/node.toml"));
-            ServerProcess::spawn(
-                &["node", "--config", config.to_str().unwrap()],
-                &dir.path().join(format!("n{i}.log")),
-            )
+            let log = dir.path().join(format!("n{i}.log"));
+            ServerProcess::node(&launcher(), &config, Some(&log)).unwrap()
         })
         .collect();
     let gateway_config = pki.join("gateway.toml");
-    let _gateway = ServerProcess::spawn(
-        &["gateway", "--config", gateway_config.to_str().unwrap()],
-        &dir.path().join("gw.log"),
-    );
+    let log = dir.path().join("gw.log");
+    let _gateway = ServerProcess::gateway(&launcher(), &gateway_config, Some(&log)).unwrap();
 
     for i in 1..=5u16 {
         let synth = psonet(&[

@@ -2,14 +2,14 @@
 //! disk mid-run and SIGHUP is sent; new connections see the new certificate at once, benchmarks
 //! running through the rotation never fail, and a node the gateway reconnects to after it
 //! accepts the gateway's new client certificate (the same reloaded identity resolves both; the
-//! swap itself is unit-tested in `psonet_core::tls`).
+//! swap itself is unit-tested in `psonet_serve::tls`).
 
 mod common;
 
 use common::*;
 use psonet_core::month::Month;
 use psonet_core::pb::{CoverageStatus, benchmark_service_client::BenchmarkServiceClient};
-use psonet_core::tls::ReloadableIdentity;
+use psonet_serve::tls::ReloadableIdentity;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, ServerName};
 use std::sync::Arc;
@@ -17,9 +17,9 @@ use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
 
 /// The certificate the gateway presents to a new connection.
-async fn presented_certificate(net: &TestNetwork) -> CertificateDer<'static> {
+async fn presented_certificate(net: &Network) -> CertificateDer<'static> {
     let identity = ReloadableIdentity::load(
-        &psonet_core::tls::TlsFiles {
+        &psonet_serve::tls::TlsFiles {
             ca: net.layout.partner_identity.join("ca.pem"),
             cert: net.layout.partner_identity.join("cert.pem"),
             key: net.layout.partner_identity.join("key.pem"),
@@ -28,7 +28,7 @@ async fn presented_certificate(net: &TestNetwork) -> CertificateDer<'static> {
     )
     .unwrap();
     let connector = tokio_rustls::TlsConnector::from(identity.client_config().unwrap());
-    let tcp = tokio::net::TcpStream::connect(net.gateway_addr())
+    let tcp = tokio::net::TcpStream::connect(net.gateway_addr().unwrap())
         .await
         .unwrap();
     let name = ServerName::try_from("127.0.0.1").unwrap();
@@ -61,13 +61,15 @@ async fn benchmark_continuously(
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_gateway_certificate_rotates_on_sighup_without_a_failed_call() {
-    psonet_core::tls::install_crypto_provider();
-    let mut net = TestNetwork::start(3);
-    net.nodes[0].pin_ports();
-    net.start_gateway_with(|config| {
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(3).start().await.unwrap();
+    net.nodes[0].pin_ports().unwrap();
+    net.start_gateway(|config| {
         config.fanout.node_deadline_ms = 2_000;
         release_with_three_facilities(config);
-    });
+    })
+    .await
+    .unwrap();
     let gateway_dir = net.gateway_identity();
     let original = std::fs::read_to_string(gateway_dir.join("cert.pem")).unwrap();
     assert_eq!(
@@ -77,14 +79,15 @@ async fn the_gateway_certificate_rotates_on_sighup_without_a_failed_call() {
 
     let stop = Arc::new(AtomicBool::new(false));
     let load = tokio::spawn(benchmark_continuously(
-        net.gateway_addr(),
+        net.gateway_addr().unwrap(),
         net.layout.partner_identity.clone(),
         stop.clone(),
     ));
     tokio::time::sleep(Duration::from_millis(300)).await;
 
     let year = Month::current().year() as i32;
-    let (cert, key) = net.issue_certificate(
+    let (cert, key) = issue_certificate(
+        &net,
         &format!("spiffe://{NETWORK}/gateway"),
         &[
             rcgen::ExtendedKeyUsagePurpose::ServerAuth,
@@ -95,7 +98,7 @@ async fn the_gateway_certificate_rotates_on_sighup_without_a_failed_call() {
     );
     std::fs::write(gateway_dir.join("key.pem"), &key).unwrap();
     std::fs::write(gateway_dir.join("cert.pem"), &cert).unwrap();
-    net.gateway.as_ref().unwrap().signal("HUP");
+    net.gateway_process().unwrap().signal("HUP").unwrap();
 
     let until = Instant::now() + Duration::from_secs(5);
     while presented_certificate(&net).await != pem_certificate(&cert) {
@@ -114,10 +117,10 @@ async fn the_gateway_certificate_rotates_on_sighup_without_a_failed_call() {
     // A node restarted after the rotation gets a new connection with the new client
     // certificate, and accepts it.
     net.nodes[0].kill();
-    net.nodes[0].start();
+    net.nodes[0].start().await.unwrap();
     let until = Instant::now() + Duration::from_secs(10);
     loop {
-        let response = net.benchmark_this_month().await;
+        let response = benchmark_this_month(&net).await;
         if response.coverage[0].status == CoverageStatus::Ok as i32 {
             break;
         }

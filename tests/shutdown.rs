@@ -11,12 +11,12 @@ use std::time::Duration;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn sigterm_lets_the_stream_in_flight_finish_and_keeps_what_it_acknowledged() {
-    psonet_core::tls::install_crypto_provider();
-    let mut net = TestNetwork::start(1);
-    net.nodes[0].pin_ports();
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(1).start().await.unwrap();
+    net.nodes[0].pin_ports().unwrap();
     let month = Month::current().to_string();
     let (tx, rx) = tokio::sync::mpsc::channel(64);
-    let mut client = net.nodes[0].reporting();
+    let mut client = net.nodes[0].reporting().unwrap();
     let call = tokio::spawn(async move {
         client
             .submit_events(tokio_stream::wrappers::ReceiverStream::new(rx))
@@ -35,8 +35,7 @@ async fn sigterm_lets_the_stream_in_flight_finish_and_keeps_what_it_acknowledged
     }
     // Give the first events time to arrive, then ask the node to stop mid-stream.
     tokio::time::sleep(Duration::from_millis(200)).await;
-    let process = net.nodes[0].process.as_ref().unwrap();
-    process.signal("TERM");
+    net.nodes[0].signal("TERM").unwrap();
     tokio::time::sleep(Duration::from_millis(200)).await;
     for i in 20..40 {
         tx.send(send(i)).await.unwrap();
@@ -48,12 +47,13 @@ async fn sigterm_lets_the_stream_in_flight_finish_and_keeps_what_it_acknowledged
         .expect("the call in flight completes")
         .into_inner();
     assert_eq!((summary.accepted, summary.rejected), (40, 0));
-    let mut process = net.nodes[0].process.take().unwrap();
+    let mut process = net.nodes[0].take_process().unwrap();
     assert!(process.wait_success(), "the node exits 0 after SIGTERM");
 
-    net.nodes[0].start();
+    net.nodes[0].start().await.unwrap();
     let aggregate = net
         .aggregate_client(0)
+        .unwrap()
         .aggregate(aggregate_request(
             &Month::current().to_string(),
             &Month::current().to_string(),

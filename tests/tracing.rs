@@ -76,29 +76,32 @@ async fn start_collector() -> (String, Collector) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn one_benchmark_is_one_trace_with_each_node_under_the_fan_out() {
-    psonet_core::tls::install_crypto_provider();
+    psonet_serve::tls::install_crypto_provider();
     let (endpoint, collector) = start_collector().await;
-    let mut net = TestNetwork::start_with_env(
-        3,
-        &[
-            ("OTEL_EXPORTER_OTLP_ENDPOINT", endpoint.as_str()),
-            ("OTEL_TRACES_SAMPLER", "parentbased_always_on"),
-            ("OTEL_BSP_SCHEDULE_DELAY", "50"),
-        ],
-    );
-    net.start_gateway_with(|config| {
+    let exporting = launcher()
+        .env("OTEL_EXPORTER_OTLP_ENDPOINT", &endpoint)
+        .env("OTEL_TRACES_SAMPLER", "parentbased_always_on")
+        .env("OTEL_BSP_SCHEDULE_DELAY", "50");
+    let mut net = network(3)
+        .servers(Servers::Processes(exporting))
+        .start()
+        .await
+        .unwrap();
+    net.start_gateway(|config| {
         config.fanout.node_deadline_ms = 2_000;
         release_with_three_facilities(config);
-    });
-    let response = net.benchmark_this_month().await;
+    })
+    .await
+    .unwrap();
+    let response = benchmark_this_month(&net).await;
     assert!(all_ok(&response.coverage), "{:?}", response.coverage);
 
     // Graceful shutdown flushes every process's exporter.
-    let mut gateway = net.gateway.take().unwrap();
-    gateway.signal("TERM");
-    assert!(gateway.wait_success());
+    net.stop_gateway()
+        .await
+        .expect("the gateway exits 0 after SIGTERM");
     for node in &mut net.nodes {
-        node.stop();
+        node.stop().await.expect("the node exits 0 after SIGTERM");
     }
     let spans = wait_for_spans(&collector, 1 + 3 + 3 + 1).await;
 

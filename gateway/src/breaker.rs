@@ -8,7 +8,7 @@
 //! above it fired) counts as a failure, so a frozen node trips the breaker just like a refused
 //! connection; one dropped early (the benchmark's caller went away) does not count.
 
-use psonet_core::diagnose::diagnose;
+use psonet_serve::diagnose::diagnose;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::{Arc, Mutex, PoisonError};

@@ -2,14 +2,14 @@
 
 use crate::metric_catalogue::{MetricCatalogue, MetricConfig};
 use crate::peer_group::{PeerAttributes, PeerAttributesConfig};
-pub use psonet_core::config_file::ConfigError;
-use psonet_core::config_file::read_toml;
-use psonet_core::identity::check_name;
 use psonet_core::network_release::{
     DEFAULT_MAX_SHARE, DEFAULT_MIN_FACILITIES, NetworkReleaseRule, NetworkRuleError,
 };
 use psonet_core::suppression::{DEFAULT_MIN_CELL_COUNT, SmallCellRule};
-use psonet_core::tls::{TlsFiles, TlsMaterial};
+pub use psonet_serve::config_file::ConfigError;
+use psonet_serve::config_file::read_toml;
+use psonet_serve::identity::check_name;
+use psonet_serve::tls::{TlsFiles, TlsMaterial};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
 use std::net::SocketAddr;

@@ -6,11 +6,11 @@
 //! call a child span whose context travels to the node, so a benchmark is one trace.
 
 use crate::breaker::{BreakerOpen, ran_out_of_time};
+use crate::node_metrics::NodeMetrics;
 use crate::registry::{Facility, Registry};
 use futures::future::join_all;
-use psonet_core::diagnose::{Failure, diagnose};
-use psonet_core::metrics::Metrics;
 use psonet_core::pb::{self, CoverageStatus};
+use psonet_serve::diagnose::{Failure, diagnose};
 use std::time::{Duration, Instant};
 use tower::{BoxError, ServiceExt};
 use tracing::Instrument;
@@ -63,7 +63,7 @@ async fn ask(
     facility: &Facility,
     request: pb::AggregateRequest,
     deadline: Duration,
-    metrics: &Metrics,
+    metrics: &NodeMetrics,
 ) -> NodeAnswer {
     let started = Instant::now();
     let span = tracing::info_span!("node_call", facility = %facility.id, otel.kind = "client");
@@ -92,29 +92,19 @@ async fn ask(
 }
 
 /// Per-node latency by coverage status, and the cells each node suppressed.
-fn record(metrics: &Metrics, answer: &NodeAnswer) {
+fn record(metrics: &NodeMetrics, answer: &NodeAnswer) {
     let status = answer
         .status
         .as_str_name()
         .trim_start_matches("COVERAGE_STATUS_");
-    let labels = [
-        ("facility", answer.facility_id.as_str()),
-        ("status", status),
-    ];
-    metrics.observe(
-        "psonet_fanout_node_duration_seconds",
-        "Time each node took to answer or fail in a fan-out, by coverage status.",
-        &labels,
-        answer.latency,
-    );
     let suppressed = answer
         .response
         .as_ref()
         .map_or(0, |r| r.cells.iter().filter(|c| c.suppressed).count());
-    metrics.add(
-        "psonet_fanout_suppressed_cells_total",
-        "Cells nodes suppressed (1..k-1 events) in the aggregates they returned.",
-        &[("facility", answer.facility_id.as_str())],
+    metrics.record(
+        &answer.facility_id,
+        status,
+        answer.latency,
         suppressed as u64,
     );
 }

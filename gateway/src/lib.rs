@@ -16,6 +16,7 @@ pub mod metric_benchmark;
 pub mod metric_catalogue;
 pub mod metric_fetch;
 pub mod node_call;
+pub mod node_metrics;
 pub mod peer_group;
 pub mod pseudonym;
 pub mod registry;

@@ -7,9 +7,9 @@
 //! the proto enums without their prefix, in any case (`categories = ["fall"]`,
 //! `ncc_merp = ["E", "F"]`, `denominator = "patient_days"`), and checked when the config loads.
 
-use psonet_core::config_file::ConfigError;
-use psonet_core::identity::check_name;
 use psonet_core::pb;
+use psonet_serve::config_file::ConfigError;
+use psonet_serve::identity::check_name;
 use serde::{Deserialize, Serialize};
 
 /// One metric as written in the config.

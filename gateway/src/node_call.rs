@@ -43,7 +43,7 @@ impl Service<pb::AggregateRequest> for AggregateCall {
         let mut client = self.client.clone();
         let mut request = tonic::Request::new(query);
         request.set_timeout(self.deadline);
-        psonet_core::telemetry::inject_trace_context(request.metadata_mut());
+        psonet_serve::telemetry::inject_trace_context(request.metadata_mut());
         Box::pin(async move {
             client
                 .aggregate(request)

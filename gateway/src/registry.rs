@@ -8,8 +8,9 @@
 use crate::breaker::{Breaker, BreakerPolicy};
 use crate::config::{FacilityEntry, FanoutConfig};
 use crate::connector::NodeConnector;
+use crate::node_metrics::NodeMetrics;
 use crate::stack::{NodeService, node_stack};
-use psonet_core::metrics::{Metrics, label_text};
+use psonet_serve::metrics::Metrics;
 use rustls::ClientConfig;
 use std::sync::Arc;
 use tonic::transport::{Channel, Endpoint};
@@ -44,18 +45,18 @@ pub enum RegistryError {
 #[derive(Clone)]
 pub struct Registry {
     facilities: Vec<Facility>,
-    metrics: Arc<Metrics>,
+    metrics: NodeMetrics,
 }
 
 impl Registry {
     /// Builds a channel and client stack per facility; none connects yet. `tls` presents the
     /// gateway's (reloadable) client certificate; fan-outs record into `metrics`, which also
-    /// gets each node's breaker state as a gauge.
+    /// gets each node's breaker state as a gauge read at every scrape.
     pub fn new(
         entries: &[FacilityEntry],
         tls: Arc<ClientConfig>,
         fanout: &FanoutConfig,
-        metrics: Arc<Metrics>,
+        metrics: &Metrics,
     ) -> Result<Self, RegistryError> {
         let policy = BreakerPolicy {
             failures: fanout.breaker_failures,
@@ -87,37 +88,19 @@ impl Registry {
             .iter()
             .map(|f| (f.id.clone(), f.breaker.clone()))
             .collect();
-        metrics.gauge(move |out| breaker_gauge(&breakers, out));
         Ok(Self {
             facilities,
-            metrics,
+            metrics: NodeMetrics::register(metrics, breakers),
         })
     }
 
     /// Where fan-outs record their figures.
-    pub fn metrics(&self) -> &Arc<Metrics> {
+    pub fn metrics(&self) -> &NodeMetrics {
         &self.metrics
     }
 
     /// The facilities, in configuration order.
     pub fn facilities(&self) -> &[Facility] {
         &self.facilities
-    }
-}
-
-/// `psonet_node_breaker_state{facility,state}`: 1 for each node's current state, 0 otherwise.
-fn breaker_gauge(breakers: &[(String, Breaker)], out: &mut String) {
-    use crate::breaker::BreakerState::*;
-    out.push_str(
-        "# HELP psonet_node_breaker_state Each node's breaker: 1 on its current state.\n\
-         # TYPE psonet_node_breaker_state gauge\n",
-    );
-    for (id, breaker) in breakers {
-        let now = breaker.state();
-        for state in [Closed, Open, HalfOpen] {
-            let labels = label_text(&[("facility", id), ("state", state.as_str())]);
-            let value = u8::from(state == now);
-            out.push_str(&format!("psonet_node_breaker_state{{{labels}}} {value}\n"));
-        }
     }
 }

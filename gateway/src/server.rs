@@ -5,13 +5,13 @@ use crate::benchmark::Benchmarks;
 use crate::config::LoadedGatewayConfig;
 use crate::registry::Registry;
 use crate::registry::RegistryError;
-use psonet_core::auth::{AccessRule, Audience};
-use psonet_core::metrics::{Metrics, RpcMetricsLayer, serve_metrics};
 use psonet_core::pb::benchmark_service_server::BenchmarkServiceServer;
-use psonet_core::serve::{
+use psonet_serve::auth::{AccessRule, Audience};
+use psonet_serve::listener::{
     CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, tls_incoming, with_operations,
 };
-use psonet_core::tls::{ReloadableIdentity, TlsError};
+use psonet_serve::metrics::{Metrics, RpcMetricsLayer, serve_metrics};
+use psonet_serve::tls::{ReloadableIdentity, TlsError};
 use std::net::SocketAddr;
 use tokio::task::JoinHandle;
 use tonic::transport::Server;
@@ -65,7 +65,7 @@ impl RunningGateway {
             &config.facilities,
             identity.client_config()?,
             &config.fanout,
-            metrics.clone(),
+            &metrics,
         )?;
         let listener = bind(config.listen, "gateway listener").await?;
         let shutdown = Shutdown::new();
@@ -82,7 +82,7 @@ impl RunningGateway {
         // Past `max_concurrent_benchmarks` benchmarks in flight, a benchmark is refused at
         // once with RESOURCE_EXHAUSTED instead of queueing without bound.
         let router = Server::builder()
-            .trace_fn(|request| psonet_core::telemetry::rpc_span("gateway", request))
+            .trace_fn(|request| psonet_serve::telemetry::rpc_span("gateway", request))
             .layer(RpcMetricsLayer::new(metrics.clone()))
             .layer(AdmissionLayer::new(config.fanout.max_concurrent_benchmarks))
             .add_service(benchmarks);

@@ -17,11 +17,11 @@ use psonet_core::disclosure::buckets::FinestGrain;
 use psonet_core::disclosure::discrete_gaussian::{DiscreteGaussian, OsRandom};
 use psonet_core::disclosure::zcdp::{Rho, Variance};
 use psonet_core::disclosure::{RawAnswer, canonical, noise, query_set, release};
-use psonet_core::identity::Principal;
 use psonet_core::pb::{self, aggregate_service_server::AggregateService};
 use psonet_core::query::AggregateQuery;
 use psonet_core::suppression::SmallCellRule;
 use psonet_core::violations::FieldViolations;
+use psonet_serve::identity::Principal;
 use std::collections::HashMap;
 use std::sync::Arc;
 use tonic::{Code, Request, Response, Status};
@@ -253,7 +253,7 @@ impl AggregateService for Aggregates {
         &self,
         request: Request<pb::AggregateRequest>,
     ) -> Result<Response<pb::AggregateResponse>, Status> {
-        let caller = psonet_core::auth::caller(&request)?.clone();
+        let caller = psonet_serve::auth::caller(&request)?.clone();
         let req = request.into_inner();
         let mut query = format!("{}..{} (as received)", req.month_from, req.month_to);
         let outcome = querier_of(&caller, &req).and_then(|q| self.answer(&q, &req, &mut query));

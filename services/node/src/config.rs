@@ -1,13 +1,13 @@
 //! The node's configuration file (`node.toml`): typed, defaulted and checked at load time.
 
 use crate::policy::{Policy, PolicyRule};
-pub use psonet_core::config_file::ConfigError;
-use psonet_core::config_file::read_toml;
 use psonet_core::disclosure::buckets::FinestGrain;
 use psonet_core::disclosure::zcdp::Rho;
-use psonet_core::identity::check_name;
 use psonet_core::suppression::{DEFAULT_MIN_CELL_COUNT, SmallCellRule};
-use psonet_core::tls::{TlsFiles, TlsMaterial};
+pub use psonet_serve::config_file::ConfigError;
+use psonet_serve::config_file::read_toml;
+use psonet_serve::identity::check_name;
+use psonet_serve::tls::{TlsFiles, TlsMaterial};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};

@@ -8,9 +8,9 @@
 //! still apply).
 
 use psonet_core::disclosure::short;
-use psonet_core::identity::{Principal, Role};
 use psonet_core::pb::Dimension;
 use psonet_core::query::{AggregateQuery, DIMENSIONS};
+use psonet_serve::identity::{Principal, Role};
 use serde::{Deserialize, Serialize};
 use std::collections::HashMap;
 use tonic::{Code, Status};

@@ -7,16 +7,16 @@ use crate::config::LoadedNodeConfig;
 use crate::ledger::{ANSWERS_TREE, BUDGET_TREE, Ledger};
 use crate::reporting::Reporting;
 use crate::store::{Store, StoreError};
-use psonet_core::auth::{AccessRule, Audience};
-use psonet_core::metrics::{Metrics, RpcMetricsLayer, serve_metrics};
 use psonet_core::pb::aggregate_service_server::AggregateServiceServer;
 use psonet_core::pb::backup_service_server::BackupServiceServer;
 use psonet_core::pb::reporting_service_server::ReportingServiceServer;
-use psonet_core::serve::{
+use psonet_serve::auth::{AccessRule, Audience};
+use psonet_serve::listener::{
     CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, tls_incoming, with_operations,
 };
-use psonet_core::telemetry::rpc_span;
-use psonet_core::tls::{ReloadableIdentity, TlsError};
+use psonet_serve::metrics::{Metrics, RpcMetricsLayer, serve_metrics};
+use psonet_serve::telemetry::rpc_span;
+use psonet_serve::tls::{ReloadableIdentity, TlsError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;

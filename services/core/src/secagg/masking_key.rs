@@ -15,7 +15,7 @@
 
 use crate::month::Month;
 use ring::rand::{SecureRandom, SystemRandom};
-use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair, KeyPair};
+use ring::signature::{ECDSA_P256_SHA256_ASN1_SIGNING, EcdsaKeyPair};
 use rustls_pki_types::pem::PemObject;
 use rustls_pki_types::{CertificateDer, PrivateKeyDer, SignatureVerificationAlgorithm};
 use rustls_pki_types::{TrustAnchor, UnixTime};
@@ -23,8 +23,6 @@ use std::collections::HashMap;
 use std::fmt;
 use std::sync::{Mutex, PoisonError};
 use webpki::{EndEntityCert, KeyUsage};
-use x509_parser::extensions::GeneralName;
-use x509_parser::prelude::{FromDer, X509Certificate};
 use x25519_dalek::{PublicKey, StaticSecret};
 use zeroize::{Zeroize, ZeroizeOnDrop};
 
@@ -286,28 +284,13 @@ fn facility_of(uri: &str) -> Option<(&str, &str)> {
     (plain(network) && plain(facility)).then_some((network, facility))
 }
 
-/// The one URI SAN of a DER certificate.
-fn only_uri(der: &[u8]) -> Result<String, MaskingKeyError> {
-    let (_, cert) = X509Certificate::from_der(der)
-        .map_err(|e| MaskingKeyError::BadCertificate(e.to_string()))?;
-    let uris: Vec<String> = match cert
-        .subject_alternative_name()
-        .map_err(|e| MaskingKeyError::BadCertificate(e.to_string()))?
-    {
-        Some(san) => san
-            .value
-            .general_names
-            .iter()
-            .filter_map(|name| match name {
-                GeneralName::URI(uri) => Some(uri.to_string()),
-                _ => None,
-            })
-            .collect(),
-        None => Vec::new(),
-    };
+/// The one URI SAN of a certificate. (URIs that are not UTF-8 cannot name a facility and are
+/// not counted.)
+fn only_uri(cert: &EndEntityCert<'_>) -> Result<String, MaskingKeyError> {
+    let uris: Vec<&str> = cert.valid_uri_names().collect();
     match uris.as_slice() {
         [] => Err(MaskingKeyError::NoUriSan),
-        [uri] => Ok(uri.clone()),
+        [uri] => Ok(uri.to_string()),
         several => Err(MaskingKeyError::SeveralUriSans(several.len())),
     }
 }
@@ -328,12 +311,16 @@ impl MaskingKeySigner {
         let rng = SystemRandom::new();
         let key = EcdsaKeyPair::from_pkcs8(&ECDSA_P256_SHA256_ASN1_SIGNING, pkcs8, &rng)
             .map_err(|e| MaskingKeyError::SigningKey(e.to_string()))?;
-        let (_, cert) = X509Certificate::from_der(&certificate)
+        let der = CertificateDer::from(certificate.as_slice());
+        let cert = EndEntityCert::try_from(&der)
             .map_err(|e| MaskingKeyError::SignerCertificate(e.to_string()))?;
-        if cert.public_key().subject_public_key.data.as_ref() != key.public_key().as_ref() {
-            return Err(MaskingKeyError::KeyDoesNotMatchCertificate);
-        }
-        let uri = only_uri(&certificate)?;
+        // The key belongs to the certificate exactly when the certificate's key verifies what
+        // it signs.
+        let probe = b"psonet/secagg/v1/key-probe";
+        let signature = key.sign(&rng, probe).map_err(|_| MaskingKeyError::Sign)?;
+        cert.verify_signature(webpki::ring::ECDSA_P256_SHA256, probe, signature.as_ref())
+            .map_err(|_| MaskingKeyError::KeyDoesNotMatchCertificate)?;
+        let uri = only_uri(&cert)?;
         let (network, facility) =
             facility_of(&uri).ok_or_else(|| MaskingKeyError::NotAFacility(uri.clone()))?;
         Ok(Self {
@@ -496,7 +483,7 @@ impl MaskingKeyVerifier {
         )
         .map_err(MaskingKeyError::Untrusted)?;
         let expected = facility_uri(&key.network, &key.facility);
-        let found = only_uri(&key.certificate)?;
+        let found = only_uri(&cert)?;
         if found != expected {
             return Err(MaskingKeyError::WrongIdentity { expected, found });
         }

@@ -1,23 +1,12 @@
-//! Readable tables of benchmark results.
+//! Readable tables of benchmark results, for a terminal.
 
+use super::thousands;
 use psonet_core::pb::{self, CoverageStatus, EventCategory};
+use psonet_gateway::metric_catalogue::denominator_label;
 use std::fmt::Write;
 
 fn short(name: &str, prefix: &str) -> String {
     name.strip_prefix(prefix).unwrap_or(name).to_string()
-}
-
-/// `12345` as `12,345`.
-pub fn thousands(n: u64) -> String {
-    let digits = n.to_string();
-    let mut out = String::new();
-    for (i, ch) in digits.chars().enumerate() {
-        if i > 0 && (digits.len() - i).is_multiple_of(3) {
-            out.push(',');
-        }
-        out.push(ch);
-    }
-    out
 }
 
 /// The benchmark rows and the coverage as text tables.
@@ -75,17 +64,40 @@ pub fn benchmark(response: &pb::NetworkBenchmarkResponse) -> String {
         "facility", "status", "latency"
     );
     for c in &response.coverage {
-        let status = CoverageStatus::try_from(c.status).map_or("?", |s| s.as_str_name());
         let _ = writeln!(
             out,
             "{:<24} {:<12} {:>6}ms  {}",
             c.facility_id,
-            short(status, "COVERAGE_STATUS_"),
+            status_name(c),
             c.latency_ms,
             c.detail
         );
     }
     out
+}
+
+/// A facility's coverage status without its prefix, e.g. `TIMED_OUT`.
+fn status_name(c: &pb::FacilityCoverage) -> String {
+    let status = CoverageStatus::try_from(c.status).map_or("?", |s| s.as_str_name());
+    short(status, "COVERAGE_STATUS_")
+}
+
+/// `4.235 (exact 95% CI 4.061 to 4.414): 2,234 events / 527,506 patient days`.
+fn rate_with_interval(
+    rate: f64,
+    ci: pb::Interval,
+    events: u64,
+    exposure: f64,
+    metric: &pb::Metric,
+) -> String {
+    format!(
+        "{rate:.3} (exact 95% CI {:.3} to {:.3}): {} events / {} {}",
+        ci.lower,
+        ci.upper,
+        thousands(events),
+        thousands(exposure.round() as u64),
+        denominator_label(metric)
+    )
 }
 
 fn signed(v: f64) -> String {
@@ -135,13 +147,8 @@ pub fn metric_benchmark(response: &pb::NetworkBenchmarkResponse) -> String {
         let ci = b.pooled_interval_95.unwrap_or_default();
         let _ = writeln!(
             out,
-            "pooled rate {:.3} (exact 95% CI {:.3} to {:.3}): {} events / {} {} over {} facilities",
-            b.pooled_rate,
-            ci.lower,
-            ci.upper,
-            thousands(b.events),
-            thousands(b.exposure.round() as u64),
-            crate::plot::denominator_label(&metric),
+            "pooled rate {} over {} facilities",
+            rate_with_interval(b.pooled_rate, ci, b.events, b.exposure, &metric),
             b.contributing_facilities
         );
         if let Some(d) = &b.distribution {
@@ -207,12 +214,11 @@ fn coverage(out: &mut String, rows: &[pb::FacilityCoverage]) {
         .iter()
         .filter(|c| c.status != CoverageStatus::Ok as i32)
     {
-        let status = CoverageStatus::try_from(c.status).map_or("?", |s| s.as_str_name());
         let _ = writeln!(
             out,
             "  {:<22} {}  {}",
             c.facility_id,
-            short(status, "COVERAGE_STATUS_"),
+            status_name(c),
             c.detail
         );
     }
@@ -288,18 +294,13 @@ pub fn scorecard(card: &pb::FacilityScorecardResponse) -> String {
     let ci = card.rate_interval_95.unwrap_or_default();
     let _ = writeln!(
         out,
-        "{}: {} {} from {} to {}\nyour rate {:.3} (exact 95% CI {:.3} to {:.3}): {} events / {} {}",
+        "{}: {} {} from {} to {}\nyour rate {}",
         card.facility_id,
         metric.name,
         metric.unit,
         peers.month_from,
         peers.month_to,
-        card.rate,
-        ci.lower,
-        ci.upper,
-        thousands(card.events),
-        thousands(card.exposure.round() as u64),
-        crate::plot::denominator_label(&metric)
+        rate_with_interval(card.rate, ci, card.events, card.exposure, &metric)
     );
     if peers.released {
         let _ = writeln!(
@@ -330,14 +331,6 @@ pub fn scorecard(card: &pb::FacilityScorecardResponse) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn numbers_get_thousands_separators() {
-        assert_eq!(thousands(0), "0");
-        assert_eq!(thousands(999), "999");
-        assert_eq!(thousands(1000), "1,000");
-        assert_eq!(thousands(1234567), "1,234,567");
-    }
 
     #[test]
     fn a_chart_table_names_withheld_months_and_signals() {

@@ -1,8 +1,11 @@
 //! Clients for people: connecting with an identity directory and explaining failures plainly.
 
+pub mod submit;
+mod tls_probe;
+
 use anyhow::{Context, Result, anyhow};
-use psonet_core::diagnose::{Failure, diagnose};
-use psonet_core::tls::TlsFiles;
+use psonet_serve::diagnose::{Failure, diagnose};
+use psonet_serve::tls::TlsFiles;
 use std::path::Path;
 use tonic::transport::{Channel, Endpoint};
 
@@ -61,7 +64,7 @@ pub async fn explain_failure(
         std::error::Error::source(status).is_some() && !matches!(first, Failure::Refused(_));
     if hidden
         && let Ok((_, host_port, host)) = parse_addr(addr)
-        && let Some(found) = crate::tls_probe::probe(&host_port, &host, ca, identity, peer).await
+        && let Some(found) = tls_probe::probe(&host_port, &host, ca, identity, peer).await
     {
         return found;
     }

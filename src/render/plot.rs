@@ -4,17 +4,18 @@
 //! with units, the target or centre line, the limit lines and labelled points, so a chart
 //! stands on its own when pasted into a report.
 
+use super::thousands;
 use anyhow::{Context, Result, anyhow};
+use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use psonet_core::pb;
+use psonet_gateway::metric_catalogue::denominator_label;
 use std::path::Path;
 
 const SIZE: (u32, u32) = (1000, 640);
 const ALERT: RGBColor = RGBColor(230, 140, 0);
 const ALARM: RGBColor = RGBColor(200, 30, 30);
 const POINT: RGBColor = RGBColor(30, 80, 180);
-
-pub use psonet_gateway::metric_catalogue::denominator_label;
 
 fn rate_label(metric: &pb::Metric) -> String {
     format!("{} {}", metric.name, metric.unit)
@@ -54,7 +55,7 @@ pub fn funnel(bench: &pb::MetricBenchmark, path: &Path) -> Result<()> {
     chart
         .configure_mesh()
         .x_labels(10)
-        .x_label_formatter(&|x| crate::table::thousands(x.max(0.0).round() as u64))
+        .x_label_formatter(&|x| thousands(x.max(0.0).round() as u64))
         .x_desc(denominator_label(&metric))
         .y_desc(rate_label(&metric))
         .draw()
@@ -244,8 +245,6 @@ pub fn control_chart(
         .map_err(plot_error)?;
     finish(&mut chart, &root, SeriesLabelPosition::UpperLeft, path)
 }
-
-use plotters::coord::types::RangedCoordf64;
 
 type Chart<'a, 'b> = ChartContext<'a, SVGBackend<'b>, Cartesian2d<RangedCoordf64, RangedCoordf64>>;
 

@@ -1,9 +1,23 @@
 //! Sending events and exposure to a node's local listener.
 
-use crate::client::{channel, explain};
+use super::{channel, explain};
 use anyhow::Result;
 use psonet_core::pb::{self, reporting_service_client::ReportingServiceClient};
 use std::path::Path;
+use tonic::transport::Channel;
+
+/// Streams `events` through one `SubmitEvents` call on `client`; the summary arrives once every
+/// event of the stream is durable.
+pub async fn stream(
+    client: &mut ReportingServiceClient<Channel>,
+    events: Vec<pb::Event>,
+) -> Result<pb::SubmitEventsResponse, tonic::Status> {
+    let requests = events
+        .into_iter()
+        .map(|event| pb::SubmitEventsRequest { event: Some(event) });
+    let response = client.submit_events(tokio_stream::iter(requests)).await?;
+    Ok(response.into_inner())
+}
 
 /// Streams `events` through `SubmitEvents` to the node at `addr` as `identity`, and returns the
 /// node's summary.
@@ -12,16 +26,9 @@ pub async fn events(
     identity: &Path,
     events: Vec<pb::Event>,
 ) -> Result<pb::SubmitEventsResponse> {
-    let stream = tokio_stream::iter(
-        events
-            .into_iter()
-            .map(|event| pb::SubmitEventsRequest { event: Some(event) }),
-    );
-    match ReportingServiceClient::new(channel(addr, identity)?)
-        .submit_events(stream)
-        .await
-    {
-        Ok(response) => Ok(response.into_inner()),
+    let mut client = ReportingServiceClient::new(channel(addr, identity)?);
+    match stream(&mut client, events).await {
+        Ok(summary) => Ok(summary),
         Err(s) => Err(explain(s, addr, &format!("the node at {addr}"), identity).await),
     }
 }

@@ -5,94 +5,58 @@
 //! durable unary submits from 64 concurrent clients, the 12-month × category × harm aggregate
 //! at two store sizes, the node's resident memory, and bytes on disk per event.
 
-use crate::pki::{self, InitOptions};
+use super::rss_mb;
+use crate::client::{self, submit};
+use crate::network::{Launcher, Network, Node, Servers};
 use crate::synth::{self, SynthOptions};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result};
 use psonet_core::month::Month;
 use psonet_core::pb::{
     self, aggregate_service_client::AggregateServiceClient,
     reporting_service_client::ReportingServiceClient,
 };
-use std::io::{BufRead, BufReader, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 use tonic::transport::Channel;
 
-/// What to measure.
-#[derive(Debug, Clone)]
-pub struct BenchOptions {
-    /// Events in the large store (the aggregate and memory figures are taken at this size).
+/// Arguments of `psonet bench`: what to measure.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Events in the large store.
+    #[arg(long, default_value_t = 1_000_000)]
     pub events: u64,
     /// Events in the small store the aggregate is compared with.
+    #[arg(long, default_value_t = 100_000)]
     pub small_events: u64,
     /// Seconds of the unary run.
+    #[arg(long, default_value_t = 10)]
     pub unary_seconds: u64,
-    /// The node's sled page cache (`store.cache_capacity_mb`).
+    /// The node's sled page cache in MB (store.cache_capacity_mb).
+    #[arg(long, default_value_t = 64)]
     pub cache_mb: u64,
 }
 
-struct NodeProcess {
-    child: Child,
-    local: String,
-    federation: String,
-}
-
-impl Drop for NodeProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-fn start_node(config: &Path) -> Result<NodeProcess> {
-    let mut child = Command::new(std::env::current_exe()?)
-        .args(["node", "--config"])
-        .arg(config)
-        .env("RUST_LOG", "warn")
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .context("starting the node")?;
-    let stdout = child.stdout.take().context("node stdout")?;
-    let mut line = String::new();
-    BufReader::new(stdout).read_line(&mut line)?;
-    let field = |name: &str| {
-        line.split_whitespace()
-            .find_map(|kv| kv.strip_prefix(&format!("{name}=")))
-            .map(str::to_string)
-    };
-    match (field("local"), field("federation")) {
-        (Some(local), Some(federation)) => Ok(NodeProcess {
-            child,
-            local,
-            federation,
-        }),
-        _ => bail!("the node did not start: {line:?}"),
-    }
-}
+/// How long the node may take to open its store: a million events take a while to read back.
+const NODE_READY_WITHIN: Duration = Duration::from_secs(600);
 
 /// Runs every measurement and prints the figures to `out`.
-pub async fn run(options: &BenchOptions, out: &mut impl Write) -> Result<()> {
-    let dir = tempfile::tempdir()?;
-    let layout = pki::init(&InitOptions {
-        network: "bench".into(),
-        out: dir.path().join("pki"),
-        facilities: vec!["bench-1".into()],
-        hosts: Vec::new(),
-        base_port: None,
-        years: 1,
-    })?;
-    let facility = &layout.facilities[0];
-    let data_dir = facility
-        .node_config
-        .parent()
-        .context("config dir")?
-        .join("data");
-    set_cache(&facility.node_config, options.cache_mb)?;
-    let mut node = start_node(&facility.node_config)?;
-    let reporting = crate::client::channel(&node.local, &facility.client_identity)?;
-    let aggregates = crate::client::channel(&node.federation, &layout.out.join("gateway"))?;
+pub async fn run(options: Args, out: &mut impl Write) -> Result<()> {
+    let cache_mb = options.cache_mb;
+    let launcher = Launcher::this_binary()?
+        .log_filter("warn")
+        .ready_within(NODE_READY_WITHIN);
+    let mut net = Network::builder("bench")
+        .facility_ids(["bench-1"])
+        .servers(Servers::Processes(launcher))
+        .node_config(move |config| config.store.cache_capacity_mb = cache_mb)
+        .start()
+        .await?;
+    let gateway_identity = net.gateway_identity();
+    let node = &mut net.nodes[0];
+    let data_dir = node.config.parent().context("config dir")?.join("data");
+    let reporting = client::channel(&node.local().to_string(), &node.client_identity)?;
+    let aggregates = client::channel(&node.federation().to_string(), &gateway_identity)?;
     writeln!(
         out,
         "psonet bench: one node process, mTLS on loopback, sled on {}",
@@ -140,17 +104,17 @@ pub async fn run(options: &BenchOptions, out: &mut impl Write) -> Result<()> {
     writeln!(
         out,
         "node resident memory: {:.0} MB after ingest (sled cache_capacity_mb = {})",
-        rss_mb(node.child.id())?,
+        rss_mb(pid(node)?)?,
         options.cache_mb
     )?;
-    drop(node);
-    node = start_node(&facility.node_config)?;
-    let aggregates = crate::client::channel(&node.federation, &layout.out.join("gateway"))?;
+    node.kill();
+    node.start().await?;
+    let aggregates = client::channel(&node.federation().to_string(), &gateway_identity)?;
     let restarted = aggregate_latency(&aggregates).await?;
     writeln!(
         out,
         "node resident memory: {:.0} MB after a restart and {} aggregates (p50 {:.3} ms)",
-        rss_mb(node.child.id())?,
+        rss_mb(pid(node)?)?,
         AGGREGATE_CALLS,
         ms(restarted.0)
     )?;
@@ -162,6 +126,11 @@ pub async fn run(options: &BenchOptions, out: &mut impl Write) -> Result<()> {
         bytes as f64 / loaded as f64
     )?;
     Ok(())
+}
+
+/// The node's process id.
+fn pid(node: &Node) -> Result<u32> {
+    Ok(node.process().context("the node runs as a process")?.pid())
 }
 
 fn ms(d: Duration) -> f64 {
@@ -186,15 +155,9 @@ async fn ingest(channel: &Channel, loaded: &mut u64, count: u64) -> Result<f64> 
         });
         let mut client = ReportingServiceClient::new(channel.clone());
         in_flight.push(tokio::spawn(async move {
-            let stream = tokio_stream::iter(
-                events
-                    .into_iter()
-                    .map(|e| pb::SubmitEventsRequest { event: Some(e) }),
-            );
-            client
-                .submit_events(stream)
+            submit::stream(&mut client, events)
                 .await
-                .map(|r| r.into_inner().accepted)
+                .map(|summary| summary.accepted)
         }));
         if in_flight.len() == 2 {
             *loaded += in_flight.remove(0).await??;
@@ -264,10 +227,10 @@ async fn unary(
     ))
 }
 
-/// p50 and p99 of the benchmark's own aggregate over 300 sequential calls (after 20 warm-ups).
-/// Aggregate calls per latency figure.
+/// Aggregate calls per latency figure (the first 20 warm up).
 const AGGREGATE_CALLS: usize = 320;
 
+/// p50 and p99 of the benchmark's own aggregate over 300 sequential calls (after 20 warm-ups).
 async fn aggregate_latency(channel: &Channel) -> Result<(Duration, Duration)> {
     let mut client = AggregateServiceClient::new(channel.clone());
     let now = Month::current();
@@ -292,26 +255,6 @@ async fn aggregate_latency(channel: &Channel) -> Result<(Duration, Duration)> {
         latencies[latencies.len() / 2],
         latencies[latencies.len() * 99 / 100],
     ))
-}
-
-/// Sets the node's sled page cache in its config file.
-fn set_cache(config: &Path, cache_mb: u64) -> Result<()> {
-    let mut node: psonet_node::NodeConfig = toml::from_str(&std::fs::read_to_string(config)?)?;
-    node.store.cache_capacity_mb = cache_mb;
-    std::fs::write(config, toml::to_string(&node)?)?;
-    Ok(())
-}
-
-/// Resident memory of process `pid`, in MB.
-pub(crate) fn rss_mb(pid: u32) -> Result<f64> {
-    let status = std::fs::read_to_string(format!("/proc/{pid}/status"))?;
-    let kb: f64 = status
-        .lines()
-        .find_map(|l| l.strip_prefix("VmRSS:"))
-        .and_then(|v| v.split_whitespace().next())
-        .and_then(|v| v.parse().ok())
-        .context("VmRSS")?;
-    Ok(kb / 1024.0)
 }
 
 fn dir_size(dir: &Path) -> Result<u64> {

@@ -2,10 +2,10 @@
 //! an example can never drift from what the loader accepts.
 
 use anyhow::Result;
-use psonet_core::tls::TlsFiles;
 use psonet_gateway::config::{FacilityEntry, FanoutConfig, GatewayConfig, GatewayDisclosureConfig};
 use psonet_gateway::peer_group::PeerAttributesConfig;
 use psonet_node::config::{DisclosureConfig, ListenerConfig, NodeConfig, StoreConfig};
+use psonet_serve::tls::TlsFiles;
 use std::net::SocketAddr;
 use std::path::Path;
 

@@ -5,9 +5,9 @@
 //! network benchmark (pooled rate, distribution, funnel), with `--trend` the network u-chart,
 //! with `--scorecard` the calling facility's scorecard (its identity must be a facility's).
 
-use crate::{client, plot, table};
+use crate::client;
+use crate::render::{export, plot, table};
 use anyhow::{Context, Result, bail};
-use prost_reflect::{DescriptorPool, DynamicMessage, SerializeOptions};
 use psonet_core::month::Month;
 use psonet_core::pb::{self, benchmark_service_client::BenchmarkServiceClient};
 use psonet_gateway::metric_catalogue::enum_value;
@@ -28,7 +28,7 @@ pub enum Format {
 
 /// Arguments of `psonet benchmark`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct BenchmarkArgs {
+pub struct Args {
     /// The gateway, e.g. 127.0.0.1:7100.
     #[arg(long)]
     pub gateway: String,
@@ -79,8 +79,9 @@ enum Answer {
     Scorecard(pb::FacilityScorecardResponse),
 }
 
-/// Runs the command, writing to `out`.
-pub async fn run(args: &BenchmarkArgs, out: &mut impl Write) -> Result<()> {
+/// Runs `psonet benchmark`, writing the answer to `out`.
+pub async fn run(args: Args, out: &mut impl Write) -> Result<()> {
+    let args = &args;
     let to = args
         .to
         .clone()
@@ -99,12 +100,12 @@ pub async fn run(args: &BenchmarkArgs, out: &mut impl Write) -> Result<()> {
         }
     };
     if let Some(path) = &args.plot {
-        draw(&answer, path)?;
+        answer.draw(path)?;
     }
     let text = match args.format {
-        Format::Table => table_of(&answer),
-        Format::Json => json_of(&answer)?,
-        Format::Csv => csv_of(&answer)?,
+        Format::Table => answer.table(),
+        Format::Json => answer.json()?,
+        Format::Csv => answer.csv()?,
     };
     out.write_all(text.as_bytes())?;
     if let Some(path) = &args.plot {
@@ -120,7 +121,7 @@ enum Ask {
 
 async fn ask(
     client: &mut BenchmarkServiceClient<Channel>,
-    args: &BenchmarkArgs,
+    args: &Args,
     month_from: String,
     month_to: String,
 ) -> Result<Answer, Ask> {
@@ -235,151 +236,55 @@ pub fn peer_group(flags: &[String]) -> Result<Option<pb::PeerGroup>> {
     Ok(Some(group))
 }
 
-fn draw(answer: &Answer, path: &Path) -> Result<()> {
-    match answer {
-        Answer::Network(r) => match &r.metric {
-            Some(b) => plot::funnel(b, path),
-            None => bail!("--plot needs --metric (a funnel) or --trend (a control chart)"),
-        },
-        Answer::Scorecard(card) => plot::funnel(&card.peers.clone().unwrap_or_default(), path),
-        Answer::Trend(t) => {
-            let metric = t.metric.clone().unwrap_or_default();
-            let title = format!("{}: network u-chart", metric.name);
-            plot::control_chart(&title, &metric, &t.chart.clone().unwrap_or_default(), path)
-        }
-        Answer::Metrics(_) => bail!("--plot does not apply to --list-metrics"),
-    }
-}
-
-fn table_of(answer: &Answer) -> String {
-    match answer {
-        Answer::Metrics(m) => table::metrics(m),
-        Answer::Network(r) if r.metric.is_some() => table::metric_benchmark(r),
-        Answer::Network(r) => table::benchmark(r),
-        Answer::Trend(t) => table::trend(t),
-        Answer::Scorecard(c) => table::scorecard(c),
-    }
-}
-
-fn json<T: prost::Message>(message: &T, name: &str) -> Result<String> {
-    let pool = DescriptorPool::decode(psonet_proto::FILE_DESCRIPTOR_SET)?;
-    let desc = pool
-        .get_message_by_name(&format!("psonet.v1.{name}"))
-        .with_context(|| format!("no descriptor for {name}"))?;
-    let mut dynamic = DynamicMessage::new(desc);
-    dynamic.transcode_from(message)?;
-    let options = SerializeOptions::new().use_proto_field_name(true);
-    let value = dynamic.serialize_with_options(serde_json::value::Serializer, &options)?;
-    Ok(serde_json::to_string_pretty(&value)? + "\n")
-}
-
-fn json_of(answer: &Answer) -> Result<String> {
-    match answer {
-        Answer::Metrics(m) => json(m, "ListMetricsResponse"),
-        Answer::Network(r) => json(r, "NetworkBenchmarkResponse"),
-        Answer::Trend(t) => json(t, "TrendResponse"),
-        Answer::Scorecard(c) => json(c, "FacilityScorecardResponse"),
-    }
-}
-
-fn csv_of(answer: &Answer) -> Result<String> {
-    let mut w = csv::Writer::from_writer(Vec::new());
-    match answer {
-        Answer::Metrics(m) => {
-            w.write_record(["metric", "version", "name", "unit", "multiplier"])?;
-            for x in &m.metrics {
-                w.serialize((&x.id, x.version, &x.name, &x.unit, x.multiplier))?;
+impl Answer {
+    /// Draws the answer's funnel plot or control chart into `path`.
+    fn draw(&self, path: &Path) -> Result<()> {
+        match self {
+            Answer::Network(r) => match &r.metric {
+                Some(b) => plot::funnel(b, path),
+                None => bail!("--plot needs --metric (a funnel) or --trend (a control chart)"),
+            },
+            Answer::Scorecard(card) => plot::funnel(&card.peers.clone().unwrap_or_default(), path),
+            Answer::Trend(t) => {
+                let metric = t.metric.clone().unwrap_or_default();
+                let title = format!("{}: network u-chart", metric.name);
+                plot::control_chart(&title, &metric, &t.chart.clone().unwrap_or_default(), path)
             }
+            Answer::Metrics(_) => bail!("--plot does not apply to --list-metrics"),
         }
-        Answer::Network(r) => match &r.metric {
-            Some(b) => funnel_csv(&mut w, b)?,
-            None => {
-                w.write_record([
-                    "month",
-                    "category",
-                    "events",
-                    "patient_days",
-                    "rate_per_1000_patient_days",
-                    "contributing_facilities",
-                    "suppressed_cells",
-                ])?;
-                for row in &r.rows {
-                    let category =
-                        pb::EventCategory::try_from(row.category).map_or("?", |c| c.as_str_name());
-                    w.serialize((
-                        &row.month,
-                        category,
-                        row.events,
-                        row.patient_days,
-                        row.rate_per_1000_patient_days,
-                        row.contributing_facilities,
-                        row.suppressed_cells,
-                    ))?;
-                }
-            }
-        },
-        Answer::Trend(t) => chart_csv(&mut w, &t.chart.clone().unwrap_or_default())?,
-        Answer::Scorecard(c) => funnel_csv(&mut w, &c.peers.clone().unwrap_or_default())?,
     }
-    Ok(String::from_utf8(w.into_inner()?)?)
-}
 
-fn funnel_csv(w: &mut csv::Writer<Vec<u8>>, b: &pb::MetricBenchmark) -> Result<()> {
-    w.write_record([
-        "facility",
-        "is_caller",
-        "events",
-        "exposure",
-        "rate",
-        "lower_998",
-        "lower_95",
-        "upper_95",
-        "upper_998",
-        "position",
-    ])?;
-    for p in &b.funnel {
-        let l = p.limits.unwrap_or_default();
-        let position = pb::FunnelPosition::try_from(p.position).map_or("?", |x| x.as_str_name());
-        w.serialize((
-            &p.facility,
-            p.is_caller,
-            p.events,
-            p.exposure,
-            p.rate,
-            l.lower_998,
-            l.lower_95,
-            l.upper_95,
-            l.upper_998,
-            position,
-        ))?;
+    /// The answer as readable tables.
+    fn table(&self) -> String {
+        match self {
+            Answer::Metrics(m) => table::metrics(m),
+            Answer::Network(r) if r.metric.is_some() => table::metric_benchmark(r),
+            Answer::Network(r) => table::benchmark(r),
+            Answer::Trend(t) => table::trend(t),
+            Answer::Scorecard(c) => table::scorecard(c),
+        }
     }
-    Ok(())
-}
 
-fn chart_csv(w: &mut csv::Writer<Vec<u8>>, chart: &pb::ControlChart) -> Result<()> {
-    w.write_record([
-        "month",
-        "released",
-        "events",
-        "exposure",
-        "rate",
-        "centre",
-        "lower",
-        "upper",
-        "withheld_reason",
-    ])?;
-    for p in &chart.points {
-        w.serialize((
-            &p.month,
-            p.released,
-            p.events,
-            p.exposure,
-            p.rate,
-            chart.centre,
-            p.lower,
-            p.upper,
-            &p.withheld_reason,
-        ))?;
+    /// The whole answer as JSON.
+    fn json(&self) -> Result<String> {
+        match self {
+            Answer::Metrics(m) => export::json(m, "ListMetricsResponse"),
+            Answer::Network(r) => export::json(r, "NetworkBenchmarkResponse"),
+            Answer::Trend(t) => export::json(t, "TrendResponse"),
+            Answer::Scorecard(c) => export::json(c, "FacilityScorecardResponse"),
+        }
     }
-    Ok(())
+
+    /// The answer's rows as CSV.
+    fn csv(&self) -> Result<String> {
+        match self {
+            Answer::Metrics(m) => export::metrics_csv(m),
+            Answer::Network(r) => match &r.metric {
+                Some(b) => export::funnel_csv(b),
+                None => export::category_rows_csv(r),
+            },
+            Answer::Trend(t) => export::control_chart_csv(&t.chart.clone().unwrap_or_default()),
+            Answer::Scorecard(c) => export::funnel_csv(&c.peers.clone().unwrap_or_default()),
+        }
+    }
 }

@@ -2,13 +2,12 @@
 //!
 //! A gRPC body is a sequence of frames: one flag byte, a four-byte big-endian length, then the
 //! message. [`CountingBody`] passes the body through untouched and counts frame headers as they
-//! go by; the count is added to the metrics once, when the body ends or is dropped.
+//! go by; the count is handed on once, when the body is dropped, to whoever records it (the
+//! RPC layer), so this file knows nothing of metrics.
 
-use crate::metrics::Metrics;
 use bytes::{Buf, Bytes};
 use http_body::{Body, Frame, SizeHint};
 use std::pin::Pin;
-use std::sync::Arc;
 use std::task::{Context, Poll};
 
 /// Where a frame parser stands.
@@ -48,40 +47,36 @@ impl FrameCounter {
     }
 }
 
-/// A request body whose gRPC messages are counted into `psonet_rpc_messages_received_total`.
-pub struct CountingBody {
+/// A request body whose gRPC messages are counted; `on_drop` gets the count when there was one.
+pub struct CountingBody<F: FnOnce(u64)> {
     inner: tonic::body::Body,
     counter: FrameCounter,
-    metrics: Arc<Metrics>,
-    method: String,
+    on_drop: Option<F>,
 }
 
-impl CountingBody {
-    /// Counts the messages of `inner`, a request to `method`.
-    pub fn new(inner: tonic::body::Body, metrics: Arc<Metrics>, method: String) -> Self {
+impl<F: FnOnce(u64)> CountingBody<F> {
+    /// Counts the messages of `inner`; `on_drop` is called with the count when the body is
+    /// dropped, unless no message went by.
+    pub fn new(inner: tonic::body::Body, on_drop: F) -> Self {
         Self {
             inner,
             counter: FrameCounter::default(),
-            metrics,
-            method,
+            on_drop: Some(on_drop),
         }
     }
 }
 
-impl Drop for CountingBody {
+impl<F: FnOnce(u64)> Drop for CountingBody<F> {
     fn drop(&mut self) {
-        if self.counter.messages > 0 {
-            self.metrics.add(
-                "psonet_rpc_messages_received_total",
-                "Request messages received, by method (for SubmitEvents: events streamed in).",
-                &[("rpc", self.method.as_str())],
-                self.counter.messages,
-            );
+        if self.counter.messages > 0
+            && let Some(record) = self.on_drop.take()
+        {
+            record(self.counter.messages);
         }
     }
 }
 
-impl Body for CountingBody {
+impl<F: FnOnce(u64) + Unpin> Body for CountingBody<F> {
     type Data = Bytes;
     type Error = tonic::Status;
 

@@ -6,10 +6,36 @@
 
 use crate::client::{channel, explain};
 use anyhow::{Result, bail};
-use std::path::Path;
+use std::io::Write;
+use std::path::{Path, PathBuf};
 use std::time::Duration;
 use tonic_health::pb::health_client::HealthClient;
 use tonic_health::pb::{HealthCheckRequest, health_check_response::ServingStatus};
+
+/// Arguments of `psonet health`.
+#[derive(Debug, clap::Args)]
+pub struct Args {
+    /// The listener, e.g. 127.0.0.1:7100.
+    #[arg(long)]
+    addr: String,
+    /// Identity directory the listener admits (ca.pem, cert.pem, key.pem).
+    #[arg(long)]
+    identity: PathBuf,
+    /// Service to check, e.g. psonet.v1.BenchmarkService (default: the whole server).
+    #[arg(long, default_value = "")]
+    service: String,
+    /// Seconds to wait for the answer.
+    #[arg(long, default_value_t = 3)]
+    timeout: u64,
+}
+
+/// Runs `psonet health`: `SERVING` on `out`, or an error that says what answered instead.
+pub async fn run(args: Args, out: &mut impl Write) -> Result<()> {
+    let wait = Duration::from_secs(args.timeout);
+    check(&args.addr, &args.identity, &args.service, wait).await?;
+    writeln!(out, "SERVING")?;
+    Ok(())
+}
 
 /// Checks `service` ("" for the server as a whole) at `addr` as `identity`, within `timeout`.
 pub async fn check(addr: &str, identity: &Path, service: &str, timeout: Duration) -> Result<()> {

@@ -7,18 +7,63 @@
 
 use crate::client::{channel, explain};
 use anyhow::{Context, Result, bail};
-use psonet_core::config_file::read_toml;
 use psonet_core::pb::{self, backup_response::Part, backup_service_client::BackupServiceClient};
 use psonet_node::NodeConfig;
 use psonet_node::backup::RestoreSummary;
+use psonet_serve::config_file::read_toml;
 use ring::digest::{Context as Digest, SHA256};
 use std::io::Write;
 use std::path::{Path, PathBuf};
 
+/// Arguments of `psonet node backup`.
+#[derive(Debug, clap::Args)]
+pub struct BackupArgs {
+    /// The node's local listener, e.g. 127.0.0.1:7111.
+    #[arg(long)]
+    node: String,
+    /// Identity directory of a facility client (ca.pem, cert.pem, key.pem).
+    #[arg(long)]
+    identity: PathBuf,
+    /// The backup file to write (must not exist).
+    #[arg(long)]
+    out: PathBuf,
+}
+
+/// Arguments of `psonet node restore`.
+#[derive(Debug, clap::Args)]
+pub struct RestoreArgs {
+    /// The config of the node to restore; its data_dir must be empty or absent.
+    #[arg(long)]
+    config: PathBuf,
+    /// The backup file.
+    file: PathBuf,
+}
+
+/// `psonet node backup`: fetches the backup and describes it to `out`.
+pub async fn run_backup(args: BackupArgs, out: &mut impl Write) -> Result<()> {
+    let manifest = fetch(&args.node, &args.identity, &args.out).await?;
+    write!(out, "{}", describe(&manifest, &args.out))?;
+    Ok(())
+}
+
+/// `psonet node restore`: restores the backup and says what it restored, to `out`.
+pub fn run_restore(args: RestoreArgs, out: &mut impl Write) -> Result<()> {
+    let (summary, dir) = restore(&args.config, &args.file)?;
+    writeln!(
+        out,
+        "restored {} entries ({} events, counters checked) of facility {} into {}",
+        summary.entries,
+        summary.events,
+        summary.facility_id,
+        dir.display()
+    )?;
+    Ok(())
+}
+
 /// Asks the node at `node` (its local listener) for a backup as `identity` and writes it to
 /// `out`, which must not exist. The file appears under its name only once its size and
 /// SHA-256 match the manifest and it is on disk.
-pub async fn fetch(node: &str, identity: &Path, out: &Path) -> Result<pb::BackupManifest> {
+async fn fetch(node: &str, identity: &Path, out: &Path) -> Result<pb::BackupManifest> {
     if out.exists() {
         bail!("{} exists; choose a new file name", out.display());
     }
@@ -87,7 +132,7 @@ async fn receive(
 }
 
 /// One line per fact of a fetched backup, for the person who asked for it.
-pub fn describe(manifest: &pb::BackupManifest, out: &Path) -> String {
+fn describe(manifest: &pb::BackupManifest, out: &Path) -> String {
     let trees: Vec<String> = manifest
         .trees
         .iter()
@@ -106,7 +151,7 @@ pub fn describe(manifest: &pb::BackupManifest, out: &Path) -> String {
 
 /// Restores `file` into the data directory of the node config `config` (which must be empty
 /// or absent), for the config's facility only.
-pub fn restore(config: &Path, file: &Path) -> Result<(RestoreSummary, PathBuf)> {
+fn restore(config: &Path, file: &Path) -> Result<(RestoreSummary, PathBuf)> {
     let (mut node, base): (NodeConfig, _) = read_toml(config)?;
     node.resolve_relative(&base);
     let summary = psonet_node::backup::restore(

@@ -5,7 +5,7 @@
 //! races the server's alert. When a call fails that way, this probe repeats the handshake alone
 //! and *reads* instead of writing, so the alert (unknown CA, certificate required, …) arrives.
 
-use psonet_core::diagnose::{Failure, diagnose_tls_io};
+use psonet_serve::diagnose::{Failure, diagnose_tls_io};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};

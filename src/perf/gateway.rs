@@ -8,27 +8,25 @@
 //! overloads the gateway to show it sheds; `bench-fanout` measures one warm client's benchmark
 //! latency as the network grows.
 
-use crate::pki::{self, InitOptions, NetworkLayout};
-use crate::{client, submit, synth};
-use anyhow::{Context, Result, bail};
+use super::{cpu_seconds, rss_mb};
+use crate::client;
+use crate::network::{Launcher, Network, Servers};
+use crate::synth::SynthOptions;
+use anyhow::{Context, Result};
 use psonet_core::month::Month;
 use psonet_core::pb::{self, CoverageStatus, benchmark_service_client::BenchmarkServiceClient};
-use psonet_gateway::GatewayConfig;
-use psonet_node::{NodeConfig, RunningNode};
 use std::collections::BTreeMap;
-use std::io::{BufRead, BufReader, Write};
-use std::process::{Child, Command, Stdio};
+use std::io::Write;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
-use tempfile::TempDir;
 
 /// Synthetic events loaded into each node.
 const EVENTS_PER_NODE: usize = 1_000;
 
-/// What `bench-load` runs.
+/// Arguments of `psonet bench-load`.
 #[derive(Debug, Clone, clap::Args)]
-pub struct LoadOptions {
+pub struct LoadArgs {
     /// Facility nodes (in this process) behind the gateway (its own process).
     #[arg(long, default_value_t = 20)]
     pub nodes: usize,
@@ -49,134 +47,61 @@ pub struct LoadOptions {
     pub months: u32,
 }
 
-/// A network of in-process nodes loaded with synthetic data.
-struct Nodes {
-    _dir: TempDir,
-    layout: NetworkLayout,
-    running: Vec<RunningNode>,
+/// Arguments of `psonet bench-fanout`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct FanoutArgs {
+    /// Network sizes, e.g. 10,50,100.
+    #[arg(long, value_delimiter = ',', default_value = "10,50,100")]
+    pub nodes: Vec<usize>,
+    /// Seconds per size.
+    #[arg(long, default_value_t = 10)]
+    pub seconds: u64,
+    /// Months each benchmark covers, ending this month.
+    #[arg(long, default_value_t = 12)]
+    pub months: u32,
 }
 
-impl Nodes {
-    async fn start(count: usize, out: &mut impl Write) -> Result<Self> {
-        let dir = tempfile::tempdir()?;
-        let layout = pki::init(&InitOptions {
-            network: "load".into(),
-            out: dir.path().join("pki"),
-            facilities: (1..=count).map(|i| format!("facility-{i}")).collect(),
-            hosts: Vec::new(),
-            base_port: None,
-            years: 1,
-        })?;
-        let mut running = Vec::new();
-        for facility in &layout.facilities {
-            running.push(RunningNode::start(NodeConfig::load(&facility.node_config)?).await?);
-        }
-        let loads = layout
-            .facilities
-            .iter()
-            .zip(&running)
-            .enumerate()
-            .map(|(i, (f, node))| {
-                let options = synth::SynthOptions {
-                    events: EVENTS_PER_NODE,
-                    months: 12,
-                    last_month: Month::current(),
-                    key_prefix: f.id.clone(),
-                    beds: 150 + 25 * (i as u32 % 12),
-                    seed: i as u64 + 1,
-                };
-                let addr = node.local_addr.to_string();
-                let identity = f.client_identity.clone();
-                async move {
-                    submit::events(&addr, &identity, synth::events(&options)).await?;
-                    submit::exposure(&addr, &identity, synth::exposure(&options)).await
-                }
-            });
-        futures::future::try_join_all(loads).await?;
-        writeln!(
-            out,
-            "{count} nodes in this process, {EVENTS_PER_NODE} synthetic events each"
-        )?;
-        Ok(Self {
-            _dir: dir,
-            layout,
-            running,
-        })
-    }
-
-    async fn stop(self) -> Result<()> {
-        for node in self.running {
-            node.shutdown().await?;
-        }
-        Ok(())
-    }
+/// `count` nodes in this process, loaded with synthetic data; the gateway will be a process.
+async fn start_network(count: usize, out: &mut impl Write) -> Result<Network> {
+    let gateway = Launcher::this_binary()?.log_filter("error");
+    let net = Network::builder("load")
+        .facilities(count)
+        .servers(Servers::InProcess)
+        .gateway_servers(Servers::Processes(gateway))
+        .start()
+        .await?;
+    net.load_synthetic(|i, node| SynthOptions {
+        events: EVENTS_PER_NODE,
+        months: 12,
+        last_month: Month::current(),
+        key_prefix: node.id.clone(),
+        beds: 150 + 25 * (i as u32 % 12),
+        seed: i as u64 + 1,
+    })
+    .await?;
+    writeln!(
+        out,
+        "{count} nodes in this process, {EVENTS_PER_NODE} synthetic events each"
+    )?;
+    Ok(net)
 }
 
-/// The gateway as its own process.
-struct GatewayProcess {
-    child: Child,
-    addr: String,
-}
-
-impl GatewayProcess {
-    /// Starts a gateway over the first `count` nodes.
-    fn start(nodes: &Nodes, count: usize, max_concurrent: usize) -> Result<Self> {
-        let mut loaded = GatewayConfig::load(&nodes.layout.gateway_config)?;
-        let config = &mut loaded.config;
+/// (Re)starts the gateway over the first `count` nodes, admitting `max_concurrent` benchmarks.
+async fn start_gateway(net: &mut Network, count: usize, max_concurrent: usize) -> Result<()> {
+    net.start_gateway(|config| {
         config.facilities.truncate(count);
-        for (entry, node) in config.facilities.iter_mut().zip(&nodes.running) {
-            entry.endpoint = format!("https://127.0.0.1:{}", node.federation_addr.port());
-        }
         config.fanout.max_concurrent_benchmarks = max_concurrent;
         config.fanout.max_in_flight_per_node = max_concurrent.max(1);
-        let path = nodes.layout.out.join(format!("gateway-{count}.toml"));
-        std::fs::write(&path, toml::to_string(config)?)?;
-        let mut child = Command::new(std::env::current_exe()?)
-            .args(["gateway", "--config"])
-            .arg(&path)
-            .env("RUST_LOG", "error")
-            .stdout(Stdio::piped())
-            .stderr(Stdio::inherit())
-            .spawn()
-            .context("starting the gateway")?;
-        let mut line = String::new();
-        BufReader::new(child.stdout.take().context("gateway stdout")?).read_line(&mut line)?;
-        let Some(addr) = line
-            .split_whitespace()
-            .find_map(|kv| kv.strip_prefix("listen="))
-        else {
-            bail!("the gateway did not start: {line:?}");
-        };
-        Ok(Self {
-            addr: addr.to_string(),
-            child,
-        })
-    }
-
-    fn rss_mb(&self) -> f64 {
-        crate::bench::rss_mb(self.child.id()).unwrap_or(f64::NAN)
-    }
-
-    /// CPU time the gateway process has used (user + system), in seconds.
-    fn cpu_seconds(&self) -> f64 {
-        let stat = std::fs::read_to_string(format!("/proc/{}/stat", self.child.id()));
-        // Fields after the command name (which ends with ')'): utime and stime are the 12th
-        // and 13th, in clock ticks of 1/100 s.
-        stat.ok()
-            .and_then(|s| {
-                let fields: Vec<&str> = s.rsplit_once(')')?.1.split_whitespace().collect();
-                let ticks = |i: usize| fields.get(i)?.parse::<f64>().ok();
-                Some((ticks(11)? + ticks(12)?) / 100.0)
-            })
-            .unwrap_or(f64::NAN)
-    }
+    })
+    .await
 }
 
-impl Drop for GatewayProcess {
-    fn drop(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
+/// The gateway process's id.
+fn gateway_pid(net: &Network) -> Result<u32> {
+    Ok(net
+        .gateway_process()
+        .context("the gateway runs as a process")?
+        .pid())
 }
 
 fn request(months: u32) -> pb::NetworkBenchmarkRequest {
@@ -212,16 +137,19 @@ impl RunFigures {
 
 /// `clients` concurrent clients, each on its own connection, for `seconds`.
 async fn drive(
-    gateway: &GatewayProcess,
-    nodes: &Nodes,
+    net: &Network,
     clients: usize,
     seconds: u64,
     months: u32,
 ) -> Result<(RunFigures, Vec<f64>)> {
+    let gateway = net.gateway_addr()?.to_string();
+    let pid = gateway_pid(net)?;
+    let memory_now = || rss_mb(pid).unwrap_or(f64::NAN);
+    let cpu_now = || cpu_seconds(pid).unwrap_or(f64::NAN);
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     for _ in 0..clients {
-        let channel = client::channel(&gateway.addr, &nodes.layout.partner_identity)?;
+        let channel = client::channel(&gateway, &net.layout.partner_identity)?;
         let stop = stop.clone();
         tasks.push(tokio::spawn(async move {
             let mut client = BenchmarkServiceClient::new(channel);
@@ -249,18 +177,18 @@ async fn drive(
             figures
         }));
     }
-    let cpu_before = gateway.cpu_seconds();
-    let mut memory = vec![gateway.rss_mb()];
+    let cpu_before = cpu_now();
+    let mut memory = vec![memory_now()];
     for _ in 0..seconds {
         tokio::time::sleep(Duration::from_secs(1)).await;
-        memory.push(gateway.rss_mb());
+        memory.push(memory_now());
     }
     stop.store(true, Ordering::Relaxed);
     let mut figures = RunFigures::default();
     for task in tasks {
         figures.merge(task.await?);
     }
-    figures.gateway_cpu_seconds = gateway.cpu_seconds() - cpu_before;
+    figures.gateway_cpu_seconds = cpu_now() - cpu_before;
     Ok((figures, memory))
 }
 
@@ -325,9 +253,9 @@ fn report_memory(out: &mut impl Write, memory: &[f64]) -> Result<()> {
 }
 
 /// Runs `bench-load` and prints its figures to `out`.
-pub async fn run_load(options: &LoadOptions, out: &mut impl Write) -> Result<()> {
-    let nodes = Nodes::start(options.nodes, out).await?;
-    let gateway = GatewayProcess::start(&nodes, options.nodes, options.max_concurrent)?;
+pub async fn run_load(options: LoadArgs, out: &mut impl Write) -> Result<()> {
+    let mut net = start_network(options.nodes, out).await?;
+    start_gateway(&mut net, options.nodes, options.max_concurrent).await?;
     writeln!(
         out,
         "gateway process over {} nodes, max_concurrent_benchmarks = {}; mTLS everywhere, 2 cores shared by all",
@@ -335,41 +263,34 @@ pub async fn run_load(options: &LoadOptions, out: &mut impl Write) -> Result<()>
     )?;
     let months = options.months;
     writeln!(out, "each benchmark: {months} month(s) × category × harm")?;
-    drive(&gateway, &nodes, options.clients.min(8), 2, months).await?; // warm-up
-    let (mut figures, memory) =
-        drive(&gateway, &nodes, options.clients, options.seconds, months).await?;
+    drive(&net, options.clients.min(8), 2, months).await?; // warm-up
+    let (mut figures, memory) = drive(&net, options.clients, options.seconds, months).await?;
     let what = format!("{} clients", options.clients);
     report(out, &what, &mut figures, options.seconds as f64)?;
     report_memory(out, &memory)?;
     if options.overload_clients > 0 {
         let seconds = options.seconds.min(10);
-        let (mut figures, memory) =
-            drive(&gateway, &nodes, options.overload_clients, seconds, months).await?;
+        let (mut figures, memory) = drive(&net, options.overload_clients, seconds, months).await?;
         let what = format!("overload, {} clients", options.overload_clients);
         report(out, &what, &mut figures, seconds as f64)?;
         report_memory(out, &memory)?;
     }
-    drop(gateway);
-    nodes.stop().await
+    net.shutdown().await
 }
 
-/// Runs `bench-fanout` for each network size in `sizes` and prints the figures to `out`.
-pub async fn run_fanout(
-    sizes: &[usize],
-    seconds: u64,
-    months: u32,
-    out: &mut impl Write,
-) -> Result<()> {
-    let largest = sizes.iter().copied().max().unwrap_or(0);
-    let nodes = Nodes::start(largest, out).await?;
+/// Runs `bench-fanout` for each network size and prints the figures to `out`.
+pub async fn run_fanout(options: FanoutArgs, out: &mut impl Write) -> Result<()> {
+    let (seconds, months) = (options.seconds, options.months);
+    let largest = options.nodes.iter().copied().max().unwrap_or(0);
+    let mut net = start_network(largest, out).await?;
     writeln!(out, "each benchmark: {months} month(s) × category × harm")?;
-    for &size in sizes {
-        let gateway = GatewayProcess::start(&nodes, size, 256)?;
-        drive(&gateway, &nodes, 1, 1, months).await?; // warm: every channel connected
-        let (mut figures, memory) = drive(&gateway, &nodes, 1, seconds, months).await?;
+    for &size in &options.nodes {
+        start_gateway(&mut net, size, 256).await?;
+        drive(&net, 1, 1, months).await?; // warm: every channel connected
+        let (mut figures, memory) = drive(&net, 1, seconds, months).await?;
         let what = format!("fan-out to {size:>3} nodes, one client, warm channels");
         report(out, &what, &mut figures, seconds as f64)?;
         report_memory(out, &memory)?;
     }
-    nodes.stop().await
+    net.shutdown().await
 }

@@ -1,0 +1,33 @@
+//! Benchmark answers for people and programs: tables for a terminal ([`table`]), SVG charts
+//! ([`plot`]), and JSON and CSV ([`export`]). Each takes an API message and returns text or
+//! writes a file; none of them calls anything.
+
+pub mod export;
+pub mod plot;
+pub mod table;
+
+/// `12345` as `12,345` (tables and plot axes).
+pub fn thousands(n: u64) -> String {
+    let digits = n.to_string();
+    let mut out = String::new();
+    for (i, ch) in digits.chars().enumerate() {
+        if i > 0 && (digits.len() - i).is_multiple_of(3) {
+            out.push(',');
+        }
+        out.push(ch);
+    }
+    out
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn numbers_get_thousands_separators() {
+        assert_eq!(thousands(0), "0");
+        assert_eq!(thousands(999), "999");
+        assert_eq!(thousands(1000), "1,000");
+        assert_eq!(thousands(1234567), "1,234,567");
+    }
+}
