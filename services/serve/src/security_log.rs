@@ -10,7 +10,7 @@
 //!   logged one by one, and the next line says how many there were, so a flood of bad
 //!   handshakes cannot flood the log (or the audit trail) while nothing goes unaccounted;
 //! - **counted**, every one, in `psonet_refusals_total{listener, stage, reason}`;
-//! - on a node's federation listener, **appended to the audit trail** (an [`RefusalAudit`]),
+//! - on a node's federation listener, **appended to the audit trail** (a [`RefusalAudit`]),
 //!   under the same limit as the log.
 //!
 //! Listeners get their log from [`SecurityLog::new`]; handshakes are reported by
