@@ -101,7 +101,7 @@ fn mid_p_proportion(successes: u64, trials: u64, confidence: f64) -> Interval {
 /// on either side (no information about a ratio), an exposure is not positive and finite, or
 /// `confidence` is outside (0, 1).
 pub fn rate_ratio(counts: BeforeAfter, confidence: f64) -> Option<RateRatio> {
-    if !counts.has_exposure() || !(confidence > 0.0 && confidence < 1.0) {
+    if !(counts.has_exposure() && confidence > 0.0 && confidence < 1.0) {
         return None;
     }
     let (a, b) = (counts.after.events, counts.before.events);

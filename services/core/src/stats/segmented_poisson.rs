@@ -231,7 +231,7 @@ fn cholesky(a: &[[f64; P]; P]) -> Option<[[f64; P]; P]> {
             let sum: f64 = (0..j).map(|k| l[i][k] * l[j][k]).sum();
             if i == j {
                 let d = a[i][i] - sum;
-                if !(d > 0.0) || !d.is_finite() {
+                if !(d.is_finite() && d > 0.0) {
                     return None;
                 }
                 l[i][j] = d.sqrt();
@@ -286,31 +286,36 @@ impl Design {
             .sum::<f64>()
     }
 
-    /// XᵀWX and XᵀWz for weights `weights` and working response `working`.
-    fn normal_equations(&self, weights: &[f64], working: &[f64]) -> ([[f64; P]; P], [f64; P]) {
+    /// XᵀWX for weights `weights`: at the fitted means, the Fisher information.
+    fn information(&self, weights: &[f64]) -> [[f64; P]; P] {
         let mut xtwx = [[0.0; P]; P];
-        let mut xtwz = [0.0; P];
-        for ((row, &w), &z) in self.rows.iter().zip(weights).zip(working) {
+        for (row, &w) in self.rows.iter().zip(weights) {
             for i in 0..P {
-                xtwz[i] += w * row[i] * z;
                 for j in 0..P {
                     xtwx[i][j] += w * row[i] * row[j];
                 }
             }
         }
-        (xtwx, xtwz)
+        xtwx
     }
 
-    /// One weighted least-squares step from the means `means`: the IRLS (Newton) update.
+    /// One weighted least-squares step from the means `means` (weights μ, working response
+    /// η − offset + (y − μ)/μ): the IRLS, here Newton, update.
     fn step(&self, means: &[f64]) -> Option<[f64; P]> {
-        let working: Vec<f64> = means
+        let mut xtwz = [0.0; P];
+        for (((row, &mu), &y), offset) in self
+            .rows
             .iter()
+            .zip(means)
             .zip(&self.counts)
             .zip(&self.offsets)
-            .map(|((&mu, &y), offset)| mu.ln() - offset + (y - mu) / mu)
-            .collect();
-        let (xtwx, xtwz) = self.normal_equations(means, &working);
-        Some(cholesky_solve(&cholesky(&xtwx)?, &xtwz))
+        {
+            let working = mu.ln() - offset + (y - mu) / mu;
+            for i in 0..P {
+                xtwz[i] += mu * row[i] * working;
+            }
+        }
+        Some(cholesky_solve(&cholesky(&self.information(means))?, &xtwz))
     }
 }
 
@@ -364,7 +369,7 @@ fn check_segments(months: &[SeriesMonth], start: f64) -> Result<(), SegmentedPoi
 pub fn fit(months: &[SeriesMonth], start: f64) -> Result<SegmentedPoisson, SegmentedPoissonError> {
     if let Some(bad) = months
         .iter()
-        .find(|m| !(m.exposure > 0.0 && m.exposure.is_finite()) || !m.time.is_finite())
+        .find(|m| !(m.exposure > 0.0 && m.exposure.is_finite() && m.time.is_finite()))
     {
         return Err(SegmentedPoissonError::BadExposure {
             time: bad.time,
@@ -396,7 +401,8 @@ pub fn fit(months: &[SeriesMonth], start: f64) -> Result<SegmentedPoisson, Segme
         let mut next_deviance = design.deviance(&next_means);
         // Step halving keeps the deviance from rising (or overflowing) on a poor start.
         let mut halvings = 0;
-        while !(next_deviance <= deviance * (1.0 + 1e-12) + 1e-12) && halvings < 40 {
+        let rose = |d: f64| d.is_nan() || d > deviance * (1.0 + 1e-12) + 1e-12;
+        while rose(next_deviance) && halvings < 40 {
             for (n, b) in next.iter_mut().zip(&beta) {
                 *n = 0.5 * (*n + b);
             }
@@ -416,8 +422,7 @@ pub fn fit(months: &[SeriesMonth], start: f64) -> Result<SegmentedPoisson, Segme
         means = next_means;
         deviance = next_deviance;
     }
-    let (information, _) = design.normal_equations(&means, &vec![0.0; means.len()]);
-    let factor = cholesky(&information).ok_or(SegmentedPoissonError::Singular)?;
+    let factor = cholesky(&design.information(&means)).ok_or(SegmentedPoissonError::Singular)?;
     let mut covariance = [[0.0; P]; P];
     for j in 0..P {
         let mut unit = [0.0; P];
