@@ -11,32 +11,14 @@ use psonet_core::stats::rate_ratio::{BeforeAfter, LogRateRatio, rate_ratio, rati
 use psonet_core::stats::segmented_poisson::{self, SeriesMonth};
 use serde_json::Value;
 
+mod fixture_json;
+use fixture_json::{f, floats, u};
+
 /// The bar: relative agreement with the independent implementation.
 const TOLERANCE: f64 = 1e-6;
 
 fn fixtures() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/stats/learning_loop.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).expect("learning_loop.json")).expect("json")
-}
-
-/// A number, with the generator's "inf" for an open interval end.
-fn f(v: &Value) -> f64 {
-    match v.as_str() {
-        Some("inf") => f64::INFINITY,
-        Some("-inf") => f64::NEG_INFINITY,
-        _ => v.as_f64().unwrap_or_else(|| panic!("not a number: {v}")),
-    }
-}
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array().expect("array").iter().map(f).collect()
+    fixture_json::load("learning_loop.json")
 }
 
 /// The largest relative error seen by one test.
@@ -71,7 +53,7 @@ impl Worst {
     }
 }
 
-/// [after events, after exposure, before events, before exposure] or the split form.
+/// A case's `after` and `before` pairs [events, exposure].
 fn before_after(after: &Value, before: &Value) -> BeforeAfter {
     BeforeAfter {
         before: CountExposure {
@@ -85,12 +67,19 @@ fn before_after(after: &Value, before: &Value) -> BeforeAfter {
     }
 }
 
+/// A generator row [after events, after exposure, before events, before exposure].
 fn from_row(row: &Value) -> BeforeAfter {
-    let events = |v: &Value| Value::from(f(v) as u64);
-    before_after(
-        &Value::from(vec![events(&row[0]), row[1].clone()]),
-        &Value::from(vec![events(&row[2]), row[3].clone()]),
-    )
+    let r = floats(row);
+    BeforeAfter {
+        before: CountExposure {
+            events: r[2] as u64,
+            exposure: r[3],
+        },
+        after: CountExposure {
+            events: r[0] as u64,
+            exposure: r[1],
+        },
+    }
 }
 
 #[test]
