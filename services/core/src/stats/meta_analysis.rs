@@ -54,7 +54,8 @@ pub struct MetaAnalysis {
     pub interval: Interval,
     /// Hartung–Knapp standard error √(Σwᵢ*(yᵢ − μ̂)²/((k − 1)Σwᵢ*)).
     pub hartung_knapp_standard_error: f64,
-    /// Hartung–Knapp interval μ̂ ± t_{k−1}·SE_HK: the one to report.
+    /// Hartung–Knapp interval μ̂ ± t_{k−1}·SE_HK: the one to report. It has zero width when
+    /// every facility's estimate is the same (no residual spread to scale by).
     pub hartung_knapp: Interval,
     /// Prediction interval for a new facility's true effect; `None` when k < 3.
     pub prediction: Option<Interval>,

@@ -22,6 +22,7 @@ use super::distribution::{
     binomial_cdf, binomial_pmf, binomial_sf_inclusive, bisect, normal_quantile,
 };
 use super::pooled_rate::CountExposure;
+use super::segmented_poisson::SeriesMonth;
 
 /// Events and exposure before and after an intervention's start (the start month itself is
 /// left out by the caller).
@@ -45,6 +46,50 @@ impl BeforeAfter {
     fn exposure_ratio(&self) -> f64 {
         self.before.exposure / self.after.exposure
     }
+}
+
+/// The before/after windows of a monthly series, with how many months each side held.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Windows {
+    /// Events and exposure summed over each window.
+    pub counts: BeforeAfter,
+    /// Months of the series in the before window (fewer than the window when data are missing).
+    pub months_before: usize,
+    /// Months of the series in the after window.
+    pub months_after: usize,
+}
+
+/// Sums `months` into the `window` months before `start` (start − window ≤ t < start) and the
+/// `window` months after it (start < t ≤ start + window). The start month itself is in neither:
+/// an intervention is rolled out during it, so it is a transition, not a before or an after.
+/// The caller decides whether a short window (missing months) is still worth a ratio.
+pub fn windows(months: &[SeriesMonth], start: f64, window: u32) -> Windows {
+    let w = f64::from(window);
+    let empty = CountExposure {
+        events: 0,
+        exposure: 0.0,
+    };
+    let mut out = Windows {
+        counts: BeforeAfter {
+            before: empty,
+            after: empty,
+        },
+        months_before: 0,
+        months_after: 0,
+    };
+    for m in months {
+        let (side, count) = if m.time >= start - w && m.time < start {
+            (&mut out.counts.before, &mut out.months_before)
+        } else if m.time > start && m.time <= start + w {
+            (&mut out.counts.after, &mut out.months_after)
+        } else {
+            continue;
+        };
+        side.events += m.events;
+        side.exposure += m.exposure;
+        *count += 1;
+    }
+    out
 }
 
 /// The rate ratio after vs before with its exact and mid-P conditional intervals.
@@ -238,6 +283,27 @@ mod tests {
                 exposure: after.1,
             },
         }
+    }
+
+    #[test]
+    fn windows_leave_the_start_month_out() {
+        let months: Vec<SeriesMonth> = (0..30)
+            .map(|t| SeriesMonth {
+                time: f64::from(t),
+                events: if t == 14 { 100 } else { 1 },
+                exposure: 10.0,
+            })
+            .collect();
+        let w = windows(&months, 14.0, 12);
+        assert_eq!((w.months_before, w.months_after), (12, 12));
+        assert_eq!(w.counts.before.events, 12, "months 2..=13");
+        assert_eq!(
+            w.counts.after.events, 12,
+            "months 15..=26, not the start's 100"
+        );
+        assert_eq!(w.counts.after.exposure, 120.0);
+        let short = windows(&months, 25.0, 12);
+        assert_eq!((short.months_before, short.months_after), (12, 4));
     }
 
     #[test]
