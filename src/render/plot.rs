@@ -9,7 +9,7 @@ use anyhow::{Context, Result, anyhow};
 use plotters::coord::types::RangedCoordf64;
 use plotters::prelude::*;
 use psonet_core::pb;
-use psonet_gateway::metric_catalogue::denominator_label;
+use psonet_gateway::metric::catalogue::denominator_label;
 use std::path::Path;
 
 const SIZE: (u32, u32) = (1000, 640);
