@@ -18,6 +18,4 @@ pub mod stats;
 pub mod violations;
 pub mod wire;
 
-/// Primary suppression under its original name, so existing imports keep working.
-pub use disclosure::primary as suppression;
 pub use psonet_proto::v1 as pb;
