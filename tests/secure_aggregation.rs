@@ -164,9 +164,15 @@ struct SecureGateway {
 
 impl SecureGateway {
     fn of(net: &Network) -> Self {
-        let mut loaded = GatewayConfig::load(&net.layout.gateway_config).expect("gateway.toml");
-        for (entry, node) in loaded.config.facilities.iter_mut().zip(&net.nodes) {
-            entry.endpoint = format!("https://127.0.0.1:{}", node.federation().port());
+        let ports: Vec<u16> = net.nodes.iter().map(|n| n.federation().port()).collect();
+        Self::at(&net.layout.gateway_config, &ports)
+    }
+
+    /// From the network's `gateway.toml`, with the nodes' federation `ports` in order.
+    fn at(gateway_toml: &std::path::Path, ports: &[u16]) -> Self {
+        let mut loaded = GatewayConfig::load(gateway_toml).expect("gateway.toml");
+        for (entry, port) in loaded.config.facilities.iter_mut().zip(ports) {
+            entry.endpoint = format!("https://127.0.0.1:{port}");
         }
         let identity = ReloadableIdentity::load(&loaded.config.tls, "tls").unwrap();
         let registry = Registry::new(
@@ -960,4 +966,128 @@ fn brute_force(sum: &SecureSum, truth: &Truth) -> Vec<i64> {
         .chain(&sum.domain.totals)
         .map(lane)
         .collect()
+}
+
+/// Gateway CPU per secure aggregation against the plain path's, at 10 and 50 nodes: nodes in
+/// this process with a year of synthetic reports each; the gateway's side on a thread of its own
+/// (a current-thread runtime holding its registry, so its TLS work is on that thread too),
+/// timed with that thread's CPU clock. Both paths ask the category table's query (12 months by
+/// category and harm); the plain path also checks and sums the answers as the gateway does.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+#[ignore = "a measurement: cargo test --test secure_aggregation measure -- --ignored --nocapture"]
+async fn measure_gateway_and_node_cpu_per_secure_aggregation() {
+    use psonet::synth::SynthOptions;
+    use psonet_gateway::answer::NodeQuery;
+    use psonet_gateway::category_rows::CategoryRows;
+    use psonet_gateway::coverage::AskContext;
+    use psonet_node::secure_aggregation::cpu_time::thread_cpu;
+    psonet_serve::tls::install_crypto_provider();
+    let sizes: Vec<usize> = std::env::var("PSONET_MEASURE_NODES")
+        .map(|v| v.split(',').filter_map(|n| n.parse().ok()).collect())
+        .unwrap_or_else(|_| vec![10, 50]);
+    for n in sizes {
+        let net = Network::builder(NETWORK)
+            .facilities(n)
+            .servers(Servers::InProcess)
+            .start()
+            .await
+            .unwrap();
+        net.load_synthetic(|i, node| SynthOptions {
+            events: 1_000,
+            months: 12,
+            last_month: Month::current(),
+            key_prefix: node.id.clone(),
+            beds: 80 + 10 * i as u32,
+            seed: i as u64,
+        })
+        .await
+        .unwrap();
+        let toml = net.layout.gateway_config.clone();
+        let ports: Vec<u16> = net.nodes.iter().map(|n| n.federation().port()).collect();
+        let twelve = months(0, 12);
+        let report = std::thread::spawn(move || {
+            let runtime = tokio::runtime::Builder::new_current_thread()
+                .enable_all()
+                .build()
+                .unwrap();
+            runtime.block_on(async move {
+                let gateway = SecureGateway::at(&toml, &ports);
+                let everyone = gateway.everyone();
+                let range = psonet_core::month::MonthRange::new(twelve[0], twelve[11]).unwrap();
+                let plain_query = NodeQuery::categories_by_month(range);
+                let small_cells = psonet_core::disclosure::primary::SmallCellRule::default();
+                let ask = AskContext {
+                    registry: &gateway.registry,
+                    deadline: DEADLINE,
+                    small_cells: &small_cells,
+                    querier: "",
+                };
+                let runs = 8;
+                let (mut secure, mut plain, mut secure_wall, mut plain_wall) =
+                    (Vec::new(), Vec::new(), Vec::new(), Vec::new());
+                let mut nodes = Vec::new();
+                for run in 0..runs + 2 {
+                    let (cpu, wall) = (thread_cpu(), Instant::now());
+                    let sum = aggregate(&gateway.context(), &everyone, query(&twelve))
+                        .await
+                        .expect("a secure sum");
+                    let (c, w) = (thread_cpu() - cpu, wall.elapsed());
+                    assert_eq!(sum.survivors.len(), everyone.len());
+                    let (cpu, wall) = (thread_cpu(), Instant::now());
+                    let answers = ask.ask(&plain_query, &|_| true).await;
+                    let rows = CategoryRows::sum(&answers.usable);
+                    let (pc, pw) = (thread_cpu() - cpu, wall.elapsed());
+                    assert_eq!(answers.usable.len(), everyone.len());
+                    drop(rows);
+                    if run >= 2 {
+                        secure.push(c.as_secs_f64() * 1e3);
+                        plain.push(pc.as_secs_f64() * 1e3);
+                        secure_wall.push(w.as_secs_f64() * 1e3);
+                        plain_wall.push(pw.as_secs_f64() * 1e3);
+                        nodes.extend(sum.nodes);
+                    }
+                }
+                (secure, plain, secure_wall, plain_wall, nodes)
+            })
+        })
+        .join()
+        .unwrap();
+        let (secure, plain, secure_wall, plain_wall, nodes) = report;
+        let median = |v: &[f64]| {
+            let mut v = v.to_vec();
+            v.sort_by(|a, b| a.total_cmp(b));
+            v[v.len() / 2]
+        };
+        let node_cpu: Vec<f64> = nodes
+            .iter()
+            .map(|c| c.round1_cpu_micros as f64 / 1e3)
+            .collect();
+        let masking: Vec<f64> = nodes
+            .iter()
+            .map(|c| c.masking_cpu_micros as f64 / 1e3)
+            .collect();
+        let round2: Vec<f64> = nodes
+            .iter()
+            .filter_map(|c| c.round2_cpu_micros)
+            .map(|c| c as f64 / 1e3)
+            .collect();
+        println!(
+            "{n} nodes x 12 months ({} build): gateway CPU per call, median: secure {:.2} ms, plain {:.2} ms ({:.0}%); \
+             wall p50 secure {:.1} ms, plain {:.1} ms; node CPU per round-1 answer p50 {:.2} ms (masking {:.2} ms), round 2 {:.2} ms",
+            if cfg!(debug_assertions) {
+                "unoptimized"
+            } else {
+                "release"
+            },
+            median(&secure),
+            median(&plain),
+            100.0 * median(&secure) / median(&plain),
+            median(&secure_wall),
+            median(&plain_wall),
+            median(&node_cpu),
+            median(&masking),
+            median(&round2),
+        );
+        net.shutdown().await.unwrap();
+    }
 }
