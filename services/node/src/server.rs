@@ -6,6 +6,7 @@ use crate::backup_service::Backups;
 use crate::config::LoadedNodeConfig;
 use crate::ledger::{ANSWERS_TREE, BUDGET_TREE, Ledger};
 use crate::reporting::Reporting;
+use crate::secure_aggregation::epoch_key::rotate_in_background;
 use crate::secure_aggregation::{SecureAggregates, SecureAggregationError, SecureAggregationParts};
 use crate::store::{Store, StoreError};
 use psonet_core::pb::aggregate_service_server::AggregateServiceServer;
@@ -190,10 +191,10 @@ impl RunningNode {
             aggregates(&store, &loaded, audit.clone())?,
             federation_rule.clone(),
         );
-        let secure = SecureAggregationServiceServer::with_interceptor(
-            secure_aggregates(&store, &loaded, audit)?,
-            federation_rule.clone(),
-        );
+        let secure = secure_aggregates(&store, &loaded, audit)?;
+        rotate_in_background(secure.epoch_keys(), shutdown.signalled());
+        let secure =
+            SecureAggregationServiceServer::with_interceptor(secure, federation_rule.clone());
         let federation_label = format!("{} federation", config.facility_id);
         let federation_identity =
             ReloadableIdentity::load(&config.federation.tls, "federation.tls")?;

@@ -1,8 +1,9 @@
 //! The node's masking key: one X25519 secret per epoch (calendar month, UTC), in memory only,
 //! signed with the key of the node's federation certificate.
 //!
-//! The secret is made on first use in a month and replaced on first use in the next; the old
-//! one is zeroized when the last round still holding it lets go (x25519-dalek and the epoch's
+//! The secret is made on first use in a month and replaced once the month has changed — within
+//! [`ROTATION_POLL`] of it, by a task that does not wait for the next round — and the old one is
+//! zeroized when the last round still holding it lets go (x25519-dalek and the epoch's
 //! agreements zeroize on drop). A restart loses it on purpose: the node then has a new key, and a
 //! cohort carrying the old one is refused as stale, so no round can be answered twice across a
 //! restart with the same masks. The certificate and key files are read again when they change
@@ -14,7 +15,10 @@ use psonet_core::secagg::masking_key::{
 use psonet_serve::tls::TlsFiles;
 use std::path::Path;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
+
+/// How often the node checks whether the month, or its certificate, has changed.
+pub const ROTATION_POLL: Duration = Duration::from_secs(60);
 
 /// Why the node cannot sign masking keys with its federation identity.
 #[derive(Debug, thiserror::Error)]
@@ -168,4 +172,26 @@ impl EpochKeys {
         };
         Ok(EpochKey { secret, signed })
     }
+}
+
+/// Keeps `keys` current in the background until `stopped`: every [`ROTATION_POLL`], the key of
+/// the month is made if the month has changed (releasing the previous secret) and signed again
+/// if the certificate has.
+pub fn rotate_in_background(
+    keys: Arc<EpochKeys>,
+    stopped: impl std::future::Future<Output = ()> + Send + 'static,
+) {
+    tokio::spawn(async move {
+        tokio::pin!(stopped);
+        let mut ticks = tokio::time::interval(ROTATION_POLL);
+        loop {
+            tokio::select! {
+                _ = &mut stopped => break,
+                _ = ticks.tick() => {}
+            }
+            if let Err(e) = keys.current() {
+                tracing::warn!(error = %e, "the masking key could not be renewed");
+            }
+        }
+    });
 }

@@ -99,7 +99,7 @@ pub struct SecureAggregates {
     policy: Policy,
     ledger: Option<Ledger>,
     audit: AuditTrail,
-    keys: EpochKeys,
+    keys: Arc<EpochKeys>,
     checks: KeyChecks,
     rounds: RoundLog,
     participants: Participants,
@@ -114,7 +114,11 @@ impl SecureAggregates {
     /// The service; fails when the federation identity cannot sign masking keys or its CA
     /// cannot check them.
     pub fn new(parts: SecureAggregationParts) -> Result<Self, SecureAggregationError> {
-        let keys = EpochKeys::load(&parts.federation_tls, &parts.facility, &parts.network)?;
+        let keys = Arc::new(EpochKeys::load(
+            &parts.federation_tls,
+            &parts.facility,
+            &parts.network,
+        )?);
         let ca = std::fs::read(&parts.federation_tls.ca).map_err(|_| {
             SecureAggregationError::ReadCa(parts.federation_tls.ca.display().to_string())
         })?;
@@ -135,6 +139,12 @@ impl SecureAggregates {
             round_two: Mutex::new(()),
             pruned: Mutex::new(None),
         })
+    }
+
+    /// The node's masking keys, to keep them current in the background
+    /// ([`epoch_key::rotate_in_background`]).
+    pub fn epoch_keys(&self) -> Arc<EpochKeys> {
+        self.keys.clone()
     }
 
     /// The current epoch's key; when the epoch has changed, round records of epochs before the
