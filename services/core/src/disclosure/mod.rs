@@ -12,11 +12,14 @@
 //! 5. [`complementary`] suppression: no withheld cell can be recovered from a released total
 //!    of the same answer.
 //!
-//! The gateway adds its own rule for network figures (`crate::network_release`).
+//! Network figures are released by the gateway from the cohort's sum that secure aggregation
+//! opens, under [`network_cell`]: k and a facility minimum on the sum, then complements. The
+//! node-suppressed path's gateway rule is `crate::network_release`.
 
 pub mod buckets;
 pub mod complementary;
 pub mod discrete_gaussian;
+pub mod network_cell;
 pub mod noise;
 pub mod primary;
 pub mod query_set;
