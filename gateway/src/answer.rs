@@ -131,7 +131,15 @@ impl NodeQuery {
         }
     }
 
-    /// Monthly events by category and harm level, unfiltered: what category rows are made of.
+    /// Monthly events by category, unfiltered: what category rows are made of on the secure
+    /// path. Not by harm level as well: a row sums its month and category, and one lane per row
+    /// gives each row its own count of contributing facilities.
+    pub fn category_counts(range: MonthRange) -> Self {
+        Self::new(range, Grain::Month, vec![Dimension::Category], None)
+    }
+
+    /// Monthly events by category and harm level, unfiltered: what category rows are made of
+    /// on the node-suppressed path.
     pub fn categories_by_month(range: MonthRange) -> Self {
         Self::new(
             range,
