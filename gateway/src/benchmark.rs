@@ -4,7 +4,7 @@ use crate::answer::NodeQuery;
 use crate::category_rows::{CategoryRows, check_scope};
 use crate::client::registry::Registry;
 use crate::coverage::AskContext;
-use crate::metric::benchmark::benchmark;
+use crate::metric::benchmark::{BenchmarkRules, Centre, benchmark};
 use crate::metric::catalogue::MetricCatalogue;
 use crate::metric::fetch;
 use crate::metric::scorecard::{ScorecardInputs, scorecard};
@@ -126,12 +126,17 @@ impl Benchmarks {
         let scope = |id: &str| self.in_group(&group, id);
         let fetched = fetch::range_totals(&self.context(querier), &metric, range, &scope).await;
         let names = Pseudonyms::new(fetched.facilities.iter().map(|f| f.id.as_str()), None);
+        let rules = BenchmarkRules {
+            network: &self.network_release,
+            small_cells: &self.small_cells,
+            names: &names,
+        };
         let figures = benchmark(
             &metric,
             range,
+            Centre::Funnel,
             &fetched.facilities,
-            &self.network_release,
-            &names,
+            &rules,
             None,
         );
         Ok(pb::NetworkBenchmarkResponse {
@@ -259,6 +264,14 @@ impl BenchmarkService for Benchmarks {
             strata,
             monthly,
         };
-        scorecard(&metric, range, &caller, &inputs, &self.network_release).map(Response::new)
+        scorecard(
+            &metric,
+            range,
+            &caller,
+            &inputs,
+            &self.network_release,
+            &self.small_cells,
+        )
+        .map(Response::new)
     }
 }
