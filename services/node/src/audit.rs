@@ -1,4 +1,5 @@
-//! The audit trail: every aggregate request, appended to a hash-chained log in sled.
+//! The audit trail: every aggregate request and secure-aggregation round, appended to a
+//! hash-chained log in sled.
 //!
 //! A privacy officer must be able to see who asked what, what left and what was refused, and
 //! trust that no one quietly edited the record afterwards. Each record holds the time, the
@@ -15,7 +16,7 @@ use ring::digest::{SHA256, digest};
 use serde::{Deserialize, Serialize};
 use sled::Tree;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Name of the sled tree holding the trail.
@@ -45,8 +46,33 @@ pub struct AuditRecord {
     pub rho_spent_micros: u64,
     /// gRPC code and message of a refusal; empty when answered.
     pub refusal: String,
+    /// For a secure-aggregation round: the execution, its cohort and what the round revealed.
+    /// Absent from every other record (so records written before it existed keep their hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_round: Option<SecureRoundAudit>,
     /// Hex SHA-256 of the previous record; zeros for the first.
     pub prev: String,
+}
+
+/// What the audit trail keeps about one secure-aggregation round, so a privacy officer can see
+/// which sums the facility's figures went into and what each round let out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecureRoundAudit {
+    /// 1 (masked vector and sealed shares) or 2 (unmasking material).
+    pub round: u8,
+    /// Hex query id of the execution.
+    pub query_id: String,
+    /// Members of the cohort (0 when the request was refused before it was read).
+    pub cohort_size: u32,
+    /// Hex SHA-256 cohort hash (members and their masking keys); empty when unknown.
+    pub cohort_hash: String,
+    /// Shamir threshold t.
+    pub threshold: u32,
+    /// Round 2: the members the gateway called dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
+    /// What left the node, in words (empty for a refusal).
+    pub revealed: String,
 }
 
 /// What an [`AuditTrail::append`] needs; the chain fields are filled in.
@@ -68,6 +94,8 @@ pub struct AuditEntry {
     pub rho_spent_micros: u64,
     /// See [`AuditRecord::refusal`].
     pub refusal: String,
+    /// See [`AuditRecord::secure_round`].
+    pub secure_round: Option<SecureRoundAudit>,
 }
 
 /// Why the trail could not be written, read or trusted.
@@ -89,11 +117,13 @@ pub enum AuditError {
     },
 }
 
-/// The append side of the trail, owned by the node.
+/// The append side of the trail, owned by the node; clones append to the same chain (every
+/// federation service of the node holds one).
+#[derive(Clone)]
 pub struct AuditTrail {
     tree: Tree,
-    /// Serialises appends so each record chains onto the one before.
-    head: Mutex<()>,
+    /// Serialises appends, across clones, so each record chains onto the one before.
+    head: Arc<Mutex<()>>,
 }
 
 impl AuditTrail {
@@ -101,7 +131,7 @@ impl AuditTrail {
     pub fn new(tree: Tree) -> Self {
         Self {
             tree,
-            head: Mutex::new(()),
+            head: Arc::new(Mutex::new(())),
         }
     }
 
@@ -127,6 +157,7 @@ impl AuditTrail {
             suppressed_cells: entry.suppressed_cells,
             rho_spent_micros: entry.rho_spent_micros,
             refusal: entry.refusal,
+            secure_round: entry.secure_round,
             prev,
         };
         let body = serde_json::to_vec(&record).map_err(|e| AuditError::Broken {
@@ -238,6 +269,19 @@ pub fn list(
             spent,
             r.query
         )?;
+        if let Some(s) = &r.secure_round {
+            write!(
+                out,
+                "  secure round {} query_id={} cohort={} hash={} t={}",
+                s.round, s.query_id, s.cohort_size, s.cohort_hash, s.threshold
+            )?;
+            if !s.dropped.is_empty() {
+                write!(out, " dropped={}", s.dropped.join(","))?;
+            }
+            if !s.revealed.is_empty() {
+                write!(out, " revealed: {}", s.revealed)?;
+            }
+        }
         if !r.refusal.is_empty() {
             write!(out, "  refusal: {}", r.refusal)?;
         }
