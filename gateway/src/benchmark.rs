@@ -227,6 +227,7 @@ impl Benchmarks {
             rows: Vec::new(),
             coverage,
             min_cell_count: self.small_cells.min_cell_count(),
+            exact: self.network_sums == NetworkSums::Secure,
             metric: Some(figures),
         })
     }
@@ -279,6 +280,7 @@ impl Benchmarks {
             rows,
             coverage,
             min_cell_count: self.small_cells.min_cell_count(),
+            exact: self.network_sums == NetworkSums::Secure,
             metric: None,
         })
     }
@@ -354,6 +356,7 @@ impl BenchmarkService for Benchmarks {
             chart: Some(trend::chart(&series, metric.multiplier, req.laney)),
             metric: Some(metric),
             coverage,
+            exact: self.network_sums == NetworkSums::Secure,
         }))
     }
 
