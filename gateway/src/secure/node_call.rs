@@ -178,10 +178,14 @@ async fn call_one(
     let outcome = tokio::time::timeout(deadline, call).instrument(span).await;
     let outcome = outcome.unwrap_or_else(|_| Err(tower::timeout::error::Elapsed::new().into()));
     let result = outcome.map_err(|error| {
-        let (status, detail) = classify(&error, facility, deadline);
-        let (reason, about) = error
-            .downcast_ref::<tonic::Status>()
-            .map_or((None, None), error_info);
+        let (mut status, detail) = classify(&error, facility, deadline);
+        let node_status = error.downcast_ref::<tonic::Status>();
+        // A round the node declines on the protocol's grounds (cohort, keys, differencing,
+        // a used query id) is a refusal, like one on policy grounds.
+        if node_status.is_some_and(|s| s.code() == tonic::Code::FailedPrecondition) {
+            status = CoverageStatus::Refused;
+        }
+        let (reason, about) = node_status.map_or((None, None), error_info);
         CallFailure {
             status,
             detail,

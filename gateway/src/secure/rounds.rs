@@ -49,7 +49,7 @@ struct Standing {
     out: Option<CallFailure>,
     latency: Duration,
     /// Round 2 did not come back (the member is still in the sum while its seed opens).
-    round2_failure: Option<String>,
+    round2_failure: Option<CallFailure>,
     round2_cpu_micros: Option<u64>,
 }
 
@@ -335,10 +335,10 @@ impl<'a> SecureRun<'a> {
         let answers = call_each(&asked, requests, self.until, "unmask_round").await;
         let mut round2: BTreeMap<String, Round2Answer> = BTreeMap::new();
         for (facility, called) in asked.iter().zip(answers) {
-            let checked = called
-                .result
-                .map_err(|f| f.detail)
-                .and_then(|reply| check_round_two(reply, &survivors, &dropped));
+            let checked = called.result.and_then(|reply| {
+                check_round_two(reply, &survivors, &dropped)
+                    .map_err(|why| failure(CoverageStatus::Error, why))
+            });
             let standing = self
                 .standings
                 .iter_mut()
@@ -382,23 +382,37 @@ impl<'a> SecureRun<'a> {
         let sums = match opened {
             Ok(sums) => sums,
             Err(status) => {
-                let failed: Vec<String> = self
+                let failed: Vec<&Standing> = self
                     .standings
+                    .iter()
+                    .filter(|s| s.round2_failure.is_some())
+                    .collect();
+                if failed.is_empty() {
+                    return Err(status);
+                }
+                // Members that refused round 2 (e.g. the differencing rule) make it a refusal.
+                let refused = failed.iter().any(|s| {
+                    s.round2_failure
+                        .as_ref()
+                        .is_some_and(|f| f.status == CoverageStatus::Refused)
+                });
+                let why: Vec<String> = failed
                     .iter()
                     .filter_map(|s| {
                         s.round2_failure
                             .as_ref()
-                            .map(|why| format!("{}: round 2: {why}", s.facility))
+                            .map(|f| format!("{}: round 2: {}", s.facility, f.detail))
                     })
                     .collect();
-                return Err(if failed.is_empty() {
-                    status
+                let code = if refused {
+                    tonic::Code::FailedPrecondition
                 } else {
-                    Status::new(
-                        status.code(),
-                        format!("{} ({})", status.message(), failed.join("; ")),
-                    )
-                });
+                    status.code()
+                };
+                return Err(Status::new(
+                    code,
+                    format!("{} ({})", status.message(), why.join("; ")),
+                ));
             }
         };
         let noise_variance = self
@@ -440,10 +454,11 @@ impl<'a> SecureRun<'a> {
 fn coverage_row(s: &Standing) -> pb::FacilityCoverage {
     let (status, detail) = match (&s.out, &s.round2_failure) {
         (Some(f), _) => (f.status, f.detail.clone()),
-        (None, Some(why)) => (
+        (None, Some(f)) => (
             CoverageStatus::Ok,
             format!(
-                "in the sum; round 2 not answered ({why}), its seed rebuilt from the others' shares"
+                "in the sum; round 2 not answered ({}), its seed rebuilt from the others' shares",
+                f.detail
             ),
         ),
         (None, None) => (CoverageStatus::Ok, String::new()),

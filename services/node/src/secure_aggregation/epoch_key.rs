@@ -56,9 +56,12 @@ pub struct EpochKey {
     pub signed: SignedMaskingKey,
 }
 
+/// When the certificate and key files were last modified, to notice a rotation.
+type FileStamp = (Option<SystemTime>, Option<SystemTime>);
+
 struct Current {
     signer: MaskingKeySigner,
-    stamp: (Option<SystemTime>, Option<SystemTime>),
+    stamp: FileStamp,
     secret: Option<Arc<MaskingSecret>>,
     signed: Option<SignedMaskingKey>,
 }
@@ -105,7 +108,7 @@ impl EpochKeys {
         files: &TlsFiles,
         facility: &str,
         network: &str,
-    ) -> Result<(MaskingKeySigner, (Option<SystemTime>, Option<SystemTime>)), EpochKeyError> {
+    ) -> Result<(MaskingKeySigner, FileStamp), EpochKeyError> {
         let stamp = (modified(&files.cert), modified(&files.key));
         let cert = read("federation.tls.cert", &files.cert)?;
         let key = read("federation.tls.key", &files.key)?;

@@ -67,6 +67,9 @@ pub enum ParticipantsError {
     Corrupt(#[from] prost::DecodeError),
 }
 
+/// A month, its stored sets, and whether a new set adds to them.
+type Verdict = (Month, Vec<BTreeSet<String>>, Admission);
+
 /// The participant-set history of this node.
 pub struct Participants {
     tree: Tree,
@@ -101,12 +104,12 @@ impl Participants {
         self.check_all(months, set).map(|_| ())
     }
 
-    /// The check, with each month's verdict.
+    /// The check, with each month's history and verdict.
     fn check_all(
         &self,
         months: &[Month],
         set: &BTreeSet<String>,
-    ) -> Result<Vec<(Month, Vec<BTreeSet<String>>, Admission)>, ParticipantsError> {
+    ) -> Result<Vec<Verdict>, ParticipantsError> {
         let mut verdicts: HashMap<Vec<BTreeSet<String>>, Admission> = HashMap::new();
         let mut out = Vec::with_capacity(months.len());
         for month in months {
