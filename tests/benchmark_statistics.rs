@@ -377,7 +377,7 @@ fn cli_plots_and_exports(net: &Network, from: &str, to: &str) {
         "per 1,000 patient days",
         "99.8% limits",
         "95% limits",
-        "target: pooled rate",
+        "target: network pooled rate",
         "peer-",
     ] {
         assert!(svg.contains(text), "funnel.svg lacks {text:?}");

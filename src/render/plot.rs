@@ -84,7 +84,7 @@ pub fn funnel(bench: &pb::MetricBenchmark, path: &Path) -> Result<()> {
         ))
         .map_err(plot_error)?
         .label(format!(
-            "target: the network's pooled rate {:.2} ({} facilities)",
+            "target: network pooled rate {:.2} ({} facilities)",
             bench.pooled_rate, bench.contributing_facilities
         ))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
