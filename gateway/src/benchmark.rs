@@ -9,6 +9,7 @@
 
 use crate::answer::NodeQuery;
 use crate::category_rows::{CategoryRows, check_scope, secure_rows};
+use crate::client::node_metrics::SecureAnswerCost;
 use crate::client::registry::Registry;
 use crate::config::{LoadedGatewayConfig, NetworkSums};
 use crate::coverage::{self, AskContext};
@@ -105,7 +106,17 @@ impl Benchmarks {
             secure: &self.secure,
             min_cohort: self.network_release.min_facilities() as usize,
         };
-        secure::aggregate(&ctx, cohort, query.request(querier)).await
+        let sum = secure::aggregate(&ctx, cohort, query.request(querier)).await?;
+        let metrics = self.registry.metrics();
+        for node in &sum.nodes {
+            let cost = SecureAnswerCost {
+                round1_micros: node.round1_cpu_micros,
+                masking_micros: node.masking_cpu_micros,
+                round2_micros: node.round2_cpu_micros,
+            };
+            metrics.record_secure(&node.facility, cost);
+        }
+        Ok(sum)
     }
 
     /// A metric's months and total from the secure sum over `cohort`, with its coverage.
