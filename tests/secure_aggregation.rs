@@ -275,6 +275,21 @@ fn masked_request(months: &[Month], keys: Vec<pb::SignedMaskingKey>) -> pb::Mask
     }
 }
 
+/// A round-2 request for `query_id`.
+fn unmask_request(
+    query_id: QueryId,
+    survivors: &[String],
+    dropped: &[String],
+    shares: Vec<u8>,
+) -> pb::UnmaskRoundRequest {
+    pb::UnmaskRoundRequest {
+        query_id: query_id.0.to_vec(),
+        survivors: survivors.to_vec(),
+        dropped: dropped.to_vec(),
+        shares,
+    }
+}
+
 /// The ErrorInfo reason and `facility` metadata of a refusal.
 fn reason(status: &tonic::Status) -> (String, String) {
     let info = status
@@ -441,15 +456,7 @@ async fn exact_sums_equal_brute_force_and_a_recording_gateway_sees_only_noise() 
             .flat_map(|s| s[p * SEALED_LEN..(p + 1) * SEALED_LEN].to_vec())
             .collect();
         let answer = rec
-            .round_two(
-                p,
-                pb::UnmaskRoundRequest {
-                    query_id: query_id.0.to_vec(),
-                    survivors: survivors.clone(),
-                    dropped: vec![],
-                    shares: relayed,
-                },
-            )
+            .round_two(p, unmask_request(query_id, &survivors, &[], relayed))
             .await
             .expect("round 2");
         assert!(answer.dropped_keys.is_empty());
@@ -523,15 +530,7 @@ async fn a_live_member_called_dropped_gets_no_seed_share_and_stays_masked() {
         .flat_map(|s| s[..SEALED_LEN].to_vec())
         .collect();
     let refused = rec
-        .round_two(
-            0,
-            pb::UnmaskRoundRequest {
-                query_id: query_id.0.to_vec(),
-                survivors: survivors.clone(),
-                dropped: dropped.clone(),
-                shares: swapped,
-            },
-        )
+        .round_two(0, unmask_request(query_id, &survivors, &dropped, swapped))
         .await
         .unwrap_err();
     assert_eq!(reason(&refused).0, "BAD_SURVIVORS", "{refused:?}");
@@ -544,15 +543,7 @@ async fn a_live_member_called_dropped_gets_no_seed_share_and_stays_masked() {
             .flat_map(|s| shares[*s][p * SEALED_LEN..(p + 1) * SEALED_LEN].to_vec())
             .collect();
         let answer = rec
-            .round_two(
-                p,
-                pb::UnmaskRoundRequest {
-                    query_id: query_id.0.to_vec(),
-                    survivors: survivors.clone(),
-                    dropped: dropped.clone(),
-                    shares: relayed,
-                },
-            )
+            .round_two(p, unmask_request(query_id, &survivors, &dropped, relayed))
             .await
             .expect("round 2");
         // One seed share per survivor — none for the victim — and one key, with the victim.
@@ -579,16 +570,12 @@ async fn a_live_member_called_dropped_gets_no_seed_share_and_stays_masked() {
     let hits = stripped.iter().zip(&exact).filter(|(a, x)| a == x).count();
     assert!(hits <= 2, "{hits} lanes of the victim opened");
     // Asking again, now calling the victim a survivor, is refused by everyone.
+    let everyone: Vec<String> = (1..=6).map(|i| format!("facility-{i}")).collect();
     for p in alive.iter().copied() {
         let again = rec
             .round_two(
                 p,
-                pb::UnmaskRoundRequest {
-                    query_id: query_id.0.to_vec(),
-                    survivors: (1..=6).map(|i| format!("facility-{i}")).collect(),
-                    dropped: vec![],
-                    shares: vec![0; 6 * SEALED_LEN],
-                },
+                unmask_request(query_id, &everyone, &[], vec![0; 6 * SEALED_LEN]),
             )
             .await
             .unwrap_err();

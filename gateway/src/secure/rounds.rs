@@ -75,32 +75,38 @@ fn failure(status: CoverageStatus, detail: String) -> CallFailure {
     }
 }
 
-/// The status of an execution that cannot produce a sum, naming every facility that is
-/// missing and why.
-fn refusal(headline: String, standings: &[Standing]) -> Status {
-    let missing: Vec<String> = standings
-        .iter()
-        .filter_map(|s| {
-            s.out
-                .as_ref()
-                .map(|f| format!("{}: {}", s.facility, f.detail))
+/// The status of an execution that cannot produce a sum: `headline`, then every facility
+/// that failed and why. FAILED_PRECONDITION when a member refused, else `otherwise`.
+fn refusal<'s>(
+    headline: &str,
+    failures: impl Iterator<Item = (&'s str, &'s CallFailure)>,
+    otherwise: tonic::Code,
+) -> Status {
+    let mut refused = false;
+    let why: Vec<String> = failures
+        .map(|(facility, f)| {
+            refused |= f.status == CoverageStatus::Refused;
+            format!("{facility}: {}", f.detail)
         })
         .collect();
-    let message = if missing.is_empty() {
-        headline
+    let message = if why.is_empty() {
+        headline.to_string()
     } else {
-        format!("{headline} ({})", missing.join("; "))
+        format!("{headline} ({})", why.join("; "))
     };
-    let refused = standings.iter().any(|s| {
-        s.out
-            .as_ref()
-            .is_some_and(|f| f.status == CoverageStatus::Refused)
-    });
-    if refused {
-        Status::failed_precondition(message)
+    let code = if refused {
+        tonic::Code::FailedPrecondition
     } else {
-        Status::unavailable(message)
-    }
+        otherwise
+    };
+    Status::new(code, message)
+}
+
+/// Who left the run in round 1 (or before it), and why.
+fn round_one_failures(standings: &[Standing]) -> impl Iterator<Item = (&str, &CallFailure)> {
+    standings
+        .iter()
+        .filter_map(|s| s.out.as_ref().map(|f| (s.facility.as_str(), f)))
 }
 
 impl<'a> SecureRun<'a> {
@@ -168,11 +174,12 @@ impl<'a> SecureRun<'a> {
             let need = run.threshold.max(min);
             if survivors < need {
                 return Err(refusal(
-                    format!(
+                    &format!(
                         "secure aggregation refused: {survivors} of {} members answered round 1; at least {need} are needed",
                         run.members.len()
                     ),
-                    &run.standings,
+                    round_one_failures(&run.standings),
+                    tonic::Code::Unavailable,
                 ));
             }
             return Ok(run);
@@ -210,12 +217,13 @@ impl<'a> SecureRun<'a> {
         }
         if members.len() < ctx.min_cohort {
             return Err(refusal(
-                format!(
+                &format!(
                     "secure aggregation refused: {} members have a usable masking key; at least {} are needed",
                     members.len(),
                     ctx.min_cohort
                 ),
-                &standings,
+                round_one_failures(&standings),
+                tonic::Code::Unavailable,
             ));
         }
         let cohort = Cohort::restore(
@@ -261,6 +269,15 @@ impl<'a> SecureRun<'a> {
             let masked = called
                 .result
                 .and_then(|reply| check_round_one(reply, &layout, n));
+            let status = masked
+                .as_ref()
+                .map_or_else(|f| f.status, |_| CoverageStatus::Ok);
+            ctx.registry.metrics().record(
+                &facility.id,
+                status.as_str_name().trim_start_matches("COVERAGE_STATUS_"),
+                called.latency,
+                0,
+            );
             run_members.push((
                 *facility,
                 match masked {
@@ -382,37 +399,13 @@ impl<'a> SecureRun<'a> {
         let sums = match opened {
             Ok(sums) => sums,
             Err(status) => {
-                let failed: Vec<&Standing> = self
+                // Members that failed round 2 are why; those that refused it (e.g. by the
+                // differencing rule) make it a refusal.
+                let failures = self
                     .standings
                     .iter()
-                    .filter(|s| s.round2_failure.is_some())
-                    .collect();
-                if failed.is_empty() {
-                    return Err(status);
-                }
-                // Members that refused round 2 (e.g. the differencing rule) make it a refusal.
-                let refused = failed.iter().any(|s| {
-                    s.round2_failure
-                        .as_ref()
-                        .is_some_and(|f| f.status == CoverageStatus::Refused)
-                });
-                let why: Vec<String> = failed
-                    .iter()
-                    .filter_map(|s| {
-                        s.round2_failure
-                            .as_ref()
-                            .map(|f| format!("{}: round 2: {}", s.facility, f.detail))
-                    })
-                    .collect();
-                let code = if refused {
-                    tonic::Code::FailedPrecondition
-                } else {
-                    status.code()
-                };
-                return Err(Status::new(
-                    code,
-                    format!("{} ({})", status.message(), why.join("; ")),
-                ));
+                    .filter_map(|s| s.round2_failure.as_ref().map(|f| (s.facility.as_str(), f)));
+                return Err(refusal(status.message(), failures, status.code()));
             }
         };
         let noise_variance = self

@@ -199,11 +199,7 @@ impl Aggregates {
 
     /// Appends the request's audit record and makes it durable.
     async fn record(&self, entry: AuditEntry) -> Result<(), Status> {
-        self.audit.append(entry).map_err(|e| {
-            tracing::error!(error = %e, "audit append failed");
-            Status::unavailable("the node could not write its audit trail; nothing was released")
-        })?;
-        self.store.make_durable().await.map_err(store_status)
+        crate::audit::record_durably(&self.audit, &self.store, entry).await
     }
 }
 

@@ -171,6 +171,24 @@ impl AuditTrail {
     }
 }
 
+/// Appends `entry` to `trail` and makes it durable with `store`'s next flush — shared with every
+/// write and record made meanwhile (group commit) — before anything is released; a failure is
+/// what the caller is told instead.
+pub(crate) async fn record_durably(
+    trail: &AuditTrail,
+    store: &crate::store::Store,
+    entry: AuditEntry,
+) -> Result<(), tonic::Status> {
+    trail.append(entry).map_err(|e| {
+        tracing::error!(error = %e, "audit append failed");
+        tonic::Status::unavailable("the node could not write its audit trail; nothing was released")
+    })?;
+    store
+        .make_durable()
+        .await
+        .map_err(crate::reporting::store_status)
+}
+
 /// Checks the whole chain in `tree`; returns every record and the head hash.
 pub fn verify(tree: &Tree) -> Result<(Vec<AuditRecord>, String), AuditError> {
     let mut records = Vec::new();

@@ -32,10 +32,9 @@ pub mod round_one;
 pub mod round_two;
 
 use crate::aggregate::{DisclosureRules, one_violation};
-use crate::audit::{AuditEntry, AuditTrail, SecureRoundAudit};
+use crate::audit::{AuditEntry, AuditTrail, SecureRoundAudit, record_durably};
 use crate::ledger::Ledger;
 use crate::policy::Policy;
-use crate::reporting::store_status;
 use crate::store::{Store, StoreError};
 use epoch_key::{EpochKey, EpochKeyError, EpochKeys};
 use key_checks::KeyChecks;
@@ -157,23 +156,34 @@ impl SecureAggregates {
         Ok(key)
     }
 
-    /// Appends the round's audit record and makes it durable (shared flush) before anything
-    /// leaves.
-    async fn record(&self, entry: AuditEntry) -> Result<(), Status> {
-        self.audit.append(entry).map_err(|e| {
-            tracing::error!(error = %e, "audit append failed");
-            Status::unavailable("the node could not write its audit trail; nothing was released")
-        })?;
-        self.store.make_durable().await.map_err(store_status)
+    /// Audits a round's outcome (durably, with a shared flush), then lets its answer or its
+    /// refusal leave.
+    async fn respond<T>(
+        &self,
+        outcome: Result<(T, AuditEntry), Refused>,
+    ) -> Result<Response<T>, Status> {
+        match outcome {
+            Ok((answer, entry)) => {
+                record_durably(&self.audit, &self.store, entry).await?;
+                Ok(Response::new(answer))
+            }
+            Err((status, entry)) => {
+                let mut entry = *entry;
+                entry.outcome = "refused";
+                entry.refusal = format!("{:?}: {}", status.code(), status.message());
+                record_durably(&self.audit, &self.store, entry).await?;
+                Err(status)
+            }
+        }
     }
+}
 
-    /// Audits a refusal, then returns it.
-    async fn refused<T>(&self, mut entry: AuditEntry, status: Status) -> Result<T, Status> {
-        entry.outcome = "refused";
-        entry.refusal = format!("{:?}: {}", status.code(), status.message());
-        self.record(entry).await?;
-        Err(status)
-    }
+/// A refused round with the audit entry that records it.
+type Refused = (Status, Box<AuditEntry>);
+
+/// The secure-aggregation part of an audit entry.
+fn secure(entry: &mut AuditEntry) -> &mut SecureRoundAudit {
+    entry.secure_round.get_or_insert_with(Default::default)
 }
 
 /// The audit entry of a round, before it is known how it ends.
@@ -238,13 +248,7 @@ impl SecureAggregationService for SecureAggregates {
         let req = request.into_inner();
         let querier = req.query.as_ref().map_or("", |q| q.querier.as_str());
         let entry = audit_entry(&caller, 1, querier);
-        match self.round_one(&caller, &req, entry) {
-            Ok((response, entry)) => {
-                self.record(entry).await?;
-                Ok(Response::new(response))
-            }
-            Err((status, entry)) => self.refused(*entry, status).await,
-        }
+        self.respond(self.round_one(&caller, &req, entry)).await
     }
 
     async fn unmask_round(
@@ -254,12 +258,6 @@ impl SecureAggregationService for SecureAggregates {
         let caller = psonet_serve::auth::caller(&request)?.clone();
         let req = request.into_inner();
         let entry = audit_entry(&caller, 2, "");
-        match self.round_two(&req, entry) {
-            Ok((response, entry)) => {
-                self.record(entry).await?;
-                Ok(Response::new(response))
-            }
-            Err((status, entry)) => self.refused(*entry, status).await,
-        }
+        self.respond(self.round_two(&req, entry)).await
     }
 }

@@ -8,13 +8,13 @@
 //! large for the sum to stay exact. The privacy budget is charged (write-ahead) before noise is
 //! drawn, and stays charged whatever happens next.
 
-use super::SecureAggregates;
 use super::cpu_time::CpuStopwatch;
 use super::refusal::{self, QUERY_ID_REUSED, STALE_MASKING_KEY, refuse};
 use super::round_log::{Claim, MemberRecord, RoundRecord};
+use super::{Refused, SecureAggregates, secure};
 use super::{epoch_key::EpochKey, hex, request_digest};
 use crate::aggregate::{ledger_status, one_violation, querier_of, too_large};
-use crate::audit::{AuditEntry, SecureRoundAudit};
+use crate::audit::AuditEntry;
 use crate::reporting::store_status;
 use prost::Message;
 use psonet_core::disclosure::discrete_gaussian::{DiscreteGaussian, OsRandom};
@@ -33,13 +33,6 @@ use psonet_core::wire::{masking_key_from_wire, query_id_from_wire};
 use psonet_serve::identity::Principal;
 use std::collections::{BTreeMap, BTreeSet};
 use tonic::{Code, Status};
-
-/// A refused round with the audit entry that records it.
-type Refused = (Status, Box<AuditEntry>);
-
-fn secure(entry: &mut AuditEntry) -> &mut SecureRoundAudit {
-    entry.secure_round.get_or_insert_with(Default::default)
-}
 
 impl SecureAggregates {
     /// Answers round 1 (or replays the stored answer to an identical retry); the audit entry

@@ -3,12 +3,12 @@
 //! never both for one member — once per query id, and only for survivors the differencing rule
 //! admits. The survivors become a participant set of every month the query covers.
 
-use super::SecureAggregates;
 use super::cpu_time::CpuStopwatch;
 use super::refusal::{self, ROUND_ONE_MISSING, ROUND_TWO_ANSWERED, refuse};
 use super::round_log::RoundRecord;
+use super::{Refused, SecureAggregates, secure};
 use super::{hex, request_digest};
-use crate::audit::{AuditEntry, SecureRoundAudit};
+use crate::audit::AuditEntry;
 use prost::Message;
 use psonet_core::month::Month;
 use psonet_core::pb;
@@ -18,13 +18,6 @@ use psonet_core::wire::query_id_from_wire;
 use std::collections::BTreeSet;
 use std::sync::PoisonError;
 use tonic::{Code, Status};
-
-/// A refused round with the audit entry that records it.
-type Refused = (Status, Box<AuditEntry>);
-
-fn secure(entry: &mut AuditEntry) -> &mut SecureRoundAudit {
-    entry.secure_round.get_or_insert_with(Default::default)
-}
 
 impl SecureAggregates {
     /// Answers round 2 (or replays the stored answer to an identical retry); the audit entry
