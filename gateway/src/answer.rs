@@ -17,11 +17,10 @@
 //! ([`crate::coverage`]).
 //!
 //! This is the *per-facility* kind of answer: a node's own cells, released under its small-cell
-//! rule, summed by the gateway in the clear ([`crate::network_sum`]). Secure aggregation will add
-//! a second kind — a masked vector per node that only opens as the cohort's sum. It will be
-//! checked beside this one and open directly into a [`NetworkSum`](crate::network_sum::NetworkSum),
-//! which is what category rows and pooled rates are computed from; the per-facility answers stay
-//! for per-facility figures (funnel points, a facility's own scorecard).
+//! rule. Per-facility figures (funnel points, a facility's own scorecard) are made of it, and so
+//! are network figures on a gateway that sums node-suppressed answers ([`crate::network_sum`]).
+//! The other kind is secure aggregation's ([`crate::secure`]): a masked vector per node that only
+//! opens as the cohort's sum, which the network figures read by default.
 
 use psonet_core::disclosure::primary::{CellRelease, SmallCellRule};
 use psonet_core::event::{EventCategory, HarmLevel, UnitType};

@@ -3,7 +3,7 @@
 //! Two sources, one row shape:
 //!
 //! - **the secure sum** ([`secure_rows`]), the default: the nodes answer
-//!   [`NodeQuery::category_counts`] by secure aggregation, and the gateway receives only the
+//!   [`NodeQuery::category_counts`](crate::answer::NodeQuery::category_counts) by secure aggregation, and the gateway receives only the
 //!   cohort's exact count of each month and category, each month's event total (each event once),
 //!   patient days, and per cell the number of facilities that contributed to it. The table — the
 //!   rows with each month's total as their margin — is released under the network cell rule

@@ -177,22 +177,24 @@ mod tests {
         (domain, sums)
     }
 
-    fn rule() -> NetworkCellRule {
-        NetworkCellRule::new(SmallCellRule::default(), 5).unwrap()
-    }
-
-    #[test]
-    fn months_and_total_are_released_exactly() {
-        let days = [(9000, 6); 4];
-        let (domain, sums) = opened([(40, 6), (0, 0), (25, 5), (31, 6)], days);
-        let read = read(
+    /// The months and total of six facilities' opened sums.
+    fn read_opened(events: [(i64, u32); 4], days: [(i64, u32); 4]) -> MetricSums {
+        let (domain, sums) = opened(events, days);
+        let rule = NetworkCellRule::new(SmallCellRule::default(), 5).unwrap();
+        read(
             &domain,
             &sums,
             range(),
             DenominatorType::PatientDays,
             6,
-            &rule(),
-        );
+            &rule,
+        )
+    }
+
+    #[test]
+    fn months_and_total_are_released_exactly() {
+        let days = [(9000, 6); 4];
+        let read = read_opened([(40, 6), (0, 0), (25, 5), (31, 6)], days);
         let figures: Vec<_> = read.months.iter().map(|(_, f)| f.clone()).collect();
         assert_eq!(
             figures,
@@ -216,15 +218,7 @@ mod tests {
     #[test]
     fn a_lone_withheld_month_takes_a_complement_and_the_total_stays() {
         let days = [(9000, 6); 4];
-        let (domain, sums) = opened([(40, 6), (6, 3), (25, 5), (31, 6)], days);
-        let read = read(
-            &domain,
-            &sums,
-            range(),
-            DenominatorType::PatientDays,
-            6,
-            &rule(),
-        );
+        let read = read_opened([(40, 6), (6, 3), (25, 5), (31, 6)], days);
         assert_eq!(read.months[1].1, Err("fewer than 11 events".to_string()));
         // The smallest released month goes too, or 102 − 40 − 25 − 31 would give the 6 away.
         assert!(
@@ -240,15 +234,7 @@ mod tests {
     #[test]
     fn exposure_of_too_few_facilities_or_none_withholds_a_month() {
         let days = [(9000, 6), (0, 0), (2000, 2), (9000, 6)];
-        let (domain, sums) = opened([(40, 6), (0, 0), (12, 5), (31, 6)], days);
-        let read = read(
-            &domain,
-            &sums,
-            range(),
-            DenominatorType::PatientDays,
-            6,
-            &rule(),
-        );
+        let read = read_opened([(40, 6), (0, 0), (12, 5), (31, 6)], days);
         assert_eq!(read.months[1].1, Err("no exposure recorded".to_string()));
         assert_eq!(
             read.months[2].1,
