@@ -6,8 +6,8 @@
 //!   [`NodeQuery::category_counts`](crate::answer::NodeQuery::category_counts) by secure
 //!   aggregation, and the gateway receives only the cohort's exact count of each month and
 //!   category, each month's event total (each event once), patient days, and per cell the number
-//!   of facilities that contributed to it. The table — the
-//!   rows with each month's total as their margin — is released under the network cell rule
+//!   of facilities that contributed to it. The table — the rows with each month's total as
+//!   their margin — is released under the network cell rule
 //!   (`psonet_core::disclosure::network_cell`): a row is released when it has at least k events
 //!   and at least `min_facilities` facilities contributed, and withheld rows get complements so
 //!   that no withheld row can be recovered from a month's total (which the reporting-rate metric
