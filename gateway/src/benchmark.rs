@@ -197,7 +197,7 @@ impl Benchmarks {
         )?;
         let scope = |id: &str| self.in_group(&group, id);
         let ctx = self.context(querier);
-        let (figures, coverage) = match self.network_sums {
+        let (figures, coverage, noise) = match self.network_sums {
             NetworkSums::Secure => {
                 let cohort = self.cohort(&group)?;
                 let (sums, fetched) = tokio::join!(
@@ -218,7 +218,8 @@ impl Benchmarks {
                     &self.rules(&names),
                     None,
                 );
-                (figures, coverage::merge(secure.coverage, fetched.coverage))
+                let coverage = coverage::merge(secure.coverage, fetched.coverage);
+                (figures, coverage, Some(secure.noise_variance))
             }
             NetworkSums::NodeSuppressed => {
                 let fetched = fetch::range_totals(&ctx, &metric, range, &scope).await;
@@ -231,14 +232,15 @@ impl Benchmarks {
                     &self.rules(&names),
                     None,
                 );
-                (figures, fetched.coverage)
+                (figures, fetched.coverage, None)
             }
         };
         Ok(pb::NetworkBenchmarkResponse {
             rows: Vec::new(),
             coverage,
             min_cell_count: self.small_cells.min_cell_count(),
-            exact: self.network_sums == NetworkSums::Secure,
+            exact: exact(noise),
+            noise_sd: noise.map_or(0.0, f64::sqrt),
             metric: Some(figures),
         })
     }
@@ -272,29 +274,35 @@ impl Benchmarks {
             (Ok(_), false) => return Err(violations.into_status()),
         };
         let cohort = self.cohort(&PeerGroup::default())?;
-        let (rows, coverage) = match self.network_sums {
+        let (rows, coverage, noise) = match self.network_sums {
             NetworkSums::Secure => {
                 let query = NodeQuery::category_counts(range);
                 let sum = self.secure_sum(&cohort, &query, querier).await?;
                 let rows = secure_rows(&sum.domain, &sum.sums, &categories, &self.network_cells);
-                (rows, sum.coverage)
+                (rows, sum.coverage, Some(sum.noise_variance))
             }
             NetworkSums::NodeSuppressed => {
                 let query = NodeQuery::categories_by_month(range);
                 let answers = self.context(querier).ask(&query, &|_| true).await;
                 let rows =
                     CategoryRows::sum(&answers.usable).rows(&categories, &self.network_release);
-                (rows, answers.coverage)
+                (rows, answers.coverage, None)
             }
         };
         Ok(pb::NetworkBenchmarkResponse {
             rows,
             coverage,
             min_cell_count: self.small_cells.min_cell_count(),
-            exact: self.network_sums == NetworkSums::Secure,
+            exact: exact(noise),
+            noise_sd: noise.map_or(0.0, f64::sqrt),
             metric: None,
         })
     }
+}
+
+/// Whether figures are exact: from a secure sum (`Some` of its noise variance) without noise.
+fn exact(noise_variance: Option<f64>) -> bool {
+    noise_variance == Some(0.0)
 }
 
 /// The partner or facility asking: nodes apply their policy and budgets to it, not to us.
@@ -349,25 +357,26 @@ impl BenchmarkService for Benchmarks {
             (&req.month_from, &req.month_to),
             req.peer_group.as_ref(),
         )?;
-        let (series, coverage) = match self.network_sums {
+        let (series, coverage, noise) = match self.network_sums {
             NetworkSums::Secure => {
                 let cohort = self.cohort(&group)?;
                 let (sums, secure) = self.metric_sums(&metric, range, &cohort, &querier).await?;
-                (sums.months, secure.coverage)
+                (sums.months, secure.coverage, Some(secure.noise_variance))
             }
             NetworkSums::NodeSuppressed => {
                 let scope = |id: &str| self.in_group(&group, id);
                 let fetched = fetch::monthly(&self.context(&querier), &metric, range, &scope).await;
                 let series =
                     trend::network_series(range, &fetched.facilities, &self.network_release);
-                (series, fetched.coverage)
+                (series, fetched.coverage, None)
             }
         };
         Ok(Response::new(pb::TrendResponse {
             chart: Some(trend::chart(&series, metric.multiplier, req.laney)),
             metric: Some(metric),
             coverage,
-            exact: self.network_sums == NetworkSums::Secure,
+            exact: exact(noise),
+            noise_sd: noise.map_or(0.0, f64::sqrt),
         }))
     }
 

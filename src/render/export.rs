@@ -46,7 +46,8 @@ pub fn category_rows_csv(response: &pb::NetworkBenchmarkResponse) -> Result<Stri
             "contributing_facilities",
             "withheld_reason",
         ];
-        if !response.exact {
+        let lower_bounds = !response.exact && response.noise_sd == 0.0;
+        if lower_bounds {
             header.push("suppressed_cells");
         }
         w.write_record(&header)?;
@@ -63,7 +64,7 @@ pub fn category_rows_csv(response: &pb::NetworkBenchmarkResponse) -> Result<Stri
                 cell(figure(u64::from(row.contributing_facilities))),
                 row.withheld_reason.clone(),
             ];
-            if !response.exact {
+            if lower_bounds {
                 record.push(row.suppressed_cells.to_string());
             }
             w.write_record(&record)?;

@@ -18,7 +18,17 @@ pub fn benchmark(response: &pb::NetworkBenchmarkResponse) -> String {
         .filter(|c| c.status == CoverageStatus::Ok as i32)
         .count();
     let k = response.min_cell_count;
-    if response.exact {
+    if response.noise_sd > 0.0 {
+        let _ = writeln!(
+            out,
+            "{ok} of {} facilities answered; network counts with differential-privacy noise \
+             (standard deviation {:.1} per count; secure aggregation: no facility's own counts \
+             were seen). A row is withheld when it has fewer than {k} events or too few \
+             facilities contributed.\n",
+            response.coverage.len(),
+            response.noise_sd
+        );
+    } else if response.exact {
         let _ = writeln!(
             out,
             "{ok} of {} facilities answered; exact network counts (secure aggregation: no facility's \
@@ -38,10 +48,11 @@ pub fn benchmark(response: &pb::NetworkBenchmarkResponse) -> String {
         "{:<8}  {:<24} {:>7} {:>13} {:>13} {:>10}",
         "month", "category", "events", "patient days", "per 1,000 pd", "facilities"
     );
-    if response.exact {
-        let _ = writeln!(out, "{header}");
-    } else {
+    let lower_bounds = !response.exact && response.noise_sd == 0.0;
+    if lower_bounds {
         let _ = writeln!(out, "{header} {:>8}", "withheld");
+    } else {
+        let _ = writeln!(out, "{header}");
     }
     for row in &response.rows {
         let category = EventCategory::try_from(row.category).map_or("?", |c| c.as_str_name());
@@ -67,10 +78,10 @@ pub fn benchmark(response: &pb::NetworkBenchmarkResponse) -> String {
             rate,
             row.contributing_facilities,
         );
-        if response.exact {
-            let _ = writeln!(out, "{line}");
-        } else {
+        if lower_bounds {
             let _ = writeln!(out, "{line} {:>8}", row.suppressed_cells);
+        } else {
+            let _ = writeln!(out, "{line}");
         }
     }
     if response.rows.is_empty() {
@@ -163,7 +174,9 @@ pub fn metric_benchmark(response: &pb::NetworkBenchmarkResponse) -> String {
         let _ = writeln!(out, "withheld: {}", b.withheld_reason);
     } else {
         let ci = b.pooled_interval_95.unwrap_or_default();
-        let how = if response.exact {
+        let how = if response.noise_sd > 0.0 {
+            "network sum with differential-privacy noise"
+        } else if response.exact {
             "exact network sum"
         } else {
             "sum of the facilities below"
@@ -316,10 +329,15 @@ pub fn control_chart(chart: &pb::ControlChart) -> String {
 /// A trend response.
 pub fn trend(response: &pb::TrendResponse) -> String {
     let metric = response.metric.clone().unwrap_or_default();
-    let sums = if response.exact {
-        "exact monthly sums"
+    let sums = if response.noise_sd > 0.0 {
+        format!(
+            "monthly sums with differential-privacy noise (standard deviation {:.1})",
+            response.noise_sd
+        )
+    } else if response.exact {
+        "exact monthly sums".to_string()
     } else {
-        "sums of node-suppressed answers"
+        "sums of node-suppressed answers".to_string()
     };
     let mut out = format!(
         "{} {}: network u-chart of the {sums}\n",
