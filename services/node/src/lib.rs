@@ -1,15 +1,17 @@
 //! psonet-node: the facility node.
 //!
-//! Runs on premises, keeps the facility's reports in an embedded sled store, and serves two
-//! mutual-TLS listeners: the *local* one (`ReportingService`) for the facility's own systems and
-//! the *federation* one (`AggregateService`) for the PSO gateway, which only ever sees counts
-//! that passed disclosure control.
+//! Runs on premises, keeps the facility's reports in an embedded sled store, and serves over
+//! mutual TLS: the *local* listener (`ReportingService`) for the facility's own systems, and the
+//! *federation* API (`AggregateService`) for the PSO gateway, which only ever sees counts that
+//! passed disclosure control. The federation API is served on a listener the gateway dials, or
+//! over a [`gateway_link`] the node dials out (no inbound port), or both.
 
 pub mod aggregate;
 pub mod audit;
 pub mod backup;
 pub mod backup_service;
 pub mod config;
+pub mod gateway_link;
 pub mod group_commit;
 pub mod heap;
 pub mod ledger;

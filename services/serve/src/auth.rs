@@ -2,9 +2,13 @@
 //!
 //! Each listener is wrapped in an [`AccessRule`] interceptor. It maps the client certificate
 //! to a [`Principal`], refuses anyone the rule does not name, and leaves the principal in the
-//! request's extensions for the handlers.
+//! request's extensions for the handlers. On a link a node dialled out to the gateway, the
+//! caller is the link's TLS server, and the same rule reads its certificate instead.
 
 use crate::identity::{Principal, Role};
+use crate::link::DialledPeer;
+use rustls::pki_types::CertificateDer;
+use std::sync::Arc;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
 
@@ -17,6 +21,9 @@ pub enum Audience {
     OwnFacility(String),
     /// Partners and facilities (the gateway's benchmark listener).
     PartnersAndFacilities,
+    /// Partners only: the PSO's own staff and systems (the gateway's list of linked
+    /// facilities, which a facility has no business reading).
+    Partners,
 }
 
 /// An access rule for one listener of one network.
@@ -37,8 +44,7 @@ impl AccessRule {
 
     /// The caller's principal, or the status that refuses it.
     pub fn check<T>(&self, request: &Request<T>) -> Result<Principal, Status> {
-        let certs = request
-            .peer_certs()
+        let certs = peer_certificates(request)
             .ok_or_else(|| Status::unauthenticated("a client certificate is required"))?;
         let leaf = certs
             .first()
@@ -61,6 +67,7 @@ impl AccessRule {
                 (Audience::Gateway, Role::Gateway) => true,
                 (Audience::OwnFacility(own), Role::Facility(id)) => own == id,
                 (Audience::PartnersAndFacilities, Role::Partner(_) | Role::Facility(_)) => true,
+                (Audience::Partners, Role::Partner(_)) => true,
                 _ => false,
             }
     }
@@ -73,6 +80,7 @@ impl AccessRule {
             Audience::PartnersAndFacilities => {
                 format!("only spiffe://{n}/partner/* and spiffe://{n}/facility/*")
             }
+            Audience::Partners => format!("only spiffe://{n}/partner/*"),
         }
     }
 }
@@ -83,6 +91,18 @@ impl Interceptor for AccessRule {
         request.extensions_mut().insert(principal);
         Ok(request)
     }
+}
+
+/// The verified certificates of whoever is at the other end of `request`'s connection: the
+/// client of a connection a listener accepted, or the TLS server of a link this process dialled
+/// and serves on ([`DialledPeer`]). The same rule applies to both.
+pub fn peer_certificates<T>(request: &Request<T>) -> Option<Arc<Vec<CertificateDer<'static>>>> {
+    request.peer_certs().or_else(|| {
+        request
+            .extensions()
+            .get::<DialledPeer>()
+            .map(|peer| peer.certificates.clone())
+    })
 }
 
 /// The principal an [`AccessRule`] admitted for `request`: handlers read their caller here
@@ -113,6 +133,9 @@ mod tests {
         assert!(bench.allows(&Principal::partner("net", "a")));
         assert!(bench.allows(&Principal::facility("net", "f2")));
         assert!(!bench.allows(&Principal::gateway("net")));
+        let staff = AccessRule::new("net", Audience::Partners);
+        assert!(staff.allows(&Principal::partner("net", "a")));
+        assert!(!staff.allows(&Principal::facility("net", "f2")));
     }
 
     #[test]

@@ -2,7 +2,7 @@
 //!
 //! Everything here is about *how* psonet talks, not *what* it computes: TLS material and
 //! certificate rotation, principals read from certificates and the access rule every listener
-//! applies, binding listeners and stopping them, health and reflection, telemetry, metrics, the
+//! applies, binding listeners and stopping them, outbound links a node dials to the gateway, health and reflection, telemetry, metrics, the
 //! plain-words diagnosis of failed calls, and reading configuration files. It is kept out of
 //! `psonet-core` so that the domain (events, the cube, disclosure control, statistics) builds
 //! without tonic's server extras, OpenTelemetry or tower — the fuzz target included.
@@ -11,6 +11,7 @@ pub mod auth;
 pub mod config_file;
 pub mod diagnose;
 pub mod identity;
+pub mod link;
 pub mod listener;
 pub mod metrics;
 pub mod telemetry;
