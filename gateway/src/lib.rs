@@ -9,8 +9,9 @@
 //!
 //! - serving: [`server`] (listener, TLS, operations), [`admission`] (at most so many benchmarks
 //!   at once), [`config`], and [`benchmark`], the `BenchmarkService` itself;
-//! - asking the nodes: [`client`] (registry, the per-node tower stack, fan-out) and
-//!   [`coverage`], which asks one question and accounts for every facility asked;
+//! - asking the nodes: [`client`] (registry, the per-node tower stack, fan-out), [`link`] (nodes
+//!   that dial out to the gateway instead of being dialled) and [`coverage`], which asks one
+//!   question and accounts for every facility asked;
 //! - reading the answers: [`answer`], each node's answer checked once, and [`network_sum`], the
 //!   sum every network figure is computed from and released by;
 //! - the figures: [`category_rows`] (events per month and category) and [`metric`] (a metric's
@@ -23,6 +24,7 @@ pub mod category_rows;
 pub mod client;
 pub mod config;
 pub mod coverage;
+pub mod link;
 pub mod metric;
 pub mod network_sum;
 pub mod peer_group;

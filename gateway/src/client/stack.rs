@@ -20,10 +20,10 @@
 
 use crate::client::breaker::{Breaker, BreakerLayer};
 use crate::client::node_call::AggregateCall;
+use crate::client::node_channel::NodeChannel;
 use crate::client::retry::BudgetedRetry;
 use crate::config::FanoutConfig;
 use psonet_core::pb;
-use tonic::transport::Channel;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, ServiceBuilder};
 
@@ -31,7 +31,7 @@ use tower::{BoxError, ServiceBuilder};
 pub type NodeService = BoxCloneSyncService<pb::AggregateRequest, pb::AggregateResponse, BoxError>;
 
 /// Assembles the stack for one node over `channel`, with `breaker` as its breaker.
-pub fn node_stack(channel: Channel, breaker: Breaker, fanout: &FanoutConfig) -> NodeService {
+pub fn node_stack(channel: NodeChannel, breaker: Breaker, fanout: &FanoutConfig) -> NodeService {
     let stack = ServiceBuilder::new()
         .timeout(fanout.node_deadline())
         .load_shed()

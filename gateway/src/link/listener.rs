@@ -1,0 +1,158 @@
+//! The link listener: nodes behind a firewall dial in here, and each accepted connection becomes
+//! a client channel to that node's federation API.
+//!
+//! The gateway is the TLS server and the HTTP/2 *client* of a link. tonic builds a `Channel`
+//! over any stream a connector hands it (`Endpoint::connect_with_connector`); here the connector
+//! hands over the accepted stream, once. The channel is connected at once — the HTTP/2
+//! handshake starts before any query — and carries HTTP/2 keepalive, so a node that froze or
+//! vanished is dropped within seconds and shows as not linked.
+
+use crate::link::table::{LinkTable, Refusals};
+use crate::link::verifier::RegisteredFacilities;
+use futures::StreamExt;
+use hyper_util::rt::TokioIo;
+use psonet_serve::identity::{Principal, Role};
+use psonet_serve::link::{Keepalive, WhenClosed, not_after};
+use psonet_serve::listener::{BoundListener, Shutdown};
+use psonet_serve::tls::{ReloadableIdentity, TlsError};
+use std::net::SocketAddr;
+use std::sync::{Arc, Mutex, PoisonError};
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio_rustls::TlsAcceptor;
+use tokio_rustls::server::TlsStream;
+use tonic::codegen::http::Uri;
+use tonic::transport::{Channel, Endpoint};
+
+/// What the link listener needs besides its socket.
+pub struct LinkAcceptor {
+    /// The gateway's identity: its certificate is presented to nodes, its CA checks theirs.
+    pub identity: Arc<ReloadableIdentity>,
+    /// The network.
+    pub network: String,
+    /// Facilities that may link: the registry.
+    pub facilities: Vec<String>,
+    /// HTTP/2 keepalive of each link.
+    pub keepalive: Keepalive,
+    /// Longest TLS handshake.
+    pub handshake_timeout: Duration,
+    /// Where live links are kept.
+    pub table: Arc<LinkTable>,
+    /// Where refusals are counted.
+    pub refusals: Refusals,
+}
+
+impl LinkAcceptor {
+    /// Accepts links on `listener` until `shutdown`, then drops every link.
+    pub fn serve(
+        self,
+        listener: BoundListener,
+        shutdown: &Shutdown,
+    ) -> Result<tokio::task::JoinHandle<()>, TlsError> {
+        let verifier = |ca| {
+            RegisteredFacilities::new(
+                ca,
+                &self.network,
+                self.facilities.clone(),
+                self.refusals.clone(),
+            ) as Arc<dyn rustls::server::danger::ClientCertVerifier>
+        };
+        let tls = TlsAcceptor::from(self.identity.server_config_with(verifier)?);
+        let this = Arc::new(self);
+        let stopped = shutdown.signalled();
+        let mut incoming = listener.incoming;
+        Ok(tokio::spawn(async move {
+            tokio::pin!(stopped);
+            loop {
+                let tcp = tokio::select! {
+                    _ = &mut stopped => break,
+                    next = incoming.next() => match next {
+                        Some(Ok(tcp)) => tcp,
+                        Some(Err(e)) => {
+                            tracing::warn!(error = %e, "link accept failed");
+                            continue;
+                        }
+                        None => break,
+                    },
+                };
+                tokio::spawn(this.clone().accept(tls.clone(), tcp));
+            }
+            this.table.clear();
+        }))
+    }
+
+    /// One node dialling in: handshake (the verifier admits registered facilities only), then
+    /// a channel over the connection, kept in the table until the connection ends.
+    async fn accept(self: Arc<Self>, tls: TlsAcceptor, tcp: TcpStream) {
+        let peer = tcp
+            .peer_addr()
+            .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
+        let stream = match tokio::time::timeout(self.handshake_timeout, tls.accept(tcp)).await {
+            Ok(Ok(stream)) => stream,
+            Ok(Err(e)) => {
+                tracing::warn!(%peer, error = %e, "refused a link: TLS handshake failed");
+                self.refusals.count("handshake_failed");
+                return;
+            }
+            Err(_) => {
+                tracing::warn!(%peer, "refused a link: TLS handshake timed out");
+                self.refusals.count("handshake_timeout");
+                return;
+            }
+        };
+        let Some((facility, expires)) = self.facility_of(&stream) else {
+            // The verifier admitted only registered facilities; nothing else gets here.
+            return;
+        };
+        let (io, closed) = WhenClosed::new(stream);
+        let channel = match self.channel_over(io).await {
+            Ok(channel) => channel,
+            Err(e) => {
+                tracing::warn!(%peer, %facility, error = %e, "link failed before its first call");
+                return;
+            }
+        };
+        let id = self.table.add(&facility, channel, peer, expires);
+        tracing::info!(%peer, %facility, "facility linked");
+        let end = closed.await.unwrap_or_default();
+        let why = end
+            .error
+            .unwrap_or_else(|| "closed by the node, or no answer to keepalive".into());
+        self.table.remove(&facility, id, &why);
+        tracing::info!(%peer, %facility, "link closed: {why}");
+    }
+
+    /// The registered facility a verified node certificate names, and when it expires.
+    fn facility_of(
+        &self,
+        stream: &TlsStream<TcpStream>,
+    ) -> Option<(String, Option<std::time::SystemTime>)> {
+        let leaf = stream.get_ref().1.peer_certificates()?.first()?;
+        match Principal::from_certificate_der(leaf).ok()?.role {
+            Role::Facility(id) => Some((id, not_after(leaf))),
+            _ => None,
+        }
+    }
+
+    /// An HTTP/2 client channel over the accepted stream, with keepalive.
+    async fn channel_over(
+        &self,
+        io: WhenClosed<TlsStream<TcpStream>>,
+    ) -> Result<Channel, tonic::transport::Error> {
+        let once = Arc::new(Mutex::new(Some(TokioIo::new(io))));
+        let connector = tower::service_fn(move |_: Uri| {
+            let io = once.lock().unwrap_or_else(PoisonError::into_inner).take();
+            async move {
+                io.ok_or_else(|| {
+                    std::io::Error::new(std::io::ErrorKind::NotConnected, "the link has closed")
+                })
+            }
+        });
+        Endpoint::from_static("http://link.psonet")
+            .http2_keep_alive_interval(self.keepalive.interval)
+            .keep_alive_timeout(self.keepalive.timeout)
+            .keep_alive_while_idle(true)
+            .connect_with_connector(connector)
+            .await
+    }
+}
