@@ -84,7 +84,7 @@ async fn listeners_refuse_every_caller_they_do_not_serve() {
 
     // A partner calling a node's federation listener.
     let status = pb::aggregate_service_client::AggregateServiceClient::new(channel(
-        &node.federation(),
+        &node.federation().unwrap(),
         &net.layout.partner_identity,
     ))
     .aggregate(aggregate_request("2026-01", "2026-01"))
@@ -99,7 +99,7 @@ async fn listeners_refuse_every_caller_they_do_not_serve() {
 
     // A facility's own client calling its node's federation listener.
     let status = pb::aggregate_service_client::AggregateServiceClient::new(channel(
-        &node.federation(),
+        &node.federation().unwrap(),
         &node.client_identity,
     ))
     .aggregate(aggregate_request("2026-01", "2026-01"))
@@ -128,6 +128,7 @@ async fn listeners_refuse_every_caller_they_do_not_serve() {
 
     // And the gateway itself is served on the federation listener.
     net.aggregate_client(0)
+        .await
         .unwrap()
         .aggregate(aggregate_request("2026-01", "2026-01"))
         .await

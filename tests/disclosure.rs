@@ -67,6 +67,7 @@ async fn a6_no_suppressed_cell_can_be_solved_from_the_released_margins() {
 
     let answer = net
         .aggregate_client(0)
+        .await
         .unwrap()
         .aggregate(by_category_and_harm(""))
         .await
@@ -141,7 +142,7 @@ async fn a6b_spent_budgets_are_refused_per_querier_and_globally() {
     submit_all(&mut net.nodes[0].reporting().unwrap(), batch).await;
     let a = format!("spiffe://{NETWORK}/partner/a");
     let b = format!("spiffe://{NETWORK}/partner/b");
-    let mut client = net.aggregate_client(0).unwrap();
+    let mut client = net.aggregate_client(0).await.unwrap();
     let by_harm = |q: &str| pb::AggregateRequest {
         group_by: vec![pb::Dimension::Harm as i32],
         ..by_category_and_harm(q)
@@ -317,7 +318,7 @@ async fn described(channel: Channel) -> (BTreeMap<String, Vec<String>>, BTreeSet
 async fn a6c_the_federation_listener_exposes_only_aggregates_health_and_reflection() {
     psonet_serve::tls::install_crypto_provider();
     let net = network(1).start().await.unwrap();
-    let as_gateway = channel(&net.nodes[0].federation(), &net.gateway_identity());
+    let as_gateway = channel(&net.nodes[0].federation().unwrap(), &net.gateway_identity());
     let (services, reachable) = described(as_gateway).await;
     let names: Vec<&str> = services.keys().map(String::as_str).collect();
     assert_eq!(
@@ -361,7 +362,7 @@ async fn thirty_falls_asked_by_a_partner(
         events("fall", C::Fall, H::Mild, 30),
     )
     .await;
-    let mut client = net.aggregate_client(0).unwrap();
+    let mut client = net.aggregate_client(0).await.unwrap();
     let partner = format!("spiffe://{NETWORK}/partner/analyst");
     client
         .aggregate(by_category_and_harm(&partner))
@@ -555,6 +556,7 @@ async fn a_threshold_below_eleven_is_warned_about_at_start_and_applied() {
     };
     let answer = net
         .aggregate_client(0)
+        .await
         .unwrap()
         .aggregate(by_harm)
         .await

@@ -46,7 +46,7 @@ async fn start_gateway(net: &mut Network, endpoint: Option<String>) {
         config.fanout.breaker_backoff_ms = 200;
         config.fanout.breaker_max_backoff_ms = 400;
         if let Some(endpoint) = endpoint {
-            config.facilities[FAULTY].endpoint = endpoint;
+            config.facilities[FAULTY].endpoint = Some(endpoint);
         }
     })
     .await
@@ -199,7 +199,7 @@ async fn a_slow_node_counts_while_within_the_deadline_and_times_out_past_it() {
     let _turn = ONE_AT_A_TIME.lock().await;
     psonet_serve::tls::install_crypto_provider();
     let mut net = network(3).start().await.unwrap();
-    let link = SlowLink::start(net.nodes[FAULTY].federation()).await;
+    let link = SlowLink::start(net.nodes[FAULTY].federation().unwrap()).await;
     start_gateway(&mut net, Some(link.endpoint.clone())).await;
     let pid = net.gateway_process().unwrap().pid();
     let client = net.benchmark_client().unwrap();

@@ -41,7 +41,7 @@ async fn listeners_serve_health_and_reflection_of_exactly_their_services() {
         .await
         .unwrap();
     let node = &net.nodes[0];
-    let as_gateway = channel(&node.federation(), &net.gateway_identity());
+    let as_gateway = channel(&node.federation().unwrap(), &net.gateway_identity());
 
     let federation = listed_services(as_gateway.clone()).await.unwrap();
     assert_eq!(
@@ -85,7 +85,7 @@ async fn listeners_serve_health_and_reflection_of_exactly_their_services() {
     assert_eq!(health.status, ServingStatus::Serving as i32);
 
     // Reflection and health are behind the listener's access rule like everything else.
-    let partner = channel(&node.federation(), &net.layout.partner_identity);
+    let partner = channel(&node.federation().unwrap(), &net.layout.partner_identity);
     let refused = listed_services(partner.clone()).await.unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
     let refused = HealthClient::new(partner)
