@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use psonet::{benchmark, demo, gateway, health, import, node, perf, pki, synth};
+use psonet::{benchmark, demo, gateway, health, import, links, node, perf, pki, synth};
 
 #[derive(Parser)]
 #[command(
@@ -33,8 +33,12 @@ enum Command {
     /// Ask the gateway for a benchmark: category rows, a metric's funnel, a trend or a
     /// facility scorecard, as a table, JSON or CSV, optionally plotted to SVG.
     Benchmark(benchmark::Args),
-    /// gRPC health check over mTLS; exits 0 only when SERVING (for container probes).
+    /// gRPC health check over mTLS; exits 0 only when SERVING (for container probes). Lists
+    /// the server's links after SERVING when it has any.
     Health(health::Args),
+    /// Facility nodes linked to a gateway and since when (for PSO staff), or a node's own
+    /// links to the gateway (for facility IT).
+    Links(links::Args),
     /// Measure a node on this machine: ingest, unary submits, aggregates, memory, disk.
     Bench(perf::node::Args),
     /// Measure the gateway under load: many concurrent benchmark clients, then overload.
@@ -66,6 +70,7 @@ impl Command {
             Command::Import(args) => import::run(args, out).await,
             Command::Benchmark(args) => benchmark::run(args, out).await,
             Command::Health(args) => health::run(args, out).await,
+            Command::Links(args) => links::run(args, out).await,
             Command::Bench(args) => perf::node::run(args, out).await,
             Command::BenchLoad(args) => perf::gateway::run_load(args, out).await,
             Command::BenchFanout(args) => perf::gateway::run_fanout(args, out).await,

@@ -33,6 +33,7 @@ use crate::client;
 use crate::pki::{self, InitOptions, NetworkLayout};
 use crate::synth::{self, SynthOptions};
 use anyhow::{Context, Result, bail};
+use links::LinkPlan;
 use psonet_core::pb::{
     self, aggregate_service_client::AggregateServiceClient,
     benchmark_service_client::BenchmarkServiceClient,
@@ -41,9 +42,9 @@ use psonet_gateway::GatewayConfig;
 use psonet_node::NodeConfig;
 use serde::Serialize;
 use serde::de::DeserializeOwned;
-use links::LinkPlan;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 use tempfile::TempDir;
 use tonic::transport::Channel;
 
@@ -56,6 +57,9 @@ pub enum Servers {
     /// signals as a deployed server is.
     Processes(Launcher),
 }
+
+/// The longest [`Network::start_gateway`] waits for nodes that dial out to link.
+const LINK_WAIT: Duration = Duration::from_secs(10);
 
 /// A change to every node's config before it starts.
 type NodeEdit = Box<dyn Fn(&mut NodeConfig) + Send + Sync>;
@@ -282,7 +286,27 @@ impl Network {
             }
             _ => None,
         };
-        Gateway::start(&self.gateway_servers, &path, log.as_deref()).await
+        let gateway = Gateway::start(&self.gateway_servers, &path, log.as_deref()).await?;
+        if gateway.links().is_some() {
+            self.wait_for_links(&gateway).await;
+        }
+        Ok(gateway)
+    }
+
+    /// Waits (at most [`LINK_WAIT`]) until every facility that reaches `gateway` only by a link
+    /// is linked to it, as its `ListLinks` says: a benchmark asked right after the start then
+    /// finds every node, as it would on a gateway that has run for a while. A node that cannot
+    /// link (a test may make it so) only costs the wait; the benchmark will say why.
+    async fn wait_for_links(&self, gateway: &Gateway) {
+        let addr = gateway.addr().to_string();
+        let until = std::time::Instant::now() + LINK_WAIT;
+        let ask = Duration::from_secs(2);
+        while std::time::Instant::now() < until {
+            match crate::links::list(&addr, &self.layout.partner_identity, ask).await {
+                Ok(links) if links.links.iter().all(|link| link.up) => return,
+                _ => tokio::time::sleep(Duration::from_millis(50)).await,
+            }
+        }
     }
 
     /// The gateway, once started (the first replica when there are several).
@@ -354,7 +378,9 @@ impl Network {
     /// An `AggregateService` client to node `i` as the gateway (see
     /// [`Network::federation_channel`]).
     pub async fn aggregate_client(&self, i: usize) -> Result<AggregateServiceClient<Channel>> {
-        Ok(AggregateServiceClient::new(self.federation_channel(i).await?))
+        Ok(AggregateServiceClient::new(
+            self.federation_channel(i).await?,
+        ))
     }
 
     /// Loads synthetic events and exposure into every node at once through its local listener,

@@ -2,9 +2,9 @@
 //! an example can never drift from what the loader accepts.
 
 use anyhow::Result;
+use psonet_gateway::config::LinksConfig;
 use psonet_gateway::config::{FacilityEntry, FanoutConfig, GatewayConfig, GatewayDisclosureConfig};
 use psonet_gateway::peer_group::PeerAttributesConfig;
-use psonet_gateway::config::LinksConfig;
 use psonet_node::config::{
     DisclosureConfig, FederationConfig, ListenerConfig, NodeConfig, StoreConfig,
 };

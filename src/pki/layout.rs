@@ -149,7 +149,13 @@ pub fn init(options: &InitOptions) -> Result<NetworkLayout> {
     let gateway_config = out.join("gateway.toml");
     write(
         &gateway_config,
-        &example_config::gateway(net, (port(0), port(LINK_OFFSET)), &gateway_tls, out, &registry)?,
+        &example_config::gateway(
+            net,
+            (port(0), port(LINK_OFFSET)),
+            &gateway_tls,
+            out,
+            &registry,
+        )?,
     )?;
     let partner_identity = out.join("partner");
     ca.write_identity(
