@@ -1,6 +1,8 @@
 //! The benchmark path end to end: figures equal a brute-force count with the node's small-cell
 //! rule and the gateway's network release rule applied (8a), and a node that is down or frozen
-//! never makes the benchmark wait past its deadline (8f).
+//! never makes the benchmark wait past its deadline (8f). Both hold with the gateway dialling
+//! the nodes, with every node dialling out to the gateway, and — the figures — in a mixed
+//! network where some nodes listen, some dial out and one does both.
 
 mod common;
 
@@ -129,10 +131,10 @@ fn brute_force(
     rows
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
+async fn benchmark_figures_equal_a_brute_force_count_with_suppression(reach: ReachOf) {
     psonet_serve::tls::install_crypto_provider();
-    let mut net = network(5).start().await.unwrap();
+    let mut net = network(5).reach_each(reach).start().await.unwrap();
+    assert_reach(&net);
     net.start_gateway(|c| c.fanout.node_deadline_ms = 3_000)
         .await
         .unwrap();
@@ -245,10 +247,10 @@ async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline() {
+async fn a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline(reach: ReachOf) {
     psonet_serve::tls::install_crypto_provider();
-    let mut net = network(3).start().await.unwrap();
+    let mut net = network(3).reach_each(reach).start().await.unwrap();
+    assert_reach(&net);
     let deadline = Duration::from_millis(800);
     net.start_gateway(|c| {
         c.fanout.node_deadline_ms = deadline.as_millis() as u64;
@@ -318,4 +320,19 @@ async fn a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline() {
         response.coverage[2]
     );
     assert_eq!(response.coverage[0].status, CoverageStatus::Ok as i32);
+}
+
+crate::each_reach!(
+    benchmark_figures_equal_a_brute_force_count_with_suppression,
+    a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline,
+);
+
+/// Facilities 1 and 4 dial out, 2 and 5 listen, 3 does both.
+fn mixed(i: usize) -> Reach {
+    [Reach::DialsOut, Reach::Listens, Reach::Both][i % 3]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_network_gives_the_same_figures() {
+    benchmark_figures_equal_a_brute_force_count_with_suppression(mixed).await
 }
