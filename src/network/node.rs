@@ -155,6 +155,11 @@ impl Node {
         }
     }
 
+    /// Changes the node's `node.toml`; the change takes effect at its next start.
+    pub fn edit_config(&self, edit: impl FnOnce(&mut NodeConfig)) -> Result<()> {
+        rewrite_config(&self.config, edit)
+    }
+
     /// Writes the ports the node listens on now into its config, so a restart keeps them (as a
     /// real node with fixed ports would).
     pub fn pin_ports(&self) -> Result<()> {

@@ -137,6 +137,81 @@ impl<T: AsyncWrite + Unpin> AsyncWrite for WhenClosed<T> {
     }
 }
 
+/// A stream whose first bytes were already read: they are read again first, then the stream.
+///
+/// A node reads the gateway's first frame itself before it counts a link as made: under
+/// TLS 1.3 the client's handshake completes before the server has checked the client's
+/// certificate, so a refusal (an `access_denied` alert) arrives as the first read. Those bytes
+/// are then handed to the HTTP/2 server unchanged.
+pub struct Prefixed<T> {
+    prefix: Vec<u8>,
+    read: usize,
+    io: T,
+}
+
+impl<T> Prefixed<T> {
+    /// `io`, whose first bytes `prefix` were read from it already.
+    pub fn new(prefix: Vec<u8>, io: T) -> Self {
+        Self {
+            prefix,
+            read: 0,
+            io,
+        }
+    }
+
+    /// The wrapped stream.
+    pub fn get_ref(&self) -> &T {
+        &self.io
+    }
+}
+
+impl<T: AsyncRead + Unpin> AsyncRead for Prefixed<T> {
+    fn poll_read(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &mut ReadBuf<'_>,
+    ) -> Poll<io::Result<()>> {
+        if self.read < self.prefix.len() {
+            let rest = &self.prefix[self.read..];
+            let n = rest.len().min(buf.remaining());
+            buf.put_slice(&rest[..n]);
+            self.read += n;
+            return Poll::Ready(Ok(()));
+        }
+        Pin::new(&mut self.io).poll_read(cx, buf)
+    }
+}
+
+impl<T: AsyncWrite + Unpin> AsyncWrite for Prefixed<T> {
+    fn poll_write(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        buf: &[u8],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write(cx, buf)
+    }
+
+    fn poll_write_vectored(
+        mut self: Pin<&mut Self>,
+        cx: &mut Context<'_>,
+        bufs: &[io::IoSlice<'_>],
+    ) -> Poll<io::Result<usize>> {
+        Pin::new(&mut self.io).poll_write_vectored(cx, bufs)
+    }
+
+    fn is_write_vectored(&self) -> bool {
+        self.io.is_write_vectored()
+    }
+
+    fn poll_flush(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_flush(cx)
+    }
+
+    fn poll_shutdown(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<io::Result<()>> {
+        Pin::new(&mut self.io).poll_shutdown(cx)
+    }
+}
+
 /// The other end of a connection this process dialled and now serves gRPC on: what tonic puts
 /// in each request's extensions for a link, where a listener would put `TlsConnectInfo`.
 #[derive(Debug, Clone)]
@@ -268,6 +343,16 @@ mod tests {
         drop(wrapped);
         let end = closed.await.unwrap();
         assert_eq!(end.kind, Some(io::ErrorKind::BrokenPipe), "{end:?}");
+    }
+
+    #[tokio::test]
+    async fn bytes_read_ahead_are_read_again_first() {
+        let (a, mut b) = tokio::io::duplex(64);
+        b.write_all(b"world").await.unwrap();
+        let mut prefixed = Prefixed::new(b"hello ".to_vec(), a);
+        let mut buf = [0u8; 11];
+        prefixed.read_exact(&mut buf).await.unwrap();
+        assert_eq!(&buf, b"hello world");
     }
 
     #[tokio::test]

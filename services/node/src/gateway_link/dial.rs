@@ -12,20 +12,26 @@ use super::state::LinkStates;
 use futures::future::BoxFuture;
 use psonet_serve::diagnose::diagnose_tls_io;
 use psonet_serve::identity::Principal;
-use psonet_serve::link::{Closed, DialledLink, DialledPeer, LinkEnd, WhenClosed, not_after};
+use psonet_serve::link::{
+    Closed, DialledLink, DialledPeer, LinkEnd, Prefixed, WhenClosed, not_after,
+};
 use psonet_serve::listener::Shutdown;
 use rustls::pki_types::ServerName;
 use std::io;
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime};
+use tokio::io::AsyncReadExt;
 use tokio::net::TcpStream;
 use tokio::sync::oneshot;
 use tokio_rustls::TlsConnector;
 use tokio_rustls::client::TlsStream;
 
 /// The stream a link is served on.
-pub type LinkStream = DialledLink<TlsStream<TcpStream>>;
+pub type LinkStream = DialledLink<Prefixed<TlsStream<TcpStream>>>;
+
+/// Room for the gateway's first frames (its HTTP/2 preface and settings).
+const FIRST_READ: usize = 16 * 1024;
 
 /// Serves the federation router on one link until the signal future completes, then lets
 /// in-flight calls finish (the node builds it from its one federation router).
@@ -120,7 +126,8 @@ impl Dialler {
         }
     }
 
-    /// TCP, TLS, and the check that the server is the network's gateway.
+    /// TCP, TLS, the check that the server is the network's gateway, and the gateway's first
+    /// frame: only then was the node's certificate accepted (see [`Prefixed`]).
     async fn dial(&self, address: SocketAddr) -> Result<Dialled, String> {
         let peer = format!("the gateway at {address}");
         let connect = async {
@@ -128,7 +135,7 @@ impl Dialler {
             tcp.set_nodelay(true)?;
             self.tls.connect(self.server_name.clone(), tcp).await
         };
-        let tls = match tokio::time::timeout(self.connect_timeout, connect).await {
+        let mut tls = match tokio::time::timeout(self.connect_timeout, connect).await {
             Ok(Ok(tls)) => tls,
             Ok(Err(e)) => return Err(explain_io(&e, &peer)),
             Err(_) => {
@@ -163,7 +170,20 @@ impl Dialler {
             Err(e) => return Err(format!("{peer} presented an unusable certificate: {e}")),
         }
         let expires = not_after(leaf);
-        let (io, closed) = WhenClosed::new(tls);
+        let mut first = vec![0u8; FIRST_READ];
+        let read = tokio::time::timeout(self.connect_timeout, tls.read(&mut first)).await;
+        match read {
+            Ok(Ok(0)) => return Err(format!("{peer} closed the link before its first frame")),
+            Ok(Ok(n)) => first.truncate(n),
+            Ok(Err(e)) => return Err(explain_io(&e, &peer)),
+            Err(_) => {
+                return Err(format!(
+                    "{peer} sent nothing within {} ms of the handshake",
+                    self.connect_timeout.as_millis()
+                ));
+            }
+        }
+        let (io, closed) = WhenClosed::new(Prefixed::new(first, tls));
         let link = DialledLink::new(
             io,
             DialledPeer {
