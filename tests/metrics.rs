@@ -10,21 +10,9 @@ use futures::future::join_all;
 use psonet_core::pb;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tonic_health::pb::{
     HealthCheckRequest, health_check_response::ServingStatus, health_client::HealthClient,
 };
-
-async fn scrape(addr: SocketAddr) -> String {
-    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut text = String::new();
-    conn.read_to_string(&mut text).await.unwrap();
-    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
-    text
-}
 
 async fn start(net: &mut Network, max_concurrent: usize) -> SocketAddr {
     net.start_gateway(|config| {

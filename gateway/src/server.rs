@@ -92,7 +92,7 @@ impl RunningGateway {
                 let refusals = Refusals::default();
                 metrics.register(
                     "psonet_link_refusals",
-                    "Links refused, by reason (not_registered, handshake_failed, handshake_timeout)",
+                    "Links refused, by reason (not_registered, bad_certificate, no_certificate, handshake_failed, handshake_timeout)",
                     refusals.family(),
                 );
                 metrics.register_collector(LinkGauges(table.clone()));

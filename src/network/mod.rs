@@ -260,6 +260,47 @@ impl Network {
         Ok(())
     }
 
+    /// Rolls replica `k` as a Kubernetes rollout would: a new replica starts on a new address
+    /// behind the name (the next free 127.0.0.x), then the old one stops gracefully and its
+    /// address leaves the name. Nodes link to the new one at their next resolution and drop the
+    /// link to the old.
+    pub async fn roll_replica(
+        &mut self,
+        k: usize,
+        adjust: impl FnOnce(&mut GatewayConfig),
+    ) -> Result<()> {
+        let ip_of = |g: &Gateway| g.links().map(|a| a.ip());
+        let old = self
+            .gateways
+            .get(k)
+            .and_then(ip_of)
+            .context("no such replica")?;
+        let last = self
+            .gateways
+            .iter()
+            .filter_map(ip_of)
+            .filter_map(|ip| match ip {
+                IpAddr::V4(v4) => Some(v4.octets()[3]),
+                IpAddr::V6(_) => None,
+            })
+            .max()
+            .unwrap_or(1);
+        let new = IpAddr::V4(Ipv4Addr::new(127, 0, 0, last + 1));
+        let mut ips: Vec<IpAddr> = self.gateways.iter().filter_map(ip_of).collect();
+        ips.push(new);
+        if let Some(links) = &mut self.links {
+            links.set_gateways(ips.clone())?;
+        }
+        let name = format!("gateway-{}", last);
+        let gateway = self.launch_gateway(&name, new, adjust).await?;
+        let rolled = std::mem::replace(&mut self.gateways[k], gateway);
+        ips.retain(|ip| *ip != old);
+        if let Some(links) = &mut self.links {
+            links.set_gateways(ips)?;
+        }
+        rolled.stop().await
+    }
+
     /// Writes `<name>-run.toml` and starts a gateway on it, its link listener on `ip`.
     async fn launch_gateway(
         &self,

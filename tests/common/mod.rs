@@ -88,6 +88,19 @@ pub fn assert_reach(net: &Network) {
     }
 }
 
+/// The text of a Prometheus endpoint (`GET /metrics`).
+pub async fn scrape(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).await.unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    text
+}
+
 /// Runs the `psonet` command line and returns what it did.
 pub fn psonet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_psonet"))

@@ -90,8 +90,14 @@ impl LinkAcceptor {
         let stream = match tokio::time::timeout(self.handshake_timeout, tls.accept(tcp)).await {
             Ok(Ok(stream)) => stream,
             Ok(Err(e)) => {
-                tracing::warn!(%peer, error = %e, "refused a link: TLS handshake failed");
-                self.refusals.count("handshake_failed");
+                match refusal_reason(&e) {
+                    // The verifier has logged and counted it, naming the facility.
+                    None => {}
+                    Some(reason) => {
+                        tracing::warn!(%peer, error = %e, "refused a link: TLS handshake failed");
+                        self.refusals.count(reason);
+                    }
+                }
                 return;
             }
             Err(_) => {
@@ -154,5 +160,18 @@ impl LinkAcceptor {
             .keep_alive_while_idle(true)
             .connect_with_connector(connector)
             .await
+    }
+}
+
+/// The refusal reason a failed handshake is counted under; `None` when the registry check
+/// refused it (counted where it is made, as `not_registered`).
+fn refusal_reason(error: &std::io::Error) -> Option<&'static str> {
+    use rustls::{CertificateError, Error};
+    let tls = error.get_ref().and_then(|e| e.downcast_ref::<Error>());
+    match tls {
+        Some(Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)) => None,
+        Some(Error::InvalidCertificate(_)) => Some("bad_certificate"),
+        Some(Error::NoCertificatesPresented) => Some("no_certificate"),
+        _ => Some("handshake_failed"),
     }
 }

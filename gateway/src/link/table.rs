@@ -241,8 +241,8 @@ pub struct ReasonLabel {
 }
 
 impl Refusals {
-    /// Counts one refusal for `reason` (`not_registered`, `handshake_failed`,
-    /// `handshake_timeout`).
+    /// Counts one refusal for `reason` (`not_registered`, `bad_certificate`, `no_certificate`,
+    /// `handshake_failed`, `handshake_timeout`).
     pub fn count(&self, reason: &str) {
         self.0
             .get_or_create(&ReasonLabel {
