@@ -241,7 +241,7 @@ pub fn events(options: &SynthOptions) -> Vec<pb::Event> {
                 discovery_month: month.to_string(),
                 unit_type: unit as i32,
                 narrative: format!(
-                    "Synthetic {} report on a {} unit.",
+                    "Synthetic {} report, unit {}.",
                     event_type.as_str_name(),
                     unit.as_str_name()
                 ),

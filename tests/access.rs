@@ -9,7 +9,6 @@ use psonet_core::pb::{self, reporting_service_client::ReportingServiceClient};
 use psonet_serve::diagnose::Failure;
 use psonet_serve::identity::Principal;
 use tonic::Code;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 fn get_request() -> pb::GetEventRequest {
     pb::GetEventRequest {
@@ -34,16 +33,7 @@ async fn listeners_refuse_every_caller_they_do_not_serve() {
     assert_eq!(own.code(), Code::NotFound);
 
     // No client certificate at all.
-    let ca = std::fs::read(node.client_identity.join("ca.pem")).unwrap();
-    let anonymous = Endpoint::from_shared(format!("https://{}", node.local()))
-        .unwrap()
-        .tls_config(
-            ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(ca))
-                .domain_name("127.0.0.1"),
-        )
-        .unwrap()
-        .connect_lazy();
+    let anonymous = anonymous_channel(&node.local(), &node.client_identity.join("ca.pem"));
     let status = ReportingServiceClient::new(anonymous)
         .get_event(get_request())
         .await
@@ -133,4 +123,42 @@ async fn listeners_refuse_every_caller_they_do_not_serve() {
         .aggregate(aggregate_request("2026-01", "2026-01"))
         .await
         .unwrap();
+}
+
+/// Issue 12, item 11: a refused client certificate is explained from the certificate itself.
+/// On main a not-yet-valid certificate read "it has expired" and one without clientAuth "refused
+/// our certificate as invalid".
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_refused_certificate_is_explained_as_not_yet_valid_or_not_for_clients() {
+    use rcgen::ExtendedKeyUsagePurpose as Eku;
+    psonet_serve::tls::install_crypto_provider();
+    let net = network(1).start().await.unwrap();
+    let node = &net.nodes[0];
+    let addr = node.local().to_string();
+    let ca_path = node.client_identity.join("ca.pem");
+    let facility = format!("spiffe://{NETWORK}/facility/facility-1");
+    let explain = |name: &'static str, usages: &'static [Eku], from: (i32, u8, u8)| {
+        let issued = issue_certificate(&net, &facility, usages, from, (2090, 1, 1));
+        let dir = write_identity(&net, name, issued);
+        let (addr, ca_path, node_local) = (addr.clone(), ca_path.clone(), node.local());
+        async move {
+            let status = ReportingServiceClient::new(channel(&node_local, &dir))
+                .get_event(get_request())
+                .await
+                .unwrap_err();
+            explain_failure(&status, &addr, "the node", &ca_path, Some(&dir)).await
+        }
+    };
+
+    let failure = explain("future", &[Eku::ClientAuth], (2089, 1, 1)).await;
+    assert!(
+        matches!(&failure, Failure::Refused(s)
+            if s.contains("not valid yet") && s.contains("2089") && !s.contains("has expired")),
+        "{failure:?}"
+    );
+    let failure = explain("server-only", &[Eku::ServerAuth], (2020, 1, 1)).await;
+    assert!(
+        matches!(&failure, Failure::Refused(s) if s.contains("lacks clientAuth")),
+        "{failure:?}"
+    );
 }

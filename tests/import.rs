@@ -72,7 +72,7 @@ async fn rejected_lines_are_reported_with_line_field_and_reason() {
     );
     assert!(out.contains("line 2: not JSON"), "{out}");
     assert!(
-        out.contains("line 3: event.harm: a EVENT_TYPE_NEAR_MISS carries no harm level"),
+        out.contains("line 3: event.harm: event_type EVENT_TYPE_NEAR_MISS carries no harm level"),
         "{out}"
     );
     let report = std::fs::read_to_string(&errors).unwrap();

@@ -190,19 +190,37 @@ async fn a_link_from_another_ca_or_an_unregistered_facility_is_refused_at_the_fi
     let refused = dial_link(&net, &cert, &key).await.unwrap_err();
     assert!(refused.contains("AccessDenied"), "{refused}");
 
-    // A real node of an unlisted facility: refused, and both sides say so.
-    let gateway_log = std::fs::read_to_string(net.dir().join("gateway.log")).unwrap();
-    assert!(
-        gateway_log.contains(
-            "refused a link: spiffe://testnet/facility/facility-3: facility facility-3 is not in \
-             this gateway's registry"
-        ),
-        "{gateway_log}"
-    );
-    assert!(
-        gateway_log.contains("facility intruder is not in this gateway's registry"),
-        "{gateway_log}"
-    );
+    // A real node of an unlisted facility: refused, and both sides say so. The gateway's
+    // security log has a line per refusal, naming who and why.
+    let line_with = |who: &str, reason: &str| {
+        let log = std::fs::read_to_string(net.dir().join("gateway.log")).unwrap();
+        let found = log.lines().any(|l| {
+            l.contains("WARN")
+                && l.contains("listener=links")
+                && l.contains(who)
+                && l.contains(&format!("reason=\"{reason}\""))
+        });
+        (found, log)
+    };
+    let logged = Instant::now() + Duration::from_secs(3);
+    for (who, reason) in [
+        ("spiffe://testnet/facility/facility-3", "not_admitted"),
+        ("spiffe://testnet/facility/intruder", "not_admitted"),
+        ("spiffe://testnet/facility/facility-1", "unknown_ca"),
+    ] {
+        // The refusal is written as the handshake fails, a moment after the client sees it.
+        loop {
+            let (found, log) = line_with(who, reason);
+            if found {
+                break;
+            }
+            assert!(
+                Instant::now() < logged,
+                "no {reason} line for {who} in\n{log}"
+            );
+            tokio::time::sleep(Duration::from_millis(50)).await;
+        }
+    }
     let node_log = net.nodes[2].log();
     assert!(
         node_log.contains("cannot link") && node_log.contains("access denied"),
@@ -215,14 +233,16 @@ async fn a_link_from_another_ca_or_an_unregistered_facility_is_refused_at_the_fi
     );
     let text = scrape(net.gateway().unwrap().metrics().unwrap()).await;
     let refusals = |reason: &str| {
-        let prefix = format!("psonet_link_refusals_total{{reason=\"{reason}\"}} ");
+        let prefix = format!(
+            "psonet_refusals_total{{listener=\"links\",stage=\"handshake\",reason=\"{reason}\"}} "
+        );
         text.lines()
             .find_map(|l| l.strip_prefix(&prefix))
             .and_then(|v| v.parse::<u64>().ok())
             .unwrap_or(0)
     };
-    assert!(refusals("not_registered") >= 2, "{text}");
-    assert!(refusals("bad_certificate") >= 1, "{text}");
+    assert!(refusals("not_admitted") >= 2, "{text}");
+    assert!(refusals("unknown_ca") >= 1, "{text}");
     // The gateway holds links from the registered facilities only.
     let gateway = net.gateway_addr().unwrap().to_string();
     let listed = links(&gateway, &net.layout.partner_identity).await;

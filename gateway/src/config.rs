@@ -197,9 +197,6 @@ pub struct LinksConfig {
     /// not linked, in ms. Default 3,000: a frozen or unplugged node is found within about 5 s.
     #[serde(default = "default_keepalive_timeout_ms")]
     pub keepalive_timeout_ms: u64,
-    /// Longest TLS handshake of a node dialling in, in ms. Default 10,000.
-    #[serde(default = "default_handshake_ms")]
-    pub handshake_timeout_ms: u64,
 }
 
 fn default_keepalive_interval_ms() -> u64 {
@@ -210,16 +207,11 @@ fn default_keepalive_timeout_ms() -> u64 {
     DEFAULT_KEEPALIVE_TIMEOUT_MS
 }
 
-fn default_handshake_ms() -> u64 {
-    10_000
-}
-
 impl Default for LinksConfig {
     fn default() -> Self {
         Self {
             keepalive_interval_ms: default_keepalive_interval_ms(),
             keepalive_timeout_ms: default_keepalive_timeout_ms(),
-            handshake_timeout_ms: default_handshake_ms(),
         }
     }
 }
@@ -230,16 +222,10 @@ impl LinksConfig {
         Keepalive::from_ms(self.keepalive_interval_ms, self.keepalive_timeout_ms)
     }
 
-    /// The longest TLS handshake.
-    pub fn handshake_timeout(&self) -> Duration {
-        Duration::from_millis(self.handshake_timeout_ms)
-    }
-
     fn check(&self) -> Result<(), ConfigError> {
         for (key, value) in [
             ("links.keepalive_interval_ms", self.keepalive_interval_ms),
             ("links.keepalive_timeout_ms", self.keepalive_timeout_ms),
-            ("links.handshake_timeout_ms", self.handshake_timeout_ms),
         ] {
             if value == 0 {
                 return Err(ConfigError::invalid(key, "must be at least 1"));

@@ -8,7 +8,7 @@ use crate::client::registry::RegistryError;
 use crate::config::LoadedGatewayConfig;
 use crate::link::list::LinkList;
 use crate::link::listener::LinkAcceptor;
-use crate::link::table::{LinkGauges, LinkTable, Refusals};
+use crate::link::table::{LinkGauges, LinkTable};
 use psonet_core::pb::benchmark_service_server::BenchmarkServiceServer;
 use psonet_core::pb::link_service_server::LinkServiceServer;
 use psonet_serve::auth::{AccessRule, Audience};
@@ -16,6 +16,7 @@ use psonet_serve::listener::{
     CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, tls_incoming, with_operations,
 };
 use psonet_serve::metrics::{Metrics, RpcMetricsLayer, serve_metrics};
+use psonet_serve::security_log::SecurityLog;
 use psonet_serve::tls::{ReloadableIdentity, TlsError};
 use std::net::SocketAddr;
 use tokio::task::JoinHandle;
@@ -38,9 +39,9 @@ pub enum GatewayError {
     /// The facility registry could not be built.
     #[error(transparent)]
     Registry(#[from] RegistryError),
-    /// The reflection service could not be built.
-    #[error("reflection setup failed")]
-    Reflection(#[from] tonic_reflection::server::Error),
+    /// The health or reflection service could not be built.
+    #[error("health and reflection setup failed: {0}")]
+    Reflection(#[from] psonet_serve::listener::OperationsError),
     /// The server task panicked.
     #[error("a server task failed")]
     Task(#[from] tokio::task::JoinError),
@@ -71,13 +72,13 @@ impl RunningGateway {
         let config = &loaded.config;
         let identity = ReloadableIdentity::load(&config.tls, "tls")?;
         let metrics = Metrics::new();
-        let shutdown = Shutdown::new();
         let ids = || config.facilities.iter().map(|f| f.id.clone());
         let links = config.link_listen.map(|_| {
             let outbound_only = config.facilities.iter().filter(|f| f.endpoint.is_none());
             LinkTable::new(ids(), outbound_only.map(|f| f.id.clone()))
         });
         let registry = Registry::new(
+            &config.network,
             &config.facilities,
             identity.client_config()?,
             links.clone(),
@@ -85,31 +86,26 @@ impl RunningGateway {
             &metrics,
         )?;
         let listener = bind(config.listen, "gateway listener").await?;
+        let shutdown = Shutdown::new();
+        let log = SecurityLog::new("gateway", &metrics);
         let (link_addr, link_task) = match (config.link_listen, &links) {
             (Some(addr), Some(table)) => {
                 let bound = bind(addr, "link listener").await?;
                 let link_addr = bound.addr;
-                let refusals = Refusals::default();
-                metrics.register(
-                    "psonet_link_refusals",
-                    "Links refused, by reason (not_registered, bad_certificate, no_certificate, handshake_failed, handshake_timeout)",
-                    refusals.family(),
-                );
                 metrics.register_collector(LinkGauges(table.clone()));
                 let acceptor = LinkAcceptor {
                     identity: identity.clone(),
                     network: config.network.clone(),
                     facilities: ids().collect(),
                     keepalive: config.links.keepalive(),
-                    handshake_timeout: config.links.handshake_timeout(),
                     table: table.clone(),
-                    refusals,
+                    log: SecurityLog::new("links", &metrics),
                 };
                 (Some(link_addr), Some(acceptor.serve(bound, &shutdown)?))
             }
             _ => (None, None),
         };
-        let rule = AccessRule::new(&config.network, Audience::PartnersAndFacilities);
+        let rule = AccessRule::new(&config.network, Audience::PartnersAndFacilities, &log);
         let benchmarks = BenchmarkServiceServer::with_interceptor(
             Benchmarks::new(registry, config.fanout.node_deadline(), loaded.small_cells)
                 .with_catalogue(
@@ -127,13 +123,13 @@ impl RunningGateway {
             .layer(AdmissionLayer::new(config.fanout.max_concurrent_benchmarks))
             .add_service(benchmarks);
         // Which facilities are linked is for PSO staff, not for facilities.
-        let staff = AccessRule::new(&config.network, Audience::Partners);
+        let staff = AccessRule::new(&config.network, Audience::Partners, &log);
         let table = links.unwrap_or_else(|| LinkTable::new(ids(), []));
         let router =
             router.add_service(LinkServiceServer::with_interceptor(LinkList(table), staff));
         let (router, health) =
             with_operations(router, &rule, &[BENCHMARK_SERVICE, LINK_SERVICE]).await?;
-        let incoming = tls_incoming(listener.incoming, identity.server_config()?);
+        let incoming = tls_incoming(listener.incoming, identity.server_config()?, log);
         let server = router.serve_with_incoming_shutdown(incoming, shutdown.signalled());
         reload_certificates(vec![identity], CERT_POLL_INTERVAL, &shutdown)?;
         let metrics_addr = match config.metrics_listen {

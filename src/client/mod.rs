@@ -4,7 +4,7 @@ pub mod submit;
 mod tls_probe;
 
 use anyhow::{Context, Result, anyhow};
-use psonet_serve::diagnose::{Failure, diagnose};
+use psonet_serve::diagnose::{Failure, diagnose_as};
 use psonet_serve::tls::TlsFiles;
 use std::path::Path;
 use tonic::transport::{Channel, Endpoint};
@@ -58,17 +58,26 @@ pub async fn explain_failure(
     ca: &Path,
     identity: Option<&Path>,
 ) -> Failure {
-    let first = diagnose(status, peer);
+    let own = identity.and_then(own_certificate);
+    let first = diagnose_as(status, peer, own.as_deref());
     // A status with a source was made by the transport, not sent by the peer.
     let hidden =
         std::error::Error::source(status).is_some() && !matches!(first, Failure::Refused(_));
     if hidden
         && let Ok((_, host_port, host)) = parse_addr(addr)
-        && let Some(found) = tls_probe::probe(&host_port, &host, ca, identity, peer).await
+        && let Some(found) =
+            tls_probe::probe(&host_port, &host, ca, identity, own.as_deref(), peer).await
     {
         return found;
     }
     first
+}
+
+/// The leaf certificate (DER) in `identity`/cert.pem, to explain a refusal of it.
+fn own_certificate(identity: &Path) -> Option<Vec<u8>> {
+    use rustls::pki_types::{CertificateDer, pem::PemObject};
+    let der = CertificateDer::from_pem_file(identity.join("cert.pem")).ok()?;
+    Some(der.to_vec())
 }
 
 /// The failed call as an error a person can act on (identity directory as for [`channel`]).

@@ -5,7 +5,7 @@
 //! races the server's alert. When a call fails that way, this probe repeats the handshake alone
 //! and *reads* instead of writing, so the alert (unknown CA, certificate required, …) arrives.
 
-use psonet_serve::diagnose::{Failure, diagnose_tls_io};
+use psonet_serve::diagnose::{Failure, diagnose_tls_io_as};
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer, ServerName};
 use rustls::{ClientConfig, RootCertStore};
@@ -17,12 +17,14 @@ use tokio::net::TcpStream;
 use tokio_rustls::TlsConnector;
 
 /// Handshakes with `addr` as `identity` (a directory with cert.pem and key.pem, or none) and
-/// trusts `ca`; returns the refusal the peer sends, if any.
+/// trusts `ca`; returns the refusal the peer sends, if any, explained from `own_certificate`
+/// (the leaf in `identity`, DER) when given.
 pub async fn probe(
     addr: &str,
     host: &str,
     ca: &Path,
     identity: Option<&Path>,
+    own_certificate: Option<&[u8]>,
     peer: &str,
 ) -> Option<Failure> {
     let config = client_config(ca, identity)?;
@@ -36,11 +38,11 @@ pub async fn probe(
         .await
     {
         Ok(tls) => tls,
-        Err(e) => return diagnose_tls_io(&e, peer),
+        Err(e) => return diagnose_tls_io_as(&e, peer, own_certificate),
     };
     let mut byte = [0u8; 1];
     match tokio::time::timeout(Duration::from_secs(3), tls.read(&mut byte)).await {
-        Ok(Err(e)) => diagnose_tls_io(&e, peer),
+        Ok(Err(e)) => diagnose_tls_io_as(&e, peer, own_certificate),
         _ => None,
     }
 }

@@ -16,10 +16,12 @@
 use crate::pki::NetworkLayout;
 use anyhow::{Context, Result};
 use psonet_gateway::link::listener::LinkAcceptor;
-use psonet_gateway::link::table::{LinkTable, Refusals};
+use psonet_gateway::link::table::LinkTable;
 use psonet_node::config::GatewayLinkConfig;
 use psonet_serve::link::{DEFAULT_KEEPALIVE_INTERVAL_MS, DEFAULT_KEEPALIVE_TIMEOUT_MS, Keepalive};
 use psonet_serve::listener::{Shutdown, bind};
+use psonet_serve::metrics::Metrics;
+use psonet_serve::security_log::SecurityLog;
 use psonet_serve::tls::{ReloadableIdentity, TlsFiles};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
@@ -149,9 +151,8 @@ impl LinkPlan {
                 DEFAULT_KEEPALIVE_INTERVAL_MS,
                 DEFAULT_KEEPALIVE_TIMEOUT_MS,
             ),
-            handshake_timeout: Duration::from_secs(10),
             table: table.clone(),
-            refusals: Refusals::default(),
+            log: SecurityLog::new("links", &Metrics::new()),
         };
         let shutdown = Shutdown::new();
         let listener = bind(

@@ -43,8 +43,9 @@ pub struct InitOptions {
     pub out: PathBuf,
     /// Facility ids.
     pub facilities: Vec<String>,
-    /// Extra host names or addresses for server certificates (besides localhost, 127.0.0.1).
-    pub hosts: Vec<String>,
+    /// Host names or addresses, each for the one server certificate it belongs on (every
+    /// server certificate also names localhost and 127.0.0.1).
+    pub hosts: Vec<HostName>,
     /// First port of the example configs; `None` writes port 0 (pick a free port) everywhere.
     pub base_port: Option<u16>,
     /// Years the certificates are valid.
@@ -97,11 +98,72 @@ pub fn add_facility(options: &AddFacilityOptions) -> Result<FacilityLayout> {
 /// `base + 10i + 1` and `+ 2`, so `base + 43` is never one of theirs.
 pub const LINK_OFFSET: u16 = 43;
 
-/// The names every server certificate carries: loopback, then `extra`.
+/// The names a server certificate carries: loopback, then `extra`.
 fn server_hosts(extra: &[String]) -> Vec<String> {
     let mut hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
     hosts.extend(extra.iter().cloned());
     hosts
+}
+
+/// Whose server certificate a host name goes on.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum HostOwner {
+    /// The gateway's.
+    Gateway,
+    /// One facility's node.
+    Facility(String),
+}
+
+/// A host name (or address) and the one server certificate that carries it, written
+/// `OWNER=NAME` on the command line (`gateway=pso.example.org`,
+/// `facility-1=node1.example.org`).
+///
+/// A name on every certificate would let any server answer for any other: the gateway's TLS
+/// check of the name dialled would pass whichever node answered. So a name belongs to one
+/// identity, and saying which is not optional.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HostName {
+    /// Whose certificate it goes on.
+    pub owner: HostOwner,
+    /// The DNS name or IP address.
+    pub name: String,
+}
+
+impl std::str::FromStr for HostName {
+    type Err = String;
+
+    fn from_str(text: &str) -> Result<Self, String> {
+        let Some((owner, name)) = text.split_once('=') else {
+            return Err(format!(
+                "{text:?} does not say whose certificate it goes on: write gateway={text} or \
+                 <facility id>={text} (each host name goes on one server certificate only)"
+            ));
+        };
+        if name.is_empty() {
+            return Err(format!("{text:?} names no host after '='"));
+        }
+        let owner = match owner {
+            "gateway" => HostOwner::Gateway,
+            id => {
+                check_name(id).map_err(|e| format!("{text:?}: {e}"))?;
+                HostOwner::Facility(id.to_string())
+            }
+        };
+        Ok(Self {
+            owner,
+            name: name.to_string(),
+        })
+    }
+}
+
+/// The names `owner`'s server certificate carries: loopback, then its own from `hosts`.
+fn hosts_of(hosts: &[HostName], owner: &HostOwner) -> Vec<String> {
+    let own: Vec<String> = hosts
+        .iter()
+        .filter(|h| &h.owner == owner)
+        .map(|h| h.name.clone())
+        .collect();
+    server_hosts(&own)
 }
 
 /// The `[[facilities]]` entry a gateway needs for a node reached at `host:federation_port`.
@@ -121,10 +183,20 @@ pub fn init(options: &InitOptions) -> Result<NetworkLayout> {
     for id in &options.facilities {
         check_name(id).with_context(|| format!("facility id {id:?}"))?;
     }
+    for host in &options.hosts {
+        if let HostOwner::Facility(id) = &host.owner
+            && !options.facilities.contains(id)
+        {
+            bail!(
+                "--host {id}={}: {id} is not a facility of this network (facilities: {})",
+                host.name,
+                options.facilities.join(", ")
+            );
+        }
+    }
     std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
     let ca = Authority::new(&options.network, options.years)?;
     ca.write_ca(out)?;
-    let hosts = server_hosts(&options.hosts);
     let net = &options.network;
     let port = |offset: u16| options.base_port.map_or(0, |base| base + offset);
 
@@ -133,6 +205,7 @@ pub fn init(options: &InitOptions) -> Result<NetworkLayout> {
     for (i, id) in options.facilities.iter().enumerate() {
         let (local, federation) = (port(10 * (i as u16 + 1) + 1), port(10 * (i as u16 + 1) + 2));
         registry.push((id.clone(), format!("https://127.0.0.1:{federation}")));
+        let hosts = hosts_of(&options.hosts, &HostOwner::Facility(id.clone()));
         facilities.push(ca.write_facility(
             out,
             id,
@@ -144,7 +217,11 @@ pub fn init(options: &InitOptions) -> Result<NetworkLayout> {
     let gateway_dir = out.join("gateway");
     let gateway_tls = ca.write_identity(
         &gateway_dir,
-        &ca.issue(&Principal::gateway(net), Usage::ServerAndClient, &hosts)?,
+        &ca.issue(
+            &Principal::gateway(net),
+            Usage::ServerAndClient,
+            &hosts_of(&options.hosts, &HostOwner::Gateway),
+        )?,
     )?;
     let gateway_config = out.join("gateway.toml");
     write(

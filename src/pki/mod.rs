@@ -10,8 +10,8 @@ mod layout;
 
 pub use authority::{Authority, IssuedIdentity, Usage};
 pub use layout::{
-    AddFacilityOptions, FacilityLayout, InitOptions, NetworkLayout, add_facility, init,
-    registry_entry,
+    AddFacilityOptions, FacilityLayout, HostName, HostOwner, InitOptions, NetworkLayout,
+    add_facility, init, registry_entry,
 };
 
 use anyhow::Result;
@@ -50,9 +50,11 @@ struct InitArgs {
     /// A facility id (repeatable).
     #[arg(long = "facility")]
     facility_ids: Vec<String>,
-    /// Extra host name or IP for server certificates (repeatable).
-    #[arg(long = "host")]
-    hosts: Vec<String>,
+    /// A host name or IP and the one server certificate it goes on, as OWNER=NAME: e.g.
+    /// gateway=pso.example.org, facility-1=node1.example.org (repeatable). Every server
+    /// certificate also names localhost and 127.0.0.1.
+    #[arg(long = "host", value_name = "OWNER=NAME")]
+    hosts: Vec<HostName>,
     /// First port of the example configs: gateway on it (its link listener on +43), facility i
     /// on +10i+1 and +10i+2.
     #[arg(long, default_value_t = 7100)]

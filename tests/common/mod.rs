@@ -9,7 +9,7 @@ pub use psonet::network::{Launcher, Network, NetworkBuilder, Node, Reach, Server
 use psonet_core::pb::{self, reporting_service_client::ReportingServiceClient};
 use psonet_gateway::GatewayConfig;
 use std::net::SocketAddr;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 use tonic::transport::Channel;
 
@@ -88,19 +88,6 @@ pub fn assert_reach(net: &Network) {
     }
 }
 
-/// The text of a Prometheus endpoint (`GET /metrics`).
-pub async fn scrape(addr: SocketAddr) -> String {
-    use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
-    conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
-        .await
-        .unwrap();
-    let mut text = String::new();
-    conn.read_to_string(&mut text).await.unwrap();
-    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
-    text
-}
-
 /// Runs the `psonet` command line and returns what it did.
 pub fn psonet(args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_psonet"))
@@ -118,17 +105,30 @@ pub fn issue_certificate(
     from: (i32, u8, u8),
     to: (i32, u8, u8),
 ) -> (String, String) {
+    issue_certificate_with_uris(net, &[uri], usages, from, to)
+}
+
+/// As [`issue_certificate`], with every one of `uris` as a URI SAN (the first is its name).
+pub fn issue_certificate_with_uris(
+    net: &Network,
+    uris: &[&str],
+    usages: &[rcgen::ExtendedKeyUsagePurpose],
+    from: (i32, u8, u8),
+    to: (i32, u8, u8),
+) -> (String, String) {
     let read = |name: &str| std::fs::read_to_string(net.layout.out.join(name)).unwrap();
     let ca_key = rcgen::KeyPair::from_pem(&read("ca.key")).unwrap();
     let issuer = rcgen::Issuer::from_ca_cert_pem(&read("ca.pem"), ca_key).unwrap();
     let hosts = vec!["localhost".to_string(), "127.0.0.1".to_string()];
     let mut params = rcgen::CertificateParams::new(hosts).unwrap();
-    params
-        .subject_alt_names
-        .push(rcgen::SanType::URI(uri.try_into().unwrap()));
+    for uri in uris {
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::URI((*uri).try_into().unwrap()));
+    }
     params
         .distinguished_name
-        .push(rcgen::DnType::CommonName, uri);
+        .push(rcgen::DnType::CommonName, uris[0]);
     params.extended_key_usages = usages.to_vec();
     params.not_before = rcgen::date_time_ymd(from.0, from.1, from.2);
     params.not_after = rcgen::date_time_ymd(to.0, to.1, to.2);
@@ -145,6 +145,44 @@ pub async fn benchmark_this_month(net: &Network) -> pb::NetworkBenchmarkResponse
         .await
         .expect("the benchmark answers")
         .into_inner()
+}
+
+/// An identity directory `name` in the network's directory, holding the network's CA and this
+/// certificate and key (PEM), for a client the tests make up.
+pub fn write_identity(net: &Network, name: &str, (cert, key): (String, String)) -> PathBuf {
+    let dir = net.dir().join(name);
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::copy(net.layout.out.join("ca.pem"), dir.join("ca.pem")).unwrap();
+    std::fs::write(dir.join("cert.pem"), cert).unwrap();
+    std::fs::write(dir.join("key.pem"), key).unwrap();
+    dir
+}
+
+/// A TLS channel to `addr` that trusts `ca` (a PEM file) and presents no client certificate.
+pub fn anonymous_channel(addr: &SocketAddr, ca: &Path) -> Channel {
+    let ca = std::fs::read(ca).unwrap();
+    tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
+        .unwrap()
+        .tls_config(
+            tonic::transport::ClientTlsConfig::new()
+                .ca_certificate(tonic::transport::Certificate::from_pem(ca))
+                .domain_name("127.0.0.1"),
+        )
+        .unwrap()
+        .connect_lazy()
+}
+
+/// `GET /metrics` from a Prometheus endpoint: the whole HTTP answer, which must be 200 OK.
+pub async fn scrape(addr: SocketAddr) -> String {
+    use tokio::io::{AsyncReadExt, AsyncWriteExt};
+    let mut conn = tokio::net::TcpStream::connect(addr).await.unwrap();
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: x\r\n\r\n")
+        .await
+        .unwrap();
+    let mut text = String::new();
+    conn.read_to_string(&mut text).await.unwrap();
+    assert!(text.starts_with("HTTP/1.1 200 OK"), "{text}");
+    text
 }
 
 /// An mTLS channel to `addr` with the identity directory `identity`.

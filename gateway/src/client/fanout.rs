@@ -154,6 +154,17 @@ fn classify(error: &BoxError, facility: &Facility, deadline: Duration) -> (Cover
         Failure::Unreachable(_) => CoverageStatus::Unavailable,
         Failure::Refused(_) => CoverageStatus::Refused,
         Failure::TimedOut(_) => CoverageStatus::TimedOut,
+        // Another node answers at this facility's endpoint: what it would say is not this
+        // facility's, so it is not asked (an ERROR, not a node that is down).
+        Failure::WrongPeer(why) => {
+            return (
+                CoverageStatus::Error,
+                format!(
+                    "{why}: the registry's endpoint for {} reaches another node",
+                    facility.id
+                ),
+            );
+        }
         Failure::Invalid(_) | Failure::Other(_) => CoverageStatus::Error,
     };
     (coverage, failure.explanation().to_string())

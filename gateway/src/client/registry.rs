@@ -13,6 +13,7 @@ use crate::client::node_metrics::NodeMetrics;
 use crate::client::stack::{NodeService, node_stack};
 use crate::config::{FacilityEntry, FanoutConfig};
 use crate::link::table::LinkTable;
+use psonet_serve::identity::Principal;
 use psonet_serve::metrics::Metrics;
 use rustls::ClientConfig;
 use std::sync::Arc;
@@ -56,11 +57,13 @@ pub struct Registry {
 }
 
 impl Registry {
-    /// Builds a channel and client stack per facility; none connects yet. `tls` presents the
-    /// gateway's (reloadable) client certificate to nodes it dials; `links`, when the gateway
+    /// Builds a channel and client stack per facility of `network`; none connects yet. `tls`
+    /// presents the gateway's (reloadable) client certificate to nodes it dials, and every
+    /// connection checks that the node is the facility of its entry; `links`, when the gateway
     /// accepts links, holds those of nodes that dial out. Fan-outs record into `metrics`, which
     /// also gets each node's breaker state as a gauge read at every scrape.
     pub fn new(
+        network: &str,
         entries: &[FacilityEntry],
         tls: Arc<ClientConfig>,
         links: Option<Arc<LinkTable>>,
@@ -80,7 +83,8 @@ impl Registry {
                     (Some(endpoint), Some(server_name)) => {
                         // TLS is the connector's job, so the channel speaks plain HTTP/2 to it.
                         let plain = endpoint.replacen("https://", "http://", 1);
-                        let connector = NodeConnector::new(tls.clone(), &server_name)
+                        let facility = Principal::facility(network, &entry.id);
+                        let connector = NodeConnector::new(tls.clone(), &server_name, facility)
                             .map_err(|why| RegistryError::ServerName(entry.id.clone(), why))?;
                         let channel = Endpoint::from_shared(plain)?
                             .connect_timeout(fanout.connect_timeout().min(fanout.node_deadline()))

@@ -7,19 +7,18 @@
 //! handshake starts before any query — and carries HTTP/2 keepalive, so a node that froze or
 //! vanished is dropped within seconds and shows as not linked.
 
-use crate::link::table::{LinkTable, Refusals};
+use crate::link::table::LinkTable;
 use crate::link::verifier::RegisteredFacilities;
 use futures::StreamExt;
 use hyper_util::rt::TokioIo;
 use psonet_serve::identity::{Principal, Role};
 use psonet_serve::link::{Keepalive, WhenClosed, not_after};
-use psonet_serve::listener::{BoundListener, Shutdown};
+use psonet_serve::listener::{BoundListener, Shutdown, tls_incoming};
+use psonet_serve::security_log::SecurityLog;
 use psonet_serve::tls::{ReloadableIdentity, TlsError};
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
 use tokio::net::TcpStream;
-use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tonic::codegen::http::Uri;
 use tonic::transport::{Channel, Endpoint};
@@ -34,40 +33,36 @@ pub struct LinkAcceptor {
     pub facilities: Vec<String>,
     /// HTTP/2 keepalive of each link.
     pub keepalive: Keepalive,
-    /// Longest TLS handshake.
-    pub handshake_timeout: Duration,
     /// Where live links are kept.
     pub table: Arc<LinkTable>,
-    /// Where refusals are counted.
-    pub refusals: Refusals,
+    /// Where refused links go on record (logged, counted as `psonet_refusals_total`).
+    pub log: Arc<SecurityLog>,
 }
 
 impl LinkAcceptor {
-    /// Accepts links on `listener` until `shutdown`, then drops every link.
+    /// Accepts links on `listener` until `shutdown`, then drops every link. Handshakes run as
+    /// on every listener ([`tls_incoming`]: concurrently, with a time limit, each refusal on
+    /// record), with the registry check inside.
     pub fn serve(
         self,
         listener: BoundListener,
         shutdown: &Shutdown,
     ) -> Result<tokio::task::JoinHandle<()>, TlsError> {
         let verifier = |ca| {
-            RegisteredFacilities::new(
-                ca,
-                &self.network,
-                self.facilities.clone(),
-                self.refusals.clone(),
-            ) as Arc<dyn rustls::server::danger::ClientCertVerifier>
+            RegisteredFacilities::new(ca, &self.network, self.facilities.clone())
+                as Arc<dyn rustls::server::danger::ClientCertVerifier>
         };
-        let tls = TlsAcceptor::from(self.identity.server_config_with(verifier)?);
+        let config = self.identity.server_config_with(verifier)?;
+        let mut incoming = tls_incoming(listener.incoming, config, self.log.clone());
         let this = Arc::new(self);
         let stopped = shutdown.signalled();
-        let mut incoming = listener.incoming;
         Ok(tokio::spawn(async move {
             tokio::pin!(stopped);
             loop {
-                let tcp = tokio::select! {
+                let stream = tokio::select! {
                     _ = &mut stopped => break,
                     next = incoming.next() => match next {
-                        Some(Ok(tcp)) => tcp,
+                        Some(Ok(stream)) => stream,
                         Some(Err(e)) => {
                             tracing::warn!(error = %e, "link accept failed");
                             continue;
@@ -75,39 +70,21 @@ impl LinkAcceptor {
                         None => break,
                     },
                 };
-                tokio::spawn(this.clone().accept(tls.clone(), tcp));
+                tokio::spawn(this.clone().link(stream));
             }
             this.table.clear();
         }))
     }
 
-    /// One node dialling in: handshake (the verifier admits registered facilities only), then
-    /// a channel over the connection, kept in the table until the connection ends.
-    async fn accept(self: Arc<Self>, tls: TlsAcceptor, tcp: TcpStream) {
-        let peer = tcp
+    /// One node linked (the verifier admitted a registered facility only): a channel over the
+    /// connection, kept in the table until the connection ends.
+    async fn link(self: Arc<Self>, stream: TlsStream<TcpStream>) {
+        let peer = stream
+            .get_ref()
+            .0
             .peer_addr()
             .unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
-        let stream = match tokio::time::timeout(self.handshake_timeout, tls.accept(tcp)).await {
-            Ok(Ok(stream)) => stream,
-            Ok(Err(e)) => {
-                match refusal_reason(&e) {
-                    // The verifier has logged and counted it, naming the facility.
-                    None => {}
-                    Some(reason) => {
-                        tracing::warn!(%peer, error = %e, "refused a link: TLS handshake failed");
-                        self.refusals.count(reason);
-                    }
-                }
-                return;
-            }
-            Err(_) => {
-                tracing::warn!(%peer, "refused a link: TLS handshake timed out");
-                self.refusals.count("handshake_timeout");
-                return;
-            }
-        };
         let Some((facility, expires)) = self.facility_of(&stream) else {
-            // The verifier admitted only registered facilities; nothing else gets here.
             return;
         };
         let (io, closed) = WhenClosed::new(stream);
@@ -160,18 +137,5 @@ impl LinkAcceptor {
             .keep_alive_while_idle(true)
             .connect_with_connector(connector)
             .await
-    }
-}
-
-/// The refusal reason a failed handshake is counted under; `None` when the registry check
-/// refused it (counted where it is made, as `not_registered`).
-fn refusal_reason(error: &std::io::Error) -> Option<&'static str> {
-    use rustls::{CertificateError, Error};
-    let tls = error.get_ref().and_then(|e| e.downcast_ref::<Error>());
-    match tls {
-        Some(Error::InvalidCertificate(CertificateError::ApplicationVerificationFailure)) => None,
-        Some(Error::InvalidCertificate(_)) => Some("bad_certificate"),
-        Some(Error::NoCertificatesPresented) => Some("no_certificate"),
-        _ => Some("handshake_failed"),
     }
 }

@@ -7,10 +7,9 @@
 //! themselves when keepalive finds them dead or the node drops them.
 
 use prometheus_client::collector::Collector;
-use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
+use prometheus_client::encoding::{DescriptorEncoder, EncodeMetric};
 use prometheus_client::metrics::MetricType;
-use prometheus_client::metrics::counter::{ConstCounter, Counter};
-use prometheus_client::metrics::family::Family;
+use prometheus_client::metrics::counter::ConstCounter;
 use prometheus_client::metrics::gauge::ConstGauge;
 use psonet_core::pb;
 use psonet_serve::link::timestamp;
@@ -226,34 +225,6 @@ impl LinkTable {
             }
             rows
         })
-    }
-}
-
-/// Refused links by reason (`psonet_link_refusals_total{reason}`); clones count into the same
-/// series.
-#[derive(Debug, Clone, Default)]
-pub struct Refusals(Family<ReasonLabel, Counter>);
-
-/// Why a link was refused.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-pub struct ReasonLabel {
-    reason: String,
-}
-
-impl Refusals {
-    /// Counts one refusal for `reason` (`not_registered`, `bad_certificate`, `no_certificate`,
-    /// `handshake_failed`, `handshake_timeout`).
-    pub fn count(&self, reason: &str) {
-        self.0
-            .get_or_create(&ReasonLabel {
-                reason: reason.to_string(),
-            })
-            .inc();
-    }
-
-    /// The family, to register it.
-    pub fn family(&self) -> Family<ReasonLabel, Counter> {
-        self.0.clone()
     }
 }
 

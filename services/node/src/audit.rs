@@ -1,4 +1,5 @@
-//! The audit trail: every aggregate request, appended to a hash-chained log in sled.
+//! The audit trail: every aggregate request, and every handshake or call the federation
+//! listener refused, appended to a hash-chained log in sled.
 //!
 //! A privacy officer must be able to see who asked what, what left and what was refused, and
 //! trust that no one quietly edited the record afterwards. Each record holds the time, the
@@ -11,11 +12,12 @@
 //! elsewhere to catch that.)
 
 use crate::utc;
+use psonet_serve::security_log::{Refusal, RefusalAudit};
 use ring::digest::{SHA256, digest};
 use serde::{Deserialize, Serialize};
 use sled::Tree;
 use std::path::Path;
-use std::sync::Mutex;
+use std::sync::{Arc, Mutex};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 /// Name of the sled tree holding the trail.
@@ -45,6 +47,10 @@ pub struct AuditRecord {
     pub rho_spent_micros: u64,
     /// gRPC code and message of a refusal; empty when answered.
     pub refusal: String,
+    /// Where a refused handshake or call came from (`address:port`); empty otherwise, and
+    /// absent from records written before it existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub peer: String,
     /// Hex SHA-256 of the previous record; zeros for the first.
     pub prev: String,
 }
@@ -68,6 +74,8 @@ pub struct AuditEntry {
     pub rho_spent_micros: u64,
     /// See [`AuditRecord::refusal`].
     pub refusal: String,
+    /// See [`AuditRecord::peer`].
+    pub peer: String,
 }
 
 /// Why the trail could not be written, read or trusted.
@@ -89,11 +97,13 @@ pub enum AuditError {
     },
 }
 
-/// The append side of the trail, owned by the node.
+/// The append side of the trail, owned by the node; clones append to the same chain (the
+/// aggregate service and the federation listener's security log both write to it).
+#[derive(Clone)]
 pub struct AuditTrail {
     tree: Tree,
     /// Serialises appends so each record chains onto the one before.
-    head: Mutex<()>,
+    head: Arc<Mutex<()>>,
 }
 
 impl AuditTrail {
@@ -101,7 +111,7 @@ impl AuditTrail {
     pub fn new(tree: Tree) -> Self {
         Self {
             tree,
-            head: Mutex::new(()),
+            head: Arc::new(Mutex::new(())),
         }
     }
 
@@ -127,6 +137,7 @@ impl AuditTrail {
             suppressed_cells: entry.suppressed_cells,
             rho_spent_micros: entry.rho_spent_micros,
             refusal: entry.refusal,
+            peer: entry.peer,
             prev,
         };
         let body = serde_json::to_vec(&record).map_err(|e| AuditError::Broken {
@@ -137,6 +148,41 @@ impl AuditTrail {
         value.extend_from_slice(&body);
         self.tree.insert(seq.to_be_bytes(), value)?;
         Ok(record)
+    }
+}
+
+/// A refused handshake or call goes on the trail as a `refused` record: the caller is who the
+/// certificate named, the query what was asked (a method, or `TLS handshake`), the refusal why.
+/// Records are not flushed one by one: sled writes them within its flush interval, and the
+/// next answered query makes everything before it durable.
+impl RefusalAudit for AuditTrail {
+    fn record(&self, listener: &str, refusal: &Refusal, unrecorded: u64) {
+        let mut why = format!(
+            "{} refused on the {listener} listener ({}): {}",
+            refusal.stage.as_str(),
+            refusal.reason.as_str(),
+            refusal.detail
+        );
+        if unrecorded > 0 {
+            why.push_str(&format!(
+                " [{unrecorded} earlier refusals over the rate limit are counted in \
+                 psonet_refusals_total, not recorded one by one]"
+            ));
+        }
+        let entry = AuditEntry {
+            caller: refusal
+                .who
+                .clone()
+                .unwrap_or_else(|| "(no certificate)".into()),
+            query: refusal.what.clone(),
+            outcome: "refused",
+            refusal: why,
+            peer: refusal.peer.map(|p| p.to_string()).unwrap_or_default(),
+            ..Default::default()
+        };
+        if let Err(e) = self.append(entry) {
+            tracing::error!(error = %e, "could not audit a refusal");
+        }
     }
 }
 
@@ -238,6 +284,9 @@ pub fn list(
             spent,
             r.query
         )?;
+        if !r.peer.is_empty() {
+            write!(out, "  from {}", r.peer)?;
+        }
         if !r.refusal.is_empty() {
             write!(out, "  refusal: {}", r.refusal)?;
         }

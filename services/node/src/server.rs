@@ -24,6 +24,7 @@ use psonet_serve::listener::{
     CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, tls_incoming, with_operations,
 };
 use psonet_serve::metrics::{Metrics, RpcMetricsLayer, serve_metrics};
+use psonet_serve::security_log::SecurityLog;
 use psonet_serve::telemetry::rpc_span;
 use psonet_serve::tls::{ReloadableIdentity, TlsError};
 use std::net::SocketAddr;
@@ -48,9 +49,9 @@ pub enum NodeError {
     /// A certificate, key or CA file is not usable.
     #[error(transparent)]
     Tls(#[from] TlsError),
-    /// The reflection service could not be built.
-    #[error("reflection setup failed")]
-    Reflection(#[from] tonic_reflection::server::Error),
+    /// The health or reflection service could not be built.
+    #[error("health and reflection setup failed: {0}")]
+    Reflection(#[from] psonet_serve::listener::OperationsError),
     /// A server task panicked.
     #[error("a server task failed")]
     Task(#[from] tokio::task::JoinError),
@@ -83,8 +84,12 @@ const AGGREGATE_SERVICE: &str = "psonet.v1.AggregateService";
 /// Full name of the local listener's list of the node's own links.
 const LINK_SERVICE: &str = "psonet.v1.LinkService";
 
-/// The federation service with its disclosure rules, policy, ledger and audit trail.
-fn aggregates(store: &Arc<Store>, loaded: &LoadedNodeConfig) -> Result<Aggregates, StoreError> {
+/// The federation service with its disclosure rules, policy, ledger and `audit` trail.
+fn aggregates(
+    store: &Arc<Store>,
+    loaded: &LoadedNodeConfig,
+    audit: AuditTrail,
+) -> Result<Aggregates, StoreError> {
     let rules = DisclosureRules {
         small_cells: loaded.small_cells,
         finest_grain: loaded.config.disclosure.finest_grain,
@@ -97,7 +102,6 @@ fn aggregates(store: &Arc<Store>, loaded: &LoadedNodeConfig) -> Result<Aggregate
         )),
         None => None,
     };
-    let audit = AuditTrail::new(store.tree(AUDIT_TREE)?);
     Ok(Aggregates::new(
         store.clone(),
         rules,
@@ -112,7 +116,9 @@ impl RunningNode {
     /// listener and/or over links to the gateway, as the config says.
     pub async fn start(loaded: LoadedNodeConfig) -> Result<Self, NodeError> {
         let config = &loaded.config;
-        if loaded.small_cells.min_cell_count() < psonet_core::suppression::DEFAULT_MIN_CELL_COUNT {
+        if loaded.small_cells.min_cell_count()
+            < psonet_core::disclosure::primary::DEFAULT_MIN_CELL_COUNT
+        {
             tracing::warn!(
                 min_cell_count = loaded.small_cells.min_cell_count(),
                 "WARNING: disclosure.min_cell_count is below 11, the CMS/PCORnet minimum: small \
@@ -126,10 +132,13 @@ impl RunningNode {
         )?);
         let local = bind(config.local.listen, "local listener").await?;
         let shutdown = Shutdown::new();
+        let metrics = Metrics::new();
 
+        let local_log = SecurityLog::new("local", &metrics);
         let local_rule = AccessRule::new(
             &config.network,
             Audience::OwnFacility(config.facility_id.clone()),
+            &local_log,
         );
         let reporting = ReportingServiceServer::with_interceptor(
             Reporting::new(store.clone()),
@@ -144,7 +153,6 @@ impl RunningNode {
             LinkServiceServer::with_interceptor(LinkList(link_states.clone()), local_rule.clone());
         let local_label = format!("{} local", config.facility_id);
         let local_identity = ReloadableIdentity::load(&config.local.tls, "local.tls")?;
-        let metrics = Metrics::new();
         let local_router = Server::builder()
             .layer(RpcMetricsLayer::new(metrics.clone()))
             .trace_fn(move |request| rpc_span(&local_label, request))
@@ -158,16 +166,19 @@ impl RunningNode {
         )
         .await?;
         let local_server = local_router.serve_with_incoming_shutdown(
-            tls_incoming(local.incoming, local_identity.server_config()?),
+            tls_incoming(local.incoming, local_identity.server_config()?, local_log),
             shutdown.signalled(),
         );
         let mut servers = vec![tokio::spawn(local_server)];
 
         // The federation API: one router, whichever way the gateway reaches it. HTTP/2
         // keepalive finds a dead gateway on a link within seconds (harmless on the listener).
-        let federation_rule = AccessRule::new(&config.network, Audience::Gateway);
+        // Refusals of the federation API go on the audit trail with the queries.
+        let audit = AuditTrail::new(store.tree(AUDIT_TREE)?);
+        let federation_log = SecurityLog::audited("federation", &metrics, Arc::new(audit.clone()));
+        let federation_rule = AccessRule::new(&config.network, Audience::Gateway, &federation_log);
         let aggregates = AggregateServiceServer::with_interceptor(
-            aggregates(&store, &loaded)?,
+            aggregates(&store, &loaded, audit)?,
             federation_rule.clone(),
         );
         let federation_label = format!("{} federation", config.facility_id);
@@ -189,7 +200,11 @@ impl RunningNode {
             Some(addr) => {
                 let federation = bind(addr, "federation listener").await?;
                 let server = federation_router.clone().serve_with_incoming_shutdown(
-                    tls_incoming(federation.incoming, federation_identity.server_config()?),
+                    tls_incoming(
+                        federation.incoming,
+                        federation_identity.server_config()?,
+                        federation_log,
+                    ),
                     shutdown.signalled(),
                 );
                 servers.push(tokio::spawn(server));

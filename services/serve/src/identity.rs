@@ -37,6 +37,12 @@ pub enum IdentityError {
     /// No `spiffe://` URI SAN was found.
     #[error("the certificate has no spiffe:// URI subject alternative name")]
     NoSpiffeId,
+    /// More than one URI SAN: which would be the identity is ambiguous, so none is (SPIFFE's
+    /// X.509-SVID rule: exactly one URI SAN).
+    #[error(
+        "the certificate has {0} URI subject alternative names; a psonet identity has exactly one"
+    )]
+    SeveralUris(usize),
     /// The URI is not one of the known shapes.
     #[error("{0:?} is not spiffe://<network>/gateway, /facility/<id> or /partner/<id>")]
     UnknownShape(String),
@@ -104,7 +110,9 @@ impl Principal {
         Ok(Self::new(network, role))
     }
 
-    /// The principal named by the first `spiffe://` URI SAN of a DER certificate.
+    /// The principal named by the one URI SAN of a DER certificate. A certificate with two
+    /// URI SANs names no one: if the first won, a CA that signed an extra URI into a
+    /// certificate (or a request it copied SANs from) would hand out a second identity.
     pub fn from_certificate_der(der: &[u8]) -> Result<Self, IdentityError> {
         let (_, cert) =
             X509Certificate::from_der(der).map_err(|_| IdentityError::BadCertificate)?;
@@ -112,16 +120,21 @@ impl Principal {
             .subject_alternative_name()
             .map_err(|_| IdentityError::BadCertificate)?
             .ok_or(IdentityError::NoSpiffeId)?;
-        let uri = san
+        let uris: Vec<&str> = san
             .value
             .general_names
             .iter()
-            .find_map(|name| match name {
-                GeneralName::URI(uri) if uri.starts_with("spiffe://") => Some(*uri),
+            .filter_map(|name| match name {
+                GeneralName::URI(uri) => Some(*uri),
                 _ => None,
             })
-            .ok_or(IdentityError::NoSpiffeId)?;
-        Self::from_uri(uri)
+            .collect();
+        match uris[..] {
+            [] => Err(IdentityError::NoSpiffeId),
+            [uri] if !uri.starts_with("spiffe://") => Err(IdentityError::NoSpiffeId),
+            [uri] => Self::from_uri(uri),
+            _ => Err(IdentityError::SeveralUris(uris.len())),
+        }
     }
 
     /// The SPIFFE URI of this principal.
@@ -140,6 +153,20 @@ impl fmt::Display for Principal {
     }
 }
 
+/// A self-signed certificate (DER) for `127.0.0.1` with `uris` as its URI SANs, for the tests
+/// of what a certificate names.
+#[cfg(test)]
+pub(crate) fn test_certificate(uris: &[&str]) -> Vec<u8> {
+    let mut params = rcgen::CertificateParams::new(vec!["127.0.0.1".to_string()]).unwrap();
+    for uri in uris {
+        params
+            .subject_alt_names
+            .push(rcgen::SanType::URI((*uri).try_into().unwrap()));
+    }
+    let key = rcgen::KeyPair::generate().unwrap();
+    params.self_signed(&key).unwrap().der().to_vec()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -153,6 +180,30 @@ mod tests {
         ] {
             assert_eq!(Principal::from_uri(&p.uri()).unwrap(), p);
         }
+    }
+
+    #[test]
+    fn a_certificate_names_its_one_uri_and_two_uris_name_no_one() {
+        let one = test_certificate(&["spiffe://net/facility/f1"]);
+        assert_eq!(
+            Principal::from_certificate_der(&one).unwrap(),
+            Principal::facility("net", "f1")
+        );
+        // On main the first spiffe:// URI won, whatever followed it.
+        let two = test_certificate(&["spiffe://net/facility/f1", "spiffe://net/gateway"]);
+        let err = Principal::from_certificate_der(&two).unwrap_err();
+        assert_eq!(err, IdentityError::SeveralUris(2));
+        assert!(err.to_string().contains("exactly one"), "{err}");
+        let mixed = test_certificate(&["https://example.org/", "spiffe://net/gateway"]);
+        assert_eq!(
+            Principal::from_certificate_der(&mixed).unwrap_err(),
+            IdentityError::SeveralUris(2)
+        );
+        let none = test_certificate(&[]);
+        assert_eq!(
+            Principal::from_certificate_der(&none).unwrap_err(),
+            IdentityError::NoSpiffeId
+        );
     }
 
     #[test]

@@ -4,6 +4,9 @@
 //! address (port 0 picks a free one) and a port clash is an error at start, not later.
 
 use crate::auth::AccessRule;
+use crate::presented_certificate::noting_presented;
+use crate::reflection_subset::{DescriptorSubsetError, descriptor_subset};
+use crate::security_log::{Reason, Refusal, SecurityLog, Stage};
 use crate::tls::ReloadableIdentity;
 use futures::StreamExt;
 use std::net::SocketAddr;
@@ -72,23 +75,25 @@ impl Default for Shutdown {
 }
 
 /// Adds standard gRPC health and reflection (v1 and v1alpha, for grpcurl 1.8) to a listener's
-/// router, behind the same access rule as the listener's own services. Reflection lists only
-/// `services`, so it describes exactly what this listener serves. Every service starts
-/// `SERVING`: a router is only built once the store is open and the certificates are loaded.
+/// router, behind the same access rule as the listener's own services. Reflection lists
+/// `services` and resolves only them and the types they reach (see [`descriptor_subset`]), so
+/// it describes exactly what this listener serves. Every service starts `SERVING`: a router is
+/// only built once the store is open and the certificates are loaded.
 pub async fn with_operations<L>(
     router: Router<L>,
     rule: &AccessRule,
     services: &[&str],
-) -> Result<(Router<L>, HealthReporter), tonic_reflection::server::Error> {
+) -> Result<(Router<L>, HealthReporter), OperationsError> {
     let (reporter, health) = tonic_health::server::health_reporter();
     for service in services {
         reporter
             .set_service_status(*service, ServingStatus::Serving)
             .await;
     }
+    let own = descriptor_subset(psonet_proto::FILE_DESCRIPTOR_SET, services)?;
     let reflection = || {
         let builder = tonic_reflection::server::Builder::configure()
-            .register_encoded_file_descriptor_set(psonet_proto::FILE_DESCRIPTOR_SET)
+            .register_file_descriptor_set(own.clone())
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
         services
             .iter()
@@ -112,6 +117,17 @@ pub async fn with_operations<L>(
     Ok((router, reporter))
 }
 
+/// Why a listener's health and reflection services could not be built.
+#[derive(Debug, thiserror::Error)]
+pub enum OperationsError {
+    /// The listener's descriptor subset could not be built.
+    #[error(transparent)]
+    Descriptors(#[from] DescriptorSubsetError),
+    /// The reflection service refused the descriptors.
+    #[error("reflection setup failed")]
+    Reflection(#[from] tonic_reflection::server::Error),
+}
+
 /// The longest a TLS handshake may take before the connection is dropped.
 const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 
@@ -120,10 +136,12 @@ const HANDSHAKE_TIMEOUT: Duration = Duration::from_secs(10);
 /// We terminate TLS ourselves, rather than through tonic's `tls_config`, so that the rustls
 /// configuration can resolve its certificate per handshake from a [`ReloadableIdentity`].
 /// Handshakes run concurrently (a slow client holds up no one); failed ones are dropped after
-/// rustls has sent its alert, which is how a refused client learns why.
+/// rustls has sent its alert, which is how a refused client learns why, and go on record in
+/// `log` with what the client presented and from where.
 pub fn tls_incoming(
     mut incoming: TcpIncoming,
     config: Arc<rustls::ServerConfig>,
+    log: Arc<SecurityLog>,
 ) -> ReceiverStream<std::io::Result<TlsStream<TcpStream>>> {
     let (tx, rx) = mpsc::channel(64);
     let acceptor = TlsAcceptor::from(config);
@@ -140,19 +158,66 @@ pub fn tls_incoming(
                     None => break,
                 },
             };
-            let (acceptor, tx) = (acceptor.clone(), tx.clone());
+            let (acceptor, tx, log) = (acceptor.clone(), tx.clone(), log.clone());
             tokio::spawn(async move {
-                match tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp)).await {
+                let peer = tcp.peer_addr().ok();
+                let handshake = tokio::time::timeout(HANDSHAKE_TIMEOUT, acceptor.accept(tcp));
+                let (outcome, presented) = noting_presented(handshake).await;
+                match outcome {
                     Ok(Ok(tls)) => {
                         let _ = tx.send(Ok(tls)).await;
                     }
-                    Ok(Err(e)) => tracing::debug!(error = %e, "TLS handshake failed"),
-                    Err(_) => tracing::debug!("TLS handshake timed out"),
+                    Ok(Err(e)) => handshake_failed(&log, &e, peer, presented),
+                    Err(_) => log.refuse(Refusal {
+                        stage: Stage::Handshake,
+                        reason: Reason::Timeout,
+                        who: presented,
+                        peer,
+                        what: "TLS handshake".into(),
+                        detail: format!(
+                            "the handshake did not finish within {} s",
+                            HANDSHAKE_TIMEOUT.as_secs()
+                        ),
+                    }),
                 }
             });
         }
     });
     ReceiverStream::new(rx)
+}
+
+/// Puts a failed handshake on record: a TLS error is a refusal; a client that hung up without
+/// one (a port probe, a load balancer's TCP check) refused nothing and is only traced.
+fn handshake_failed(
+    log: &SecurityLog,
+    error: &std::io::Error,
+    peer: Option<SocketAddr>,
+    presented: Option<String>,
+) {
+    let Some(tls) = error
+        .get_ref()
+        .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+    else {
+        tracing::debug!(error = %error, ?peer, "connection closed during the TLS handshake");
+        return;
+    };
+    let reason = Reason::of_tls(tls);
+    let detail = match reason {
+        Reason::NotAdmitted => {
+            "the certificate is from the CA, but its principal is not one this listener admits \
+             (a link listener admits the facilities of the gateway's registry)"
+                .to_string()
+        }
+        _ => tls.to_string(),
+    };
+    log.refuse(Refusal {
+        stage: Stage::Handshake,
+        reason,
+        who: presented,
+        peer,
+        what: "TLS handshake".into(),
+        detail,
+    });
 }
 
 /// How often certificate files are checked for changes.

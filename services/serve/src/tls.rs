@@ -4,6 +4,7 @@
 //! the server against its CA. Files are checked when configuration loads, so a wrong path is
 //! reported with the key that named it instead of failing at the first call.
 
+use crate::presented_certificate::RecordingVerifier;
 use rustls::client::ResolvesClientCert;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
@@ -187,7 +188,8 @@ impl ReloadableIdentity {
     }
 
     /// A rustls server configuration presenting this identity and requiring a client
-    /// certificate from the CA in `self.files().ca`; speaks HTTP/2 only (gRPC).
+    /// certificate from the CA in `self.files().ca`; speaks HTTP/2 only (gRPC). What each
+    /// client presents is noted for the security log (see [`crate::presented_certificate`]).
     pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
         self.server_config_with(|ca| ca)
     }
@@ -209,7 +211,7 @@ impl ReloadableIdentity {
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| self.invalid("ca", e))?
-            .with_client_cert_verifier(verifier)
+            .with_client_cert_verifier(RecordingVerifier::new(verifier))
             .with_cert_resolver(self.clone());
         config.alpn_protocols = vec![b"h2".to_vec()];
         Ok(Arc::new(config))

@@ -16,6 +16,7 @@ use psonet_serve::link::{
     Closed, DialledLink, DialledPeer, LinkEnd, Prefixed, WhenClosed, not_after,
 };
 use psonet_serve::listener::Shutdown;
+use psonet_serve::peer_identity::verify_peer;
 use rustls::pki_types::ServerName;
 use std::io;
 use std::net::SocketAddr;
@@ -156,19 +157,14 @@ impl Dialler {
                     .collect::<Vec<_>>()
             })
             .unwrap_or_default();
+        // The same check every connection makes of its peer: the TLS server must be the
+        // network's gateway, not merely some holder of a certificate from its CA.
+        let gateway = Principal::gateway(&self.network);
+        verify_peer(Some(&certificates), &gateway)
+            .map_err(|e| format!("{peer} {e}: not linked"))?;
         let leaf = certificates
             .first()
             .ok_or_else(|| format!("{peer} presented no certificate"))?;
-        let gateway = Principal::gateway(&self.network);
-        match Principal::from_certificate_der(leaf) {
-            Ok(principal) if principal == gateway => {}
-            Ok(other) => {
-                return Err(format!(
-                    "{peer} presented the certificate of {other}, not {gateway}: not linked"
-                ));
-            }
-            Err(e) => return Err(format!("{peer} presented an unusable certificate: {e}")),
-        }
         let expires = not_after(leaf);
         let mut first = vec![0u8; FIRST_READ];
         let read = tokio::time::timeout(self.connect_timeout, tls.read(&mut first)).await;

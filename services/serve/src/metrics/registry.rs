@@ -40,12 +40,21 @@ struct MethodLabel {
     rpc: String,
 }
 
+/// The labels of the refusal series: which listener, handshake or call, and why.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct RefusalLabels {
+    listener: String,
+    stage: String,
+    reason: String,
+}
+
 /// The metrics of one process.
 pub struct Metrics {
     registry: Mutex<Registry>,
     requests: Family<RpcLabels, Counter>,
     durations: LatencyHistograms<RpcLabels>,
     messages_received: Family<MethodLabel, Counter>,
+    refusals: Family<RefusalLabels, Counter>,
 }
 
 impl Default for Metrics {
@@ -53,6 +62,7 @@ impl Default for Metrics {
         let requests = Family::default();
         let durations = LatencyHistograms::new_with_constructor(latency_histogram as fn() -> _);
         let messages_received = Family::default();
+        let refusals = Family::default();
         let mut registry = Registry::default();
         registry.register(
             "psonet_rpc_requests",
@@ -69,11 +79,17 @@ impl Default for Metrics {
             "Request messages received, by method (for SubmitEvents: events streamed in)",
             messages_received.clone(),
         );
+        registry.register(
+            "psonet_refusals",
+            "Refused TLS handshakes and calls, by listener, stage (handshake or call) and reason",
+            refusals.clone(),
+        );
         Self {
             registry: Mutex::new(registry),
             requests,
             durations,
             messages_received,
+            refusals,
         }
     }
 }
@@ -123,6 +139,16 @@ impl Metrics {
         self.messages_received
             .get_or_create(&label)
             .inc_by(messages);
+    }
+
+    /// Counts one refused handshake or call (see [`crate::security_log`]).
+    pub fn count_refusal(&self, listener: &str, stage: &str, reason: &str) {
+        let labels = RefusalLabels {
+            listener: listener.to_string(),
+            stage: stage.to_string(),
+            reason: reason.to_string(),
+        };
+        self.refusals.get_or_create(&labels).inc();
     }
 
     fn registry(&self) -> std::sync::MutexGuard<'_, Registry> {

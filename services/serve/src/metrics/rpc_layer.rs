@@ -1,11 +1,13 @@
 //! Counting and timing every RPC a listener serves, as a tower layer on the tonic server.
 //!
-//! The layer sees each call as HTTP: it reads the method from the path, wraps the request body
-//! so the messages streamed in are counted, and reads the gRPC status from the response
+//! The layer sees each call as HTTP: it reads the method from the path (and leaves it in the
+//! request's extensions as [`CalledMethod`], for the access rule's refusals), wraps the request
+//! body so the messages streamed in are counted, and reads the gRPC status from the response
 //! headers (errors are sent trailers-only, so their status is there).
 
 use super::message_count::CountingBody;
 use super::registry::Metrics;
+use crate::auth::CalledMethod;
 use std::future::Future;
 use std::pin::Pin;
 use std::sync::Arc;
@@ -62,7 +64,8 @@ where
         let method = request.uri().path().to_string();
         let started = Instant::now();
         let metrics = self.metrics.clone();
-        let (parts, body) = request.into_parts();
+        let (mut parts, body) = request.into_parts();
+        parts.extensions.insert(CalledMethod(method.clone()));
         let (counted, counted_method) = (metrics.clone(), method.clone());
         let body = CountingBody::new(body, move |messages| {
             counted.count_messages_received(&counted_method, messages);
