@@ -26,7 +26,7 @@ use psonet_serve::tls::{ReloadableIdentity, TlsFiles};
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::path::{Path, PathBuf};
-use std::sync::Arc;
+use std::sync::{Arc, Mutex, PoisonError};
 use std::time::Duration;
 use tokio::sync::OnceCell;
 use tonic::transport::Channel;
@@ -44,7 +44,7 @@ const LINK_WAIT: Duration = Duration::from_secs(15);
 pub struct LinkPlan {
     port: u16,
     hosts_file: PathBuf,
-    gateways: Vec<IpAddr>,
+    gateways: Mutex<Vec<IpAddr>>,
     console: OnceCell<Console>,
 }
 
@@ -70,7 +70,7 @@ impl LinkPlan {
         let plan = Self {
             port,
             hosts_file: dir.join("hosts"),
-            gateways: Vec::new(),
+            gateways: Mutex::new(Vec::new()),
             console: OnceCell::new(),
         };
         plan.write_hosts()?;
@@ -97,14 +97,23 @@ impl LinkPlan {
     }
 
     /// Puts the gateways on `ips` behind the name (replacing those there before).
-    pub fn set_gateways(&mut self, ips: Vec<IpAddr>) -> Result<()> {
-        self.gateways = ips;
+    pub fn set_gateways(&self, ips: Vec<IpAddr>) -> Result<()> {
+        *self.gateways.lock().unwrap_or_else(PoisonError::into_inner) = ips;
         self.write_hosts()
+    }
+
+    /// No gateway behind the name (the one running accepts no links): the nodes that dial out
+    /// are parked on the network's own acceptor, linked and idle, rather than redialling a
+    /// gateway that will not answer.
+    pub async fn park(&self, layout: &NetworkLayout) -> Result<()> {
+        self.start_console(layout).await?;
+        self.set_gateways(Vec::new())
     }
 
     fn write_hosts(&self) -> Result<()> {
         let console = self.console.initialized().then_some(IpAddr::V4(CONSOLE_IP));
-        let ips: BTreeSet<IpAddr> = self.gateways.iter().copied().chain(console).collect();
+        let gateways = self.gateways.lock().unwrap_or_else(PoisonError::into_inner);
+        let ips: BTreeSet<IpAddr> = gateways.iter().copied().chain(console).collect();
         let text: String = ips
             .iter()
             .map(|ip| format!("{ip} {GATEWAY_HOST}\n"))
@@ -118,22 +127,25 @@ impl LinkPlan {
     /// The channel over `facility`'s link to the network's own acceptor, starting the acceptor
     /// (and putting it behind the name) on first use.
     pub async fn console(&self, layout: &NetworkLayout, facility: &str) -> Result<Channel> {
-        let console = self
-            .console
-            .get_or_try_init(|| async {
-                let console = self.start_console(layout).await?;
-                anyhow::Ok(console)
-            })
-            .await?;
-        self.write_hosts()?;
-        console
+        self.start_console(layout)
+            .await?
             .table
             .wait_for(facility, LINK_WAIT)
             .await
             .with_context(|| format!("waiting {LINK_WAIT:?} for facility {facility} to link"))
     }
 
-    async fn start_console(&self, layout: &NetworkLayout) -> Result<Console> {
+    /// The network's own acceptor, started (and put behind the name) on first use.
+    async fn start_console(&self, layout: &NetworkLayout) -> Result<&Console> {
+        let console = self
+            .console
+            .get_or_try_init(|| self.new_console(layout))
+            .await?;
+        self.write_hosts()?;
+        Ok(console)
+    }
+
+    async fn new_console(&self, layout: &NetworkLayout) -> Result<Console> {
         let dir = layout.out.join("gateway");
         let files = TlsFiles {
             ca: dir.join("ca.pem"),

@@ -140,7 +140,8 @@ impl NetworkBuilder {
         self
     }
 
-    /// Changes every node's `node.toml` before the node first starts.
+    /// Changes every node's `node.toml` before the node first starts (after its reach has
+    /// been written into it, so an edit may tune the link too).
     pub fn node_config(mut self, edit: impl Fn(&mut NodeConfig) + Send + Sync + 'static) -> Self {
         self.node_edit = Some(Box::new(edit));
         self
@@ -166,14 +167,14 @@ impl NetworkBuilder {
         let mut nodes = Vec::new();
         for (facility, &reach) in layout.facilities.iter().zip(&reaches) {
             rewrite_config(&facility.node_config, |config: &mut NodeConfig| {
-                if let Some(edit) = &self.node_edit {
-                    edit(config);
-                }
                 if !reach.listens() {
                     config.federation.listen = None;
                 }
                 if let Some(links) = links.as_ref().filter(|_| reach.dials_out()) {
                     config.gateway_link = Some(links.node_link());
+                }
+                if let Some(edit) = &self.node_edit {
+                    edit(config);
                 }
             })?;
             nodes.push(Node::start_new(facility, reach, &self.nodes, dir.path()).await?);
@@ -228,10 +229,7 @@ impl Network {
     pub async fn start_gateway(&mut self, adjust: impl FnOnce(&mut GatewayConfig)) -> Result<()> {
         self.gateways.clear();
         let ip = IpAddr::V4(Ipv4Addr::LOCALHOST);
-        if let Some(links) = &mut self.links {
-            links.set_gateways(vec![ip])?;
-        }
-        let gateway = self.launch_gateway("gateway", ip, adjust).await?;
+        let gateway = self.launch_gateway("gateway", ip, &[ip], adjust).await?;
         self.gateways.push(gateway);
         Ok(())
     }
@@ -249,12 +247,9 @@ impl Network {
         let ips: Vec<IpAddr> = (0..count)
             .map(|k| IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2 + k)))
             .collect();
-        if let Some(links) = &mut self.links {
-            links.set_gateways(ips.clone())?;
-        }
-        for (k, ip) in ips.into_iter().enumerate() {
+        for (k, &ip) in ips.iter().enumerate() {
             let name = format!("gateway-{}", k + 1);
-            let gateway = self.launch_gateway(&name, ip, &adjust).await?;
+            let gateway = self.launch_gateway(&name, ip, &ips, &adjust).await?;
             self.gateways.push(gateway);
         }
         Ok(())
@@ -288,24 +283,24 @@ impl Network {
         let new = IpAddr::V4(Ipv4Addr::new(127, 0, 0, last + 1));
         let mut ips: Vec<IpAddr> = self.gateways.iter().filter_map(ip_of).collect();
         ips.push(new);
-        if let Some(links) = &mut self.links {
-            links.set_gateways(ips.clone())?;
-        }
         let name = format!("gateway-{}", last);
-        let gateway = self.launch_gateway(&name, new, adjust).await?;
+        let gateway = self.launch_gateway(&name, new, &ips, adjust).await?;
         let rolled = std::mem::replace(&mut self.gateways[k], gateway);
         ips.retain(|ip| *ip != old);
-        if let Some(links) = &mut self.links {
+        if let Some(links) = &self.links {
             links.set_gateways(ips)?;
         }
         rolled.stop().await
     }
 
-    /// Writes `<name>-run.toml` and starts a gateway on it, its link listener on `ip`.
+    /// Writes `<name>-run.toml` and starts a gateway on it, its link listener on `ip`, then puts
+    /// `behind_name` behind the name nodes dial — or, when `adjust` took the link listener
+    /// away, parks those nodes on the network's own acceptor.
     async fn launch_gateway(
         &self,
         name: &str,
         ip: IpAddr,
+        behind_name: &[IpAddr],
         adjust: impl FnOnce(&mut GatewayConfig),
     ) -> Result<Gateway> {
         let path = self.layout.out.join(format!("{name}-run.toml"));
@@ -328,6 +323,12 @@ impl Network {
             _ => None,
         };
         let gateway = Gateway::start(&self.gateway_servers, &path, log.as_deref()).await?;
+        if let Some(links) = &self.links {
+            match gateway.links() {
+                Some(_) => links.set_gateways(behind_name.to_vec())?,
+                None => links.park(&self.layout).await?,
+            }
+        }
         if gateway.links().is_some() {
             self.wait_for_links(&gateway).await;
         }

@@ -82,6 +82,7 @@ impl Dialler {
 
     async fn keep_linked(&self, address: SocketAddr, stop: &Shutdown) {
         let mut backoff = Backoff::new(self.backoff.0, self.backoff.1);
+        let mut last_failure: Option<String> = None;
         let peer = format!("the gateway at {address}");
         self.states.dialling(address);
         loop {
@@ -95,6 +96,7 @@ impl Dialler {
                     closed,
                     expires,
                 }) => {
+                    last_failure = None;
                     self.states.up(address, expires);
                     tracing::info!(gateway = %address, "linked to the gateway");
                     let started = Instant::now();
@@ -108,15 +110,20 @@ impl Dialler {
                     };
                     let why = explain(&end, &peer);
                     self.states.down(address, &why);
-                    if end.error.is_some() {
-                        tracing::warn!(gateway = %address, held_s = held.as_secs(), "link closed: {why}");
-                    } else {
-                        tracing::info!(gateway = %address, held_s = held.as_secs(), "link closed by the gateway");
-                    }
+                    // A link ends whenever a gateway restarts or rolls: that is news, not a
+                    // fault. Failing to make the next one is the fault (logged above).
+                    tracing::info!(gateway = %address, held_s = held.as_secs(), "link closed: {why}");
                 }
                 Err(why) => {
                     self.states.down(address, &why);
-                    tracing::warn!(gateway = %address, "cannot link: {why}");
+                    // Said once; the same failure again (the gateway down for an hour) is only
+                    // traced, and `psonet links` shows it.
+                    if last_failure.as_ref() != Some(&why) {
+                        tracing::warn!(gateway = %address, "cannot link: {why} (retrying with backoff)");
+                    } else {
+                        tracing::debug!(gateway = %address, "cannot link: {why}");
+                    }
+                    last_failure = Some(why);
                 }
             }
             let wait = backoff.next_wait();
