@@ -5,6 +5,8 @@
 // Each test file uses a part of what is here.
 #![allow(dead_code, unused_imports)]
 
+pub mod raw;
+
 pub use psonet::network::{Launcher, Network, NetworkBuilder, Node, ServerProcess, Servers};
 use psonet_core::pb::{self, reporting_service_client::ReportingServiceClient};
 use psonet_gateway::GatewayConfig;

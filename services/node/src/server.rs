@@ -12,15 +12,14 @@ use psonet_core::pb::backup_service_server::BackupServiceServer;
 use psonet_core::pb::reporting_service_server::ReportingServiceServer;
 use psonet_serve::auth::{AccessRule, Audience};
 use psonet_serve::listener::{
-    CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, tls_incoming, with_operations,
+    CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, server, tls_incoming, with_operations,
 };
-use psonet_serve::metrics::{Metrics, RpcMetricsLayer, serve_metrics};
+use psonet_serve::metrics::{Metrics, serve_metrics};
 use psonet_serve::telemetry::rpc_span;
 use psonet_serve::tls::{ReloadableIdentity, TlsError};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use tokio::task::JoinHandle;
-use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -129,8 +128,7 @@ impl RunningNode {
         let local_label = format!("{} local", config.facility_id);
         let local_identity = ReloadableIdentity::load(&config.local.tls, "local.tls")?;
         let metrics = Metrics::new();
-        let local_router = Server::builder()
-            .layer(RpcMetricsLayer::new(metrics.clone()))
+        let local_router = server(metrics.clone())
             .trace_fn(move |request| rpc_span(&local_label, request))
             .add_service(reporting)
             .add_service(backups);
@@ -153,8 +151,7 @@ impl RunningNode {
         let federation_label = format!("{} federation", config.facility_id);
         let federation_identity =
             ReloadableIdentity::load(&config.federation.tls, "federation.tls")?;
-        let federation_router = Server::builder()
-            .layer(RpcMetricsLayer::new(metrics.clone()))
+        let federation_router = server(metrics.clone())
             .trace_fn(move |request| rpc_span(&federation_label, request))
             .add_service(aggregates);
         let (federation_router, federation_health) =

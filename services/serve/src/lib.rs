@@ -8,6 +8,7 @@
 //! without tonic's server extras, OpenTelemetry or tower — the fuzz target included.
 
 pub mod auth;
+pub mod bounded_errors;
 pub mod config_file;
 pub mod diagnose;
 pub mod identity;
