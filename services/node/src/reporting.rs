@@ -55,7 +55,9 @@ pub(crate) fn store_status(e: StoreError) -> Status {
     match e {
         StoreError::Corrupt(_) => Status::data_loss("the node's store could not be read"),
         StoreError::Sled(_) => Status::unavailable("the node's store is failing; retry later"),
-        StoreError::NewerFormat { .. } => Status::internal("the node cannot read its store"),
+        StoreError::NewerFormat { .. } | StoreError::DataDir(_) => {
+            Status::internal("the node cannot read its store")
+        }
     }
 }
 

@@ -104,7 +104,7 @@ impl RunningNode {
                  counts released by this node may identify patients, reporters or clinicians"
             );
         }
-        std::fs::create_dir_all(&config.data_dir).map_err(StoreError::from_io)?;
+        psonet_serve::private_files::private_umask();
         let store = Arc::new(Store::open(
             &config.data_dir,
             config.store.cache_capacity_mb * 1024 * 1024,

@@ -14,5 +14,6 @@ pub mod diagnose;
 pub mod identity;
 pub mod listener;
 pub mod metrics;
+pub mod private_files;
 pub mod telemetry;
 pub mod tls;

@@ -16,6 +16,7 @@ mod counters;
 mod exposure;
 mod format;
 mod keys;
+mod open;
 mod read;
 mod rollup;
 mod verify;
@@ -30,14 +31,19 @@ use std::sync::RwLock;
 
 pub use exposure::{Exposure, ExposureCells};
 pub use format::{FORMAT_VERSION, META_TREE};
+pub(crate) use open::open_db;
 pub use write::{AmendOutcome, SubmitOutcome};
 
 /// A store failure.
 #[derive(Debug, thiserror::Error)]
 pub enum StoreError {
-    /// sled failed (I/O, or another process holds the data directory).
-    #[error("the store failed")]
-    Sled(#[from] sled::Error),
+    /// sled failed (I/O, corruption it detected, or a bug it reports); the message carries
+    /// sled's own, so the log says what the disk did.
+    #[error("the store failed: {0}")]
+    Sled(sled::Error),
+    /// The data directory cannot hold a store: what is wrong with it and what to do, naming it.
+    #[error("{0}")]
+    DataDir(String),
     /// Stored bytes do not decode, or counters disagree with events.
     #[error("store is corrupt: {0}")]
     Corrupt(String),
@@ -54,19 +60,18 @@ pub enum StoreError {
     },
 }
 
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Sled(e)
+    }
+}
+
 impl From<TransactionError<StoreError>> for StoreError {
     fn from(e: TransactionError<StoreError>) -> Self {
         match e {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => StoreError::Sled(e),
         }
-    }
-}
-
-impl StoreError {
-    /// An I/O failure around the store (e.g. creating its directory).
-    pub fn from_io(e: std::io::Error) -> Self {
-        StoreError::Sled(sled::Error::Io(e))
     }
 }
 
@@ -87,13 +92,10 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the store in `dir` with a page cache of `cache_bytes`, migrating a
-    /// store of an older format in place first.
+    /// store of an older format in place first. The directory and its files are private to
+    /// the owner; an unusable directory is refused with what to do about it.
     pub fn open(dir: &std::path::Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .open()?;
-        Self::from_db(db)
+        Self::from_db(open_db(dir, cache_bytes)?)
     }
 
     /// The store in an open database (e.g. one just restored, which sled would not let this
