@@ -101,8 +101,7 @@ mod tests {
         std::fs::create_dir(&loose).unwrap();
         std::fs::set_permissions(&loose, std::fs::Permissions::from_mode(0o755)).unwrap();
         std::fs::write(loose.join("db"), "x").unwrap();
-        std::fs::set_permissions(loose.join("db"), std::fs::Permissions::from_mode(0o666))
-            .unwrap();
+        std::fs::set_permissions(loose.join("db"), std::fs::Permissions::from_mode(0o666)).unwrap();
         tighten(&loose).unwrap();
         assert_eq!((mode(&loose), mode(&loose.join("db"))), (0o700, 0o600));
     }

@@ -44,13 +44,17 @@ fn check_dir(dir: &Path) -> Result<(), StoreError> {
 /// A failure to create, open or write in `dir`, in words, with the fix.
 fn dir_error(dir: &Path, e: &std::io::Error) -> StoreError {
     let fix = match e.kind() {
-        ErrorKind::PermissionDenied | ErrorKind::ReadOnlyFilesystem => format!(
-            "the node runs as {} and cannot write there: give that user the directory \
-             (e.g. `chown -R {} {}`) or set data_dir to a directory it owns",
-            whoami(),
-            whoami(),
-            dir.display()
-        ),
+        ErrorKind::PermissionDenied => {
+            let user = whoami();
+            format!(
+                "the node runs as {user} and cannot write there: give that user the directory \
+                 (`chown -R {user} {}`) or set data_dir to a directory it owns",
+                dir.display()
+            )
+        }
+        ErrorKind::ReadOnlyFilesystem => "the node cannot write there, the file system is \
+             read-only: set data_dir to a directory on a writable disk"
+            .to_string(),
         ErrorKind::NotADirectory => {
             "a parent of it is a file: set data_dir to a path under a directory".to_string()
         }
