@@ -134,7 +134,7 @@ impl Aggregates {
         audit_query: &str,
     ) -> Result<Answered, Status> {
         let key = answer_key(audit_query, raw);
-        if let Some(response) = ledger.replay(&key).map_err(ledger_status)? {
+        if let Some(response) = ledger.replay(&key).map_err(|e| self.ledger_status(e))? {
             let all = response.cells.iter().chain(&response.event_totals);
             let suppressed = all.clone().filter(|c| c.suppressed).count() as u32;
             let released = all.count() as u32 - suppressed;
@@ -155,7 +155,7 @@ impl Aggregates {
         let months: Vec<_> = query.range.months().collect();
         ledger
             .reserve(&querier.uri(), &months)
-            .map_err(ledger_status)?;
+            .map_err(|e| self.ledger_status(e))?;
         let variance = Variance::for_cost(
             noise::l2_squared(query, totals_query.is_some()),
             ledger.per_query(),
@@ -171,7 +171,7 @@ impl Aggregates {
         answered.spent = ledger.per_query();
         ledger
             .remember(&key, &answered.response)
-            .map_err(ledger_status)?;
+            .map_err(|e| self.ledger_status(e))?;
         Ok(answered)
     }
 
@@ -197,10 +197,25 @@ impl Aggregates {
             .collect())
     }
 
+    /// The status for a ledger refusal or failure; a failure of its sled trees is the store's.
+    fn ledger_status(&self, e: LedgerError) -> Status {
+        match e {
+            LedgerError::Exhausted(e) => e.into_status(),
+            LedgerError::Sled(e) => {
+                self.store.failure().record_cause(&format!(
+                    "the privacy ledger could not be read or written: {e}"
+                ));
+                Status::unavailable("the node's privacy ledger is failing")
+            }
+        }
+    }
+
     /// Appends the request's audit record and makes it durable.
     async fn record(&self, entry: AuditEntry) -> Result<(), Status> {
         self.audit.append(entry).map_err(|e| {
-            tracing::error!(error = %e, "audit append failed");
+            self.store
+                .failure()
+                .record_cause(&format!("the audit trail could not be written: {e}"));
             Status::unavailable("the node could not write its audit trail; nothing was released")
         })?;
         self.store.make_durable().await.map_err(store_status)
@@ -235,16 +250,6 @@ fn refusal(code: Code, reason: &str, message: String) -> Status {
 
 fn too_large(e: noise::DomainTooLarge) -> Status {
     one_violation("group_by", &e.to_string())
-}
-
-fn ledger_status(e: LedgerError) -> Status {
-    match e {
-        LedgerError::Exhausted(e) => e.into_status(),
-        LedgerError::Sled(e) => {
-            tracing::error!(error = %e, "ledger failure");
-            Status::unavailable("the node's privacy ledger is failing; retry later")
-        }
-    }
 }
 
 #[tonic::async_trait]

@@ -263,7 +263,7 @@ fn build_store(
     }
     while db.generate_id().map_err(sled_err)? < header.next_id {}
     db.flush().map_err(sled_err)?;
-    Ok(Store::from_db(db)?.verify_counters()?)
+    Ok(Store::from_db(db, dir)?.verify_counters()?)
 }
 
 /// The fixed part at the start of a backup, and its entry count from the end.

@@ -1,4 +1,8 @@
 //! Starting and stopping a node: the store, then both listeners, each behind its access rule.
+//!
+//! A node whose store fails cannot serve again without a restart (see [`StoreFailure`]): it
+//! turns `NOT_SERVING` at once on both listeners, and [`RunningNode::store_failed`] tells the
+//! process to drain and exit non-zero, so that its supervisor restarts it.
 
 use crate::aggregate::{Aggregates, DisclosureRules};
 use crate::audit::{AUDIT_TREE, AuditTrail};
@@ -6,7 +10,7 @@ use crate::backup_service::Backups;
 use crate::config::LoadedNodeConfig;
 use crate::ledger::{ANSWERS_TREE, BUDGET_TREE, Ledger};
 use crate::reporting::Reporting;
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreFailure};
 use psonet_core::pb::aggregate_service_server::AggregateServiceServer;
 use psonet_core::pb::backup_service_server::BackupServiceServer;
 use psonet_core::pb::reporting_service_server::ReportingServiceServer;
@@ -19,6 +23,7 @@ use psonet_serve::telemetry::rpc_span;
 use psonet_serve::tls::{ReloadableIdentity, TlsError};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::task::JoinHandle;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
@@ -59,6 +64,14 @@ pub struct RunningNode {
     health: Vec<(HealthReporter, &'static str)>,
     servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
 }
+
+/// How long a node whose store failed answers health checks `NOT_SERVING` before it stops:
+/// long enough for a probe or a load balancer to see it, short enough that the supervisor
+/// restarts it within seconds.
+pub const FAILURE_GRACE: Duration = Duration::from_secs(2);
+
+/// The health service name of a whole server (what `psonet health` asks by default).
+const WHOLE_SERVER: &str = "";
 
 /// Full name of the local listener's service.
 const REPORTING_SERVICE: &str = "psonet.v1.ReportingService";
@@ -176,28 +189,41 @@ impl RunningNode {
             federation = %federation.addr,
             "node started"
         );
+        let health = vec![
+            (local_health.clone(), REPORTING_SERVICE),
+            (local_health.clone(), BACKUP_SERVICE),
+            (local_health, WHOLE_SERVER),
+            (federation_health.clone(), AGGREGATE_SERVICE),
+            (federation_health, WHOLE_SERVER),
+        ];
+        tokio::spawn(not_serving_on(store.failure().clone(), health.clone()));
         Ok(Self {
             local_addr: local.addr,
             federation_addr: federation.addr,
             metrics_addr,
             store,
             shutdown,
-            health: vec![
-                (local_health.clone(), REPORTING_SERVICE),
-                (local_health, BACKUP_SERVICE),
-                (federation_health, AGGREGATE_SERVICE),
-            ],
+            health,
             servers: vec![tokio::spawn(local_server), tokio::spawn(federation_server)],
         })
     }
 
+    /// Completes once the store has failed: the node already reports `NOT_SERVING`, and
+    /// [`FAILURE_GRACE`] has given probes time to see it. The caller should then
+    /// [`shutdown`](RunningNode::shutdown) (which drains the calls in flight) and exit
+    /// non-zero with the returned message: the failure and what to check.
+    pub fn store_failed(&self) -> impl Future<Output = String> + Send + 'static {
+        let failure = self.store.failure().clone();
+        async move {
+            let cause = failure.failed().await;
+            tokio::time::sleep(FAILURE_GRACE).await;
+            failure.advice(&cause)
+        }
+    }
+
     /// Stops accepting calls, lets in-flight calls finish, and flushes the store.
     pub async fn shutdown(self) -> Result<(), NodeError> {
-        for (reporter, service) in &self.health {
-            reporter
-                .set_service_status(*service, ServingStatus::NotServing)
-                .await;
-        }
+        set_not_serving(&self.health).await;
         self.shutdown.trigger();
         for server in self.servers {
             server.await??;
@@ -206,6 +232,21 @@ impl RunningNode {
         tracing::info!("node stopped");
         Ok(())
     }
+}
+
+/// Marks every service in `health` `NOT_SERVING`.
+async fn set_not_serving(health: &[(HealthReporter, &'static str)]) {
+    for (reporter, service) in health {
+        reporter
+            .set_service_status(*service, ServingStatus::NotServing)
+            .await;
+    }
+}
+
+/// Marks every service `NOT_SERVING` as soon as the store fails.
+async fn not_serving_on(failure: StoreFailure, health: Vec<(HealthReporter, &'static str)>) {
+    failure.failed().await;
+    set_not_serving(&health).await;
 }
 
 /// Where backups spool: beside the data directory, which the node may write to.
