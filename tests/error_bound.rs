@@ -262,7 +262,7 @@ fn bad_inputs() -> Vec<(&'static str, (&'static str, Listener, bool), Bytes, Cod
             "a 5 MB message",
             METHODS[0],
             Bytes::from(vec![0u8; 5 << 20]),
-            Code::OutOfRange,
+            Code::ResourceExhausted,
         ),
     ]
 }

@@ -7,6 +7,7 @@
 //! an interceptor, the router or tonic's own decoder.
 
 use super::bound::bound;
+use super::oversize::conventional_code;
 use base64::Engine;
 use base64::engine::DecodePaddingMode;
 use base64::engine::general_purpose::{GeneralPurpose, GeneralPurposeConfig};
@@ -72,13 +73,13 @@ where
 }
 
 /// Rewrites the status in `headers` (response headers or trailers) within the bound, when it
-/// is an error that exceeds it.
+/// is an error that exceeds it, and with the conventional code.
 fn bound_headers(headers: &mut HeaderMap) {
     let Some(code) = headers.get(Status::GRPC_STATUS) else {
         return;
     };
-    let code = Code::from_bytes(code.as_bytes());
-    if code == Code::Ok {
+    let sent = Code::from_bytes(code.as_bytes());
+    if sent == Code::Ok {
         return;
     }
     let message = headers
@@ -93,9 +94,10 @@ fn bound_headers(headers: &mut HeaderMap) {
         .get(Status::GRPC_STATUS_DETAILS)
         .and_then(|d| BASE64.decode(d.as_bytes()).ok())
         .unwrap_or_default();
+    let code = conventional_code(sent, &message);
     let before = (message.len(), details.len());
     let bounded = bound(Status::with_details(code, message, details.into()));
-    if (bounded.message().len(), bounded.details().len()) == before {
+    if code == sent && (bounded.message().len(), bounded.details().len()) == before {
         return;
     }
     headers.remove(Status::GRPC_MESSAGE);

@@ -10,13 +10,16 @@
 //! [`bound`] shrinks a status to a fixed budget — lists capped with an "and N more" entry,
 //! texts truncated with a note of what was cut, the whole well under 8 KB — and
 //! [`BoundedErrorsLayer`] applies it to every response a listener sends, whichever handler,
-//! interceptor or tonic itself built the status, so no handler can forget it.
+//! interceptor or tonic itself built the status, so no handler can forget it. The layer also
+//! gives a request over the size limit the code gRPC specifies for it ([`conventional_code`]).
 
 mod bound;
 mod layer;
+mod oversize;
 
 pub use bound::{
     MAX_DETAILS_BYTES, MAX_ERROR_BYTES, MAX_LISTED, MAX_MESSAGE_BYTES, MAX_TEXT_BYTES, bound,
     wire_size,
 };
 pub use layer::{BoundedErrors, BoundedErrorsLayer};
+pub use oversize::conventional_code;
