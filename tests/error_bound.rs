@@ -13,10 +13,22 @@ use futures::StreamExt;
 use prost::Message;
 use psonet_core::month::Month;
 use psonet_core::pb::{self, EventCategory, HarmLevel};
-use psonet_serve::bounded_errors::{MAX_ERROR_BYTES, wire_size};
 use std::path::Path;
 use tonic::Code;
 use tonic::transport::Channel;
+
+/// The bound: an error's headers together, well under the 16 KB standard clients accept.
+const MAX_ERROR_BYTES: usize = 8 * 1024;
+
+/// The bytes `status` takes as headers on the wire, every name and value as tonic writes them.
+fn wire_size(status: &tonic::Status) -> usize {
+    let mut headers = tonic::codegen::http::HeaderMap::new();
+    status.add_header(&mut headers).unwrap();
+    headers
+        .iter()
+        .map(|(name, value)| name.as_str().len() + value.len())
+        .sum()
+}
 
 /// Where a method is served and who may call it.
 #[derive(Clone, Copy)]

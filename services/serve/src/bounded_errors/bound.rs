@@ -42,7 +42,8 @@ pub fn bound(status: Status) -> Status {
 }
 
 /// The bytes `status` takes as headers on the wire: every name and value, as tonic writes them.
-pub fn wire_size(status: &Status) -> usize {
+#[cfg(test)]
+pub(crate) fn wire_size(status: &Status) -> usize {
     let mut headers = tonic::codegen::http::HeaderMap::new();
     if status.add_header(&mut headers).is_err() {
         return usize::MAX;

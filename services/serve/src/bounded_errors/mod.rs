@@ -17,9 +17,10 @@ mod bound;
 mod layer;
 mod oversize;
 
+#[cfg(test)]
+pub(crate) use bound::wire_size;
 pub use bound::{
     MAX_DETAILS_BYTES, MAX_ERROR_BYTES, MAX_LISTED, MAX_MESSAGE_BYTES, MAX_TEXT_BYTES, bound,
-    wire_size,
 };
 pub use layer::{BoundedErrors, BoundedErrorsLayer};
 pub use oversize::conventional_code;
