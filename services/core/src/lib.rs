@@ -13,6 +13,7 @@ pub mod event;
 pub mod month;
 pub mod network_release;
 pub mod query;
+pub mod secagg;
 pub mod stats;
 pub mod violations;
 pub mod wire;
