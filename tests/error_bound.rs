@@ -39,8 +39,11 @@ enum Listener {
     GatewayAsFacility,
 }
 
+/// A method: its path, its listener, and whether the client streams.
+type Method = (&'static str, Listener, bool);
+
 /// Every unary (or client-streaming) method of every listener.
-const METHODS: &[(&str, Listener, bool)] = &[
+const METHODS: &[Method] = &[
     (
         "/psonet.v1.ReportingService/SubmitEvent",
         Listener::Local,
@@ -140,7 +143,7 @@ impl Largest {
 /// One call; a refusal is measured, an answer ignored.
 async fn send(
     channels: &Channels,
-    (method, listener, streaming): (&'static str, Listener, bool),
+    (method, listener, streaming): Method,
     message: Bytes,
 ) -> Option<tonic::Status> {
     raw::call(channels.get(listener), method, streaming, message)
@@ -150,7 +153,7 @@ async fn send(
 
 /// A fuzz corpus entry as the fuzz target reads it — the first byte picks the message the rest
 /// decodes as — sent to every method whose request carries that message.
-fn as_the_fuzz_target_reads_it(data: &[u8]) -> Vec<((&'static str, Listener, bool), Bytes)> {
+fn as_the_fuzz_target_reads_it(data: &[u8]) -> Vec<(Method, Bytes)> {
     let Some((&selector, bytes)) = data.split_first() else {
         return Vec::new();
     };
@@ -174,7 +177,7 @@ fn as_the_fuzz_target_reads_it(data: &[u8]) -> Vec<((&'static str, Listener, boo
 }
 
 /// The bad inputs of the review and of the other tests, each with the code it must get.
-fn bad_inputs() -> Vec<(&'static str, (&'static str, Listener, bool), Bytes, Code)> {
+fn bad_inputs() -> Vec<(&'static str, Method, Bytes, Code)> {
     let month = Month::current().minus(1).to_string();
     let three_mb = "m".repeat(3 << 20);
     let mut duplicate_categories = event("dup", &month, EventCategory::Fall, HarmLevel::Mild);

@@ -137,7 +137,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let file = dir.path().join("store");
         std::fs::write(&file, "not a store").unwrap();
-        let e = open_db(&file, 1 << 20).err().expect("refused").to_string();
+        let e = open_db(&file, 1 << 20).expect_err("refused").to_string();
         assert!(e.contains("is a file, not a directory"), "{e}");
         assert!(e.contains(&file.display().to_string()), "{e}");
     }
@@ -149,7 +149,7 @@ mod tests {
         let _held = open_db(&store, 1 << 20).unwrap();
         // The lock is flock(2) on `db`: held per open file, so a second open in this process
         // is refused the same way another process is.
-        let e = open_db(&store, 1 << 20).err().expect("refused").to_string();
+        let e = open_db(&store, 1 << 20).expect_err("refused").to_string();
         assert!(e.contains("holds the store in data_dir"), "{e}");
         assert!(e.contains("stop it first"), "{e}");
     }
