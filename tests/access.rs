@@ -9,7 +9,6 @@ use psonet_core::pb::{self, reporting_service_client::ReportingServiceClient};
 use psonet_serve::diagnose::Failure;
 use psonet_serve::identity::Principal;
 use tonic::Code;
-use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
 
 fn get_request() -> pb::GetEventRequest {
     pb::GetEventRequest {
@@ -34,16 +33,7 @@ async fn listeners_refuse_every_caller_they_do_not_serve() {
     assert_eq!(own.code(), Code::NotFound);
 
     // No client certificate at all.
-    let ca = std::fs::read(node.client_identity.join("ca.pem")).unwrap();
-    let anonymous = Endpoint::from_shared(format!("https://{}", node.local()))
-        .unwrap()
-        .tls_config(
-            ClientTlsConfig::new()
-                .ca_certificate(Certificate::from_pem(ca))
-                .domain_name("127.0.0.1"),
-        )
-        .unwrap()
-        .connect_lazy();
+    let anonymous = anonymous_channel(&node.local(), &node.client_identity.join("ca.pem"));
     let status = ReportingServiceClient::new(anonymous)
         .get_event(get_request())
         .await

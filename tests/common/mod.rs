@@ -82,6 +82,22 @@ pub fn channel(addr: &SocketAddr, identity: &Path) -> Channel {
     psonet::client::channel(&addr.to_string(), identity).expect("channel")
 }
 
+/// An mTLS-less channel to `addr`: it trusts the CA in `ca` (a PEM file) but presents no
+/// client certificate.
+pub fn anonymous_channel(addr: &SocketAddr, ca: &Path) -> Channel {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+    let ca = std::fs::read(ca).expect("read the CA");
+    Endpoint::from_shared(format!("https://{addr}"))
+        .expect("an address")
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca))
+                .domain_name("127.0.0.1"),
+        )
+        .expect("TLS setup")
+        .connect_lazy()
+}
+
 /// A minimal valid event.
 pub fn event(
     key: &str,
