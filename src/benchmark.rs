@@ -8,7 +8,7 @@
 use crate::client;
 use crate::render::{export, plot, table};
 use anyhow::{Context, Result, bail};
-use psonet_core::month::Month;
+use psonet_core::month::{Month, MonthRange};
 use psonet_core::pb::{self, benchmark_service_client::BenchmarkServiceClient};
 use psonet_gateway::metric_catalogue::enum_value;
 use std::io::Write;
@@ -82,14 +82,8 @@ enum Answer {
 /// Runs `psonet benchmark`, writing the answer to `out`.
 pub async fn run(args: Args, out: &mut impl Write) -> Result<()> {
     let args = &args;
-    let to = args
-        .to
-        .clone()
-        .unwrap_or_else(|| Month::current().to_string());
-    let from = match &args.from {
-        Some(f) => f.clone(),
-        None => to.parse::<Month>().context("--to")?.minus(11).to_string(),
-    };
+    let months = period(args.from.as_deref(), args.to.as_deref())?;
+    let (from, to) = (months.from().to_string(), months.to().to_string());
     let mut client = BenchmarkServiceClient::new(client::channel(&args.gateway, &args.identity)?);
     let answer = match ask(&mut client, args, from, to).await {
         Ok(answer) => answer,
@@ -112,6 +106,20 @@ pub async fn run(args: Args, out: &mut impl Write) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// `--from` and `--to` as a range of months: `--to` defaults to this month and `--from` to 11
+/// months before `--to` (a year), so a bare command asks for the last twelve months.
+pub fn period(from: Option<&str>, to: Option<&str>) -> Result<MonthRange> {
+    let to = match to {
+        Some(to) => to.parse::<Month>().context("--to")?,
+        None => Month::current(),
+    };
+    let from = match from {
+        Some(from) => from.parse::<Month>().context("--from")?,
+        None => to.minus(11),
+    };
+    MonthRange::new(from, to).context("--from and --to")
 }
 
 enum Ask {

@@ -1,0 +1,413 @@
+//! The cover page: whose report it is, the network, the period, the facilities covered, and the
+//! coverage of every call the report made (how many facilities answered each, and how each
+//! call ended), then the contents. The network report gives coverage as counts only: it names
+//! no facility.
+
+use super::figures::position_words;
+use crate::report::calls::{Answered, Failure, Gathered, MetricCalls, Outcome, Plan};
+use crate::report::html::{Table, esc};
+use crate::report::reader::Reader;
+use crate::report::redact::Redactor;
+use psonet_core::pb::{self, CoverageStatus};
+use std::collections::{BTreeMap, BTreeSet};
+
+/// The cover page of a report of `gathered`, made as `generated` (a UTC timestamp).
+pub fn render(plan: &Plan, gathered: &Gathered, generated: &str, redactor: &Redactor) -> String {
+    let network = plan.reader.network();
+    let mut out = format!(
+        "<header class=\"cover\"><p class=\"kicker\">{} · patient safety benchmarks</p>\
+         <h1>Patient safety benchmarks, {} to {}</h1>",
+        esc(network),
+        esc(&plan.month_from),
+        esc(&plan.month_to)
+    );
+    out += &match &plan.reader {
+        Reader::Network { principal, .. } => format!(
+            "<p class=\"for\">Network report for {}. Facilities appear only as pseudonyms, drawn \
+             afresh for every figure.</p>",
+            esc(principal)
+        ),
+        Reader::Facility { id, .. } => format!(
+            "<p class=\"for\">Report for facility <strong>{}</strong>: your figures named, \
+             your peers anonymous.</p>",
+            esc(id)
+        ),
+    };
+    let mut facts = Table::new("About this report").text("Item").text("Value");
+    facts.row(vec!["Network".into(), network.to_string()]);
+    facts.row(vec![
+        "Period".into(),
+        format!("{} to {}", plan.month_from, plan.month_to),
+    ]);
+    facts.row(vec!["Facilities compared".into(), peer_group_words(plan)]);
+    facts.row(vec!["Facilities covered".into(), covered(plan, gathered)]);
+    facts.row(vec![
+        "Metrics".into(),
+        format!("{} from the gateway's catalogue", gathered.metrics.len()),
+    ]);
+    facts.row(vec!["Generated".into(), generated.to_string()]);
+    out += &facts.html("summary");
+    out += "</header><section class=\"coverage\"><h2>Coverage of each call</h2>";
+    out += &match plan.reader {
+        Reader::Network { .. } => network_coverage(gathered, redactor),
+        Reader::Facility { .. } => facility_coverage(gathered),
+    };
+    out += "</section>";
+    if !gathered.metrics.is_empty() {
+        out += "<nav class=\"contents\"><h2>Contents</h2><ol>";
+        for m in &gathered.metrics {
+            out += &format!(
+                "<li><a href=\"#metric-{}\">{}</a></li>",
+                esc(&m.metric.id),
+                esc(&m.metric.name)
+            );
+        }
+        out += "<li><a href=\"#methods\">Methods</a></li></ol></nav>";
+    }
+    out
+}
+
+/// The peer group in words.
+fn peer_group_words(plan: &Plan) -> String {
+    let Some(group) = &plan.peer_group else {
+        return "the whole network".into();
+    };
+    let mut parts = Vec::new();
+    let mut add = |what: &str, names: Vec<&str>, prefix: &str| {
+        if !names.is_empty() {
+            let names: Vec<String> = names
+                .iter()
+                .map(|n| {
+                    n.trim_start_matches(prefix)
+                        .to_lowercase()
+                        .replace('_', " ")
+                })
+                .collect();
+            parts.push(format!("{what} {}", names.join(" or ")));
+        }
+    };
+    let name = |v: &i32, f: fn(i32) -> Option<&'static str>| f(*v).unwrap_or("?");
+    add(
+        "bed size",
+        group
+            .bed_size_bands
+            .iter()
+            .map(|v| {
+                name(v, |v| {
+                    pb::BedSizeBand::try_from(v).ok().map(|e| e.as_str_name())
+                })
+            })
+            .collect(),
+        "BED_SIZE_BAND_",
+    );
+    add(
+        "teaching status",
+        group
+            .teaching
+            .iter()
+            .map(|v| {
+                name(v, |v| {
+                    pb::TeachingStatus::try_from(v)
+                        .ok()
+                        .map(|e| e.as_str_name())
+                })
+            })
+            .collect(),
+        "TEACHING_STATUS_",
+    );
+    add(
+        "facility type",
+        group
+            .facility_types
+            .iter()
+            .map(|v| {
+                name(v, |v| {
+                    pb::FacilityType::try_from(v).ok().map(|e| e.as_str_name())
+                })
+            })
+            .collect(),
+        "FACILITY_TYPE_",
+    );
+    add(
+        "region",
+        group
+            .regions
+            .iter()
+            .map(|v| {
+                name(v, |v| {
+                    pb::CensusRegion::try_from(v).ok().map(|e| e.as_str_name())
+                })
+            })
+            .collect(),
+        "CENSUS_REGION_",
+    );
+    add(
+        "location",
+        group
+            .urbanicity
+            .iter()
+            .map(|v| {
+                name(v, |v| {
+                    pb::Urbanicity::try_from(v).ok().map(|e| e.as_str_name())
+                })
+            })
+            .collect(),
+        "URBANICITY_",
+    );
+    format!("peer group: {}", parts.join("; "))
+}
+
+/// Every coverage list the network report's calls returned.
+fn coverages(gathered: &Gathered) -> Vec<(&str, &[pb::FacilityCoverage])> {
+    let mut out = Vec::new();
+    for m in &gathered.metrics {
+        if let MetricCalls::Network { benchmark, trend } = &m.calls {
+            if let Ok(a) = benchmark {
+                out.push((m.metric.id.as_str(), &a.response.coverage[..]));
+            }
+            if let Ok(a) = trend {
+                out.push((m.metric.id.as_str(), &a.response.coverage[..]));
+            }
+        }
+    }
+    out
+}
+
+/// Every facility id in the network report's coverage, for redaction.
+pub fn facility_ids(gathered: &Gathered) -> Vec<String> {
+    coverages(gathered)
+        .into_iter()
+        .flat_map(|(_, c)| c.iter().map(|c| c.facility_id.clone()))
+        .collect()
+}
+
+/// Which facilities the figures cover, in counts.
+fn covered(plan: &Plan, gathered: &Gathered) -> String {
+    match plan.reader {
+        Reader::Network { .. } => {
+            let lists = coverages(gathered);
+            if lists.is_empty() {
+                return "unknown: no benchmark call answered".into();
+            }
+            let in_scope: BTreeSet<&str> = lists
+                .iter()
+                .flat_map(|(_, c)| c.iter().map(|c| c.facility_id.as_str()))
+                .collect();
+            let missed: BTreeSet<&str> = lists
+                .iter()
+                .flat_map(|(_, c)| c.iter())
+                .filter(|c| c.status != CoverageStatus::Ok as i32)
+                .map(|c| c.facility_id.as_str())
+                .collect();
+            format!(
+                "{} facilities in scope; {} answered every call{}",
+                in_scope.len(),
+                in_scope.len() - missed.len(),
+                if missed.is_empty() {
+                    String::new()
+                } else {
+                    format!(
+                        ", {} missed at least one (see the coverage below)",
+                        missed.len()
+                    )
+                }
+            )
+        }
+        Reader::Facility { ref id, .. } => {
+            let most = gathered
+                .metrics
+                .iter()
+                .filter_map(|m| match &m.calls {
+                    MetricCalls::Facility { scorecard: Ok(a) } => a.response.peers.as_ref(),
+                    _ => None,
+                })
+                .filter(|p| p.released)
+                .map(|p| p.contributing_facilities)
+                .max();
+            match most {
+                Some(n) => format!(
+                    "{id} against up to {} peer facilities ({n} with you; each metric's count \
+                     is below)",
+                    n.saturating_sub(1)
+                ),
+                None => format!("{id}; no peer comparison was released"),
+            }
+        }
+    }
+}
+
+/// How a call ended, in a word or two.
+fn ended<T>(outcome: &Outcome<T>, answered: impl Fn(&T) -> String) -> (String, String) {
+    match outcome {
+        Ok(a) => (answered(&a.response), seconds(a)),
+        Err(f) => (format!("failed: {}", f.why), String::new()),
+    }
+}
+
+fn seconds<T>(a: &Answered<T>) -> String {
+    format!("{:.2}", a.elapsed.as_secs_f64())
+}
+
+/// Counts of each coverage status.
+fn status_counts(coverage: &[pb::FacilityCoverage]) -> [usize; 5] {
+    let count = |s: CoverageStatus| coverage.iter().filter(|c| c.status == s as i32).count();
+    [
+        CoverageStatus::Ok,
+        CoverageStatus::TimedOut,
+        CoverageStatus::Unavailable,
+        CoverageStatus::Refused,
+        CoverageStatus::Error,
+    ]
+    .map(count)
+}
+
+fn network_coverage(gathered: &Gathered, redactor: &Redactor) -> String {
+    let mut table = Table::new("Facilities that answered each call (counts; no facility named)")
+        .text("Call")
+        .text("Answer")
+        .number("In scope")
+        .number("Answered")
+        .number("Timed out")
+        .number("Unavailable")
+        .number("Refused")
+        .number("Error")
+        .number("Seconds");
+    let (answer, time) = ended(&gathered.catalogue, |r| {
+        format!("{} metrics", r.metrics.len())
+    });
+    table.row(vec![
+        "ListMetrics".into(),
+        redactor.clean(&answer),
+        "–".into(),
+        "–".into(),
+        "–".into(),
+        "–".into(),
+        "–".into(),
+        "–".into(),
+        time,
+    ]);
+    let mut details: BTreeMap<String, usize> = BTreeMap::new();
+    let mut row =
+        |call: String, answer: String, time: String, coverage: &[pb::FacilityCoverage]| {
+            let mut cells = vec![call.clone(), redactor.clean(&answer)];
+            if answer.starts_with("failed") {
+                cells.extend(std::iter::repeat_n("–".to_string(), 6));
+            } else {
+                cells.push(coverage.len().to_string());
+                cells.extend(status_counts(coverage).map(|n| n.to_string()));
+                for c in coverage
+                    .iter()
+                    .filter(|c| c.status != CoverageStatus::Ok as i32)
+                {
+                    let status = CoverageStatus::try_from(c.status)
+                        .map_or("?", |s| s.as_str_name())
+                        .trim_start_matches("COVERAGE_STATUS_")
+                        .to_lowercase()
+                        .replace('_', " ");
+                    let detail = format!("{call}: {status}: {}", redactor.clean(&c.detail));
+                    *details.entry(detail).or_default() += 1;
+                }
+            }
+            cells.push(time);
+            table.row(cells);
+        };
+    for m in &gathered.metrics {
+        let MetricCalls::Network { benchmark, trend } = &m.calls else {
+            continue;
+        };
+        let (answer, time) = ended(benchmark, |r| match &r.metric {
+            Some(b) if b.released => "released".into(),
+            Some(_) => "withheld".into(),
+            None => "no benchmark".into(),
+        });
+        let coverage = benchmark.as_ref().map_or(&[][..], |a| &a.response.coverage);
+        row(
+            format!("NetworkBenchmark({})", m.metric.id),
+            answer,
+            time,
+            coverage,
+        );
+        let (answer, time) = ended(trend, |r| {
+            let points = r.chart.as_ref().map_or(&[][..], |c| &c.points[..]);
+            let released = points.iter().filter(|p| p.released).count();
+            format!("{released} of {} months released", points.len())
+        });
+        let coverage = trend.as_ref().map_or(&[][..], |a| &a.response.coverage);
+        row(format!("Trend({})", m.metric.id), answer, time, coverage);
+    }
+    let mut out = table.html("coverage-table");
+    if !details.is_empty() {
+        out += "<p>Facilities that did not answer, and why:</p><ul class=\"coverage-details\">";
+        for (detail, n) in details {
+            let who = if n == 1 {
+                "1 facility".to_string()
+            } else {
+                format!("{n} facilities")
+            };
+            out += &format!("<li>{}: {}</li>", esc(&who), esc(&detail));
+        }
+        out += "</ul>";
+    }
+    out
+}
+
+fn facility_coverage(gathered: &Gathered) -> String {
+    let mut table = Table::new("How each call ended")
+        .text("Call")
+        .text("Answer")
+        .number("Facilities compared")
+        .number("Left out")
+        .number("Seconds");
+    let (answer, time) = ended(&gathered.catalogue, |r| {
+        format!("{} metrics", r.metrics.len())
+    });
+    table.row(vec![
+        "ListMetrics".into(),
+        answer,
+        "–".into(),
+        "–".into(),
+        time,
+    ]);
+    for m in &gathered.metrics {
+        let MetricCalls::Facility { scorecard } = &m.calls else {
+            continue;
+        };
+        let (answer, time) = ended(scorecard, |r| match &r.peers {
+            Some(p) if p.released => position_words(r.funnel_position).to_string(),
+            _ => "peer comparison withheld".into(),
+        });
+        let peers = scorecard
+            .as_ref()
+            .ok()
+            .and_then(|a| a.response.peers.as_ref());
+        table.row(vec![
+            format!("FacilityScorecard({})", m.metric.id),
+            answer,
+            peers.map_or("–".into(), |p| p.contributing_facilities.to_string()),
+            peers.map_or("–".into(), |p| p.excluded.len().to_string()),
+            time,
+        ]);
+    }
+    table.html("coverage-table")
+}
+
+/// The banner of a partial report: what failed and why.
+pub fn banner(failures: &[&Failure], calls: usize, redactor: &Redactor) -> String {
+    if failures.is_empty() {
+        return String::new();
+    }
+    let mut out = format!(
+        "<div class=\"banner\" role=\"alert\"><p><strong>Partial report: {} of {calls} calls \
+         failed.</strong> The parts they feed say so where they would be; everything else is \
+         complete.</p><ul>",
+        failures.len()
+    );
+    for f in failures {
+        out += &format!(
+            "<li>{}: {}</li>",
+            esc(&f.call),
+            esc(&redactor.clean(&f.why))
+        );
+    }
+    out + "</ul></div>"
+}
