@@ -11,7 +11,7 @@ use super::palette::{ALARM, ALERT, Colour, GREY, INK, POINT};
 use super::{escape, thousands};
 use anyhow::{Context, Result, anyhow};
 use plotters::coord::types::RangedCoordf64;
-use plotters::element::{DashedPathElement, DynElement};
+use plotters::element::DynElement;
 use plotters::prelude::*;
 use psonet_core::pb;
 use psonet_gateway::metric_catalogue::denominator_label;
@@ -21,6 +21,8 @@ const SIZE: (u32, u32) = (900, 560);
 const CAPTION: u32 = 22;
 const LABEL: u32 = 15;
 const POINT_LABEL: u32 = 13;
+/// Room above the highest point or limit, so the legend in a top corner covers no data.
+const HEADROOM: f64 = 1.5;
 
 /// A rate axis label with its unit, e.g. "Falls per 1,000 patient days".
 fn rate_label(metric: &pb::Metric) -> String {
@@ -32,15 +34,20 @@ fn plot_error<E: std::fmt::Display>(e: E) -> anyhow::Error {
 }
 
 /// A line's look: colour, width and dash pattern (dash, gap in pixels; `None` is solid).
-#[derive(Debug, Clone, Copy)]
+#[derive(Debug, Clone, Copy, PartialEq)]
 struct Line {
     colour: Colour,
     width: u32,
-    dash: Option<(i32, i32)>,
+    dash: Option<(u32, u32)>,
 }
 
 const TARGET: Line = Line {
     colour: INK,
+    width: 2,
+    dash: None,
+};
+const SERIES: Line = Line {
+    colour: POINT,
     width: 2,
     dash: None,
 };
@@ -59,11 +66,50 @@ const ADJUSTED: Line = Line {
     width: 2,
     dash: Some((18, 6)),
 };
-const SERIES: Line = Line {
+const MEDIAN: Line = Line {
     colour: POINT,
     width: 2,
-    dash: None,
+    dash: Some((14, 5)),
 };
+const OUTER: Line = Line {
+    colour: GREY,
+    width: 2,
+    dash: Some((3, 4)),
+};
+const CONTROL_LIMIT: Line = Line {
+    colour: ALARM,
+    width: 2,
+    dash: Some((10, 6)),
+};
+
+/// Every dashed line style. Plotters draws a dashed series as one element per dash (hundreds
+/// per curve), so a dashed line is drawn solid in a stand-in colour — `#0101NN`, its place in
+/// this list — and [`dashes`] rewrites that stroke to the real colour with `stroke-dasharray`.
+const DASHED: [Line; 6] = [LIMIT_95, LIMIT_998, ADJUSTED, MEDIAN, OUTER, CONTROL_LIMIT];
+
+impl Line {
+    /// The colour plotters draws it in: its own, or a dashed style's stand-in.
+    fn drawn(self) -> plotters::style::RGBColor {
+        match DASHED.iter().position(|d| *d == self) {
+            Some(i) => plotters::style::RGBColor(1, 1, i as u8 + 1),
+            None => self.colour.rgb(),
+        }
+    }
+}
+
+/// `svg` with each dashed style's stand-in stroke replaced by its colour and dash pattern.
+fn dashes(svg: String) -> String {
+    DASHED.iter().enumerate().fold(svg, |svg, (i, line)| {
+        let (dash, gap) = line.dash.unwrap_or((1, 0));
+        svg.replace(
+            &format!("stroke=\"#0101{:02X}\"", i + 1),
+            &format!(
+                "stroke=\"{}\" stroke-dasharray=\"{dash} {gap}\"",
+                line.colour.hex().to_uppercase()
+            ),
+        )
+    })
+}
 
 /// A point's look; shapes differ so a printout without colour still tells them apart.
 #[derive(Debug, Clone, Copy)]
@@ -99,17 +145,13 @@ fn draw_line<'a, 'b: 'a>(
     points: Vec<(f64, f64)>,
     label: Option<String>,
 ) -> Result<()> {
-    let style = line.colour.rgb().stroke_width(line.width);
-    let anno = match line.dash {
-        None => chart.draw_series(LineSeries::new(points, style)),
-        Some((dash, gap)) => chart.draw_series(DashedLineSeries::new(points, dash, gap, style)),
-    }
-    .map_err(plot_error)?;
+    let style = line.drawn().stroke_width(line.width);
+    let anno = chart
+        .draw_series(LineSeries::new(points, style))
+        .map_err(plot_error)?;
     if let Some(label) = label {
-        anno.label(label).legend(move |(x, y)| {
-            let (dash, gap) = line.dash.unwrap_or((28, 0));
-            DashedPathElement::new(vec![(x, y), (x + 28, y)], dash, gap.max(1), style)
-        });
+        anno.label(label)
+            .legend(move |(x, y)| PathElement::new(vec![(x, y), (x + 28, y)], style));
     }
     Ok(())
 }
@@ -190,7 +232,7 @@ pub fn funnel_svg(bench: &pb::MetricBenchmark) -> Result<String> {
         .iter()
         .map(|p| p.rate.max(p.limits.unwrap_or_default().upper_998))
         .fold(bench.pooled_rate, f64::max)
-        * 1.15;
+        * HEADROOM;
     let title = format!(
         "Funnel plot: {} ({} to {}), {} facilities",
         metric.name, bench.month_from, bench.month_to, bench.contributing_facilities
@@ -221,6 +263,7 @@ pub fn funnel_svg(bench: &pb::MetricBenchmark) -> Result<String> {
             .map_err(plot_error)?;
         chart
             .configure_mesh()
+            .max_light_lines(0)
             .x_labels(8)
             .x_label_formatter(&|x| thousands(x.max(0.0).round() as u64))
             .x_desc(format!("exposure ({})", denominator_label(&metric)))
@@ -313,7 +356,7 @@ pub fn funnel_svg(bench: &pb::MetricBenchmark) -> Result<String> {
         legend(&mut chart, SeriesLabelPosition::UpperRight)?;
         root.present().map_err(plot_error)?;
     }
-    Ok(titled(svg, &title, &desc))
+    Ok(titled(dashes(svg), &title, &desc))
 }
 
 /// The distribution of the facility rates in `bench` (one point per facility, ranked, with the
@@ -357,6 +400,7 @@ pub fn distribution_svg(bench: &pb::MetricBenchmark) -> Result<String> {
             .map_err(plot_error)?;
         chart
             .configure_mesh()
+            .max_light_lines(0)
             .x_labels(8)
             .y_labels(n.min(20))
             .y_label_formatter(&|y| {
@@ -380,13 +424,9 @@ pub fn distribution_svg(bench: &pb::MetricBenchmark) -> Result<String> {
             vertical(bench.pooled_rate),
             Some(format!("pooled rate {:.2}", bench.pooled_rate)),
         )?;
-        let median = Line {
-            dash: Some((14, 5)),
-            ..SERIES
-        };
         draw_line(
             &mut chart,
-            median,
+            MEDIAN,
             vertical(d.p50),
             Some(format!("median {:.2}", d.p50)),
         )?;
@@ -400,20 +440,16 @@ pub fn distribution_svg(bench: &pb::MetricBenchmark) -> Result<String> {
             )),
         )?;
         draw_line(&mut chart, LIMIT_95, vertical(d.p75), None)?;
-        let outer = Line {
-            dash: Some((3, 4)),
-            ..ADJUSTED
-        };
         draw_line(
             &mut chart,
-            outer,
+            OUTER,
             vertical(d.p10),
             Some(format!(
                 "10th and 90th percentiles {:.2}, {:.2}",
                 d.p10, d.p90
             )),
         )?;
-        draw_line(&mut chart, outer, vertical(d.p90), None)?;
+        draw_line(&mut chart, OUTER, vertical(d.p90), None)?;
         let at = |i: usize, p: &pb::FunnelPoint| (p.rate, (i + 1) as f64);
         let points: Vec<(f64, f64)> = ranked.iter().enumerate().map(|(i, p)| at(i, p)).collect();
         draw_markers(
@@ -446,7 +482,7 @@ pub fn distribution_svg(bench: &pb::MetricBenchmark) -> Result<String> {
         legend(&mut chart, SeriesLabelPosition::LowerRight)?;
         root.present().map_err(plot_error)?;
     }
-    Ok(titled(svg, &title, &desc))
+    Ok(titled(dashes(svg), &title, &desc))
 }
 
 /// Draws the control chart `chart` of `metric` titled `title` into `path`.
@@ -487,7 +523,7 @@ pub fn control_chart_svg(
         .iter()
         .map(|(_, p)| p.rate.max(p.upper))
         .fold(chart_data.centre, f64::max)
-        * 1.15;
+        * HEADROOM;
     let desc = format!(
         "Monthly rate ({}) of {} months with the centre line {:.2} and 3-sigma limits; {} months \
          withheld; {} special-cause signals.",
@@ -512,6 +548,7 @@ pub fn control_chart_svg(
         let label_months = months.clone();
         chart
             .configure_mesh()
+            .max_light_lines(0)
             .x_labels(months.len().min(24))
             .x_label_formatter(&move |x| {
                 let i = x.round();
@@ -536,18 +573,13 @@ pub fn control_chart_svg(
             vec![(0.0, chart_data.centre), (last, chart_data.centre)],
             Some(format!("centre line {:.2}", chart_data.centre)),
         )?;
-        let limits = Line {
-            colour: ALARM,
-            width: 2,
-            dash: Some((10, 6)),
-        };
         draw_line(
             &mut chart,
-            limits,
+            CONTROL_LIMIT,
             line(|p| p.upper),
             Some("3-sigma limits".into()),
         )?;
-        draw_line(&mut chart, limits, line(|p| p.lower), None)?;
+        draw_line(&mut chart, CONTROL_LIMIT, line(|p| p.lower), None)?;
         draw_line(
             &mut chart,
             SERIES,
@@ -594,7 +626,7 @@ pub fn control_chart_svg(
         legend(&mut chart, SeriesLabelPosition::UpperLeft)?;
         root.present().map_err(plot_error)?;
     }
-    Ok(titled(svg, title, &desc))
+    Ok(titled(dashes(svg), title, &desc))
 }
 
 /// Draws the legend at `position`.

@@ -3,9 +3,11 @@
 //! First the catalogue (`ListMetrics`), then for each metric the network benchmark and the trend
 //! (a partner's report) or the facility's scorecard (a facility's report). The calls run one
 //! after another: each already fans out to every node, and a report is not urgent enough to
-//! compete with the gateway's interactive callers. A failed call is kept as a [`Failure`] with
-//! its reason in plain words, and the next call is still made, so the report is as complete as
-//! the network allows.
+//! compete with the gateway's interactive callers. A call the gateway declines because the
+//! figure cannot be released (`FAILED_PRECONDITION`: too few facilities, no exposure recorded)
+//! is [`Missing::Withheld`] with the gateway's reason; any other failed call is a [`Failure`]
+//! with its reason in plain words. Either way the next call is still made, so the report is as
+//! complete as the network allows.
 
 use super::reader::Reader;
 use crate::client;
@@ -60,8 +62,30 @@ pub struct Answered<T> {
     pub elapsed: Duration,
 }
 
+/// Why a call gave no answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Missing {
+    /// The gateway declined because the figure cannot be released or computed; not a failure.
+    Withheld {
+        /// The call, e.g. `FacilityScorecard(surgical-events)`.
+        call: String,
+        /// The gateway's reason.
+        reason: String,
+    },
+    /// The call failed.
+    Failed(Failure),
+}
+
 /// What one call gave.
-pub type Outcome<T> = Result<Answered<T>, Failure>;
+pub type Outcome<T> = Result<Answered<T>, Missing>;
+
+/// The failure of `outcome`, if it failed (a withheld answer is not a failure).
+pub fn failure<T>(outcome: &Outcome<T>) -> Option<&Failure> {
+    match outcome {
+        Err(Missing::Failed(f)) => Some(f),
+        _ => None,
+    }
+}
 
 /// The answers a metric's page is made of.
 #[derive(Debug, Clone)]
@@ -101,14 +125,14 @@ pub struct Gathered {
 impl Gathered {
     /// Every failed call, in the order they were made.
     pub fn failures(&self) -> Vec<&Failure> {
-        let mut failures: Vec<&Failure> = self.catalogue.as_ref().err().into_iter().collect();
+        let mut failures: Vec<&Failure> = failure(&self.catalogue).into_iter().collect();
         for m in &self.metrics {
             match &m.calls {
                 MetricCalls::Network { benchmark, trend } => {
-                    failures.extend(benchmark.as_ref().err());
-                    failures.extend(trend.as_ref().err());
+                    failures.extend(failure(benchmark));
+                    failures.extend(failure(trend));
                 }
-                MetricCalls::Facility { scorecard } => failures.extend(scorecard.as_ref().err()),
+                MetricCalls::Facility { scorecard } => failures.extend(failure(scorecard)),
             }
         }
         failures
@@ -135,8 +159,8 @@ pub async fn gather(gateway: Gateway, plan: &Plan, progress: &mut impl Write) ->
     let catalogue = gateway.settle("ListMetrics", started, result).await;
     let metrics = match &catalogue {
         Ok(answer) => answer.response.metrics.clone(),
-        Err(failure) => {
-            let _ = writeln!(progress, "ListMetrics failed: {}", failure.why);
+        Err(missing) => {
+            let _ = writeln!(progress, "{}", missing_words(missing));
             Vec::new()
         }
     };
@@ -257,15 +281,29 @@ impl Gateway {
                 response: response.into_inner(),
                 elapsed: started.elapsed(),
             }),
+            Err(status) if status.code() == tonic::Code::FailedPrecondition => {
+                Err(Missing::Withheld {
+                    call: call.to_string(),
+                    reason: status.message().to_string(),
+                })
+            }
             Err(status) => {
                 let peer = format!("the gateway at {}", self.addr);
                 let why = client::explain(status, &self.addr, &peer, &self.identity).await;
-                Err(Failure {
+                Err(Missing::Failed(Failure {
                     call: call.to_string(),
                     why: format!("{why:#}"),
-                })
+                }))
             }
         }
+    }
+}
+
+/// A call that gave no answer, in a few words.
+fn missing_words(missing: &Missing) -> String {
+    match missing {
+        Missing::Withheld { call, reason } => format!("{call} withheld: {reason}"),
+        Missing::Failed(f) => format!("{} FAILED: {}", f.call, f.why),
     }
 }
 
@@ -280,7 +318,6 @@ fn answered(coverage: &[pb::FacilityCoverage]) -> String {
 
 /// A metric's calls in a few words, for its progress line.
 fn progress_line(calls: &MetricCalls) -> String {
-    let failed = |f: &Failure| format!("{} FAILED: {}", f.call, f.why);
     match calls {
         MetricCalls::Network { benchmark, trend } => {
             let benchmark = match benchmark {
@@ -291,7 +328,7 @@ fn progress_line(calls: &MetricCalls) -> String {
                     };
                     format!("benchmark {released}, {}", answered(&a.response.coverage))
                 }
-                Err(f) => failed(f),
+                Err(missing) => missing_words(missing),
             };
             let trend = match trend {
                 Ok(a) => {
@@ -303,7 +340,7 @@ fn progress_line(calls: &MetricCalls) -> String {
                         answered(&a.response.coverage)
                     )
                 }
-                Err(f) => failed(f),
+                Err(missing) => missing_words(missing),
             };
             format!("{benchmark}; {trend}")
         }
@@ -315,7 +352,7 @@ fn progress_line(calls: &MetricCalls) -> String {
                 ),
                 _ => "scorecard; peer figures withheld".into(),
             },
-            Err(f) => failed(f),
+            Err(missing) => missing_words(missing),
         },
     }
 }

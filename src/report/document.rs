@@ -69,16 +69,15 @@ pub fn render(report: &Report) -> String {
     };
     body += &match &gathered.catalogue {
         Ok(catalogue) => methods::render(&catalogue.response, &settings),
-        Err(f) => format!(
+        Err(missing) => format!(
             "<section class=\"methods\" id=\"methods\"><h2>Methods</h2>{}</section>",
-            sections::failed(f, &redactor)
+            sections::missing(missing, &redactor)
         ),
     };
     let title = format!(
-        "{}: patient safety benchmarks, {} to {}",
+        "{}: patient safety benchmarks, {}",
         plan.reader.network(),
-        plan.month_from,
-        plan.month_to
+        cover::period_words(&plan.month_from, &plan.month_to)
     );
     let class = match plan.reader {
         Reader::Network { .. } => "network-report",
@@ -108,10 +107,10 @@ fn part<T>(
 ) -> String {
     match outcome {
         Ok(answer) => render(&answer.response),
-        Err(failure) => format!(
+        Err(missing) => format!(
             "<h3>{}</h3>{}",
             esc(heading),
-            sections::failed(failure, redactor)
+            sections::missing(missing, redactor)
         ),
     }
 }
@@ -182,7 +181,7 @@ fn utc(secs: u64) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::report::calls::{Answered, Failure};
+    use crate::report::calls::{Answered, Failure, Missing};
     use psonet_core::pb;
     use std::time::Duration;
 
@@ -291,10 +290,10 @@ mod tests {
                     metric: metric("surgical-events"),
                     calls: MetricCalls::Network {
                         benchmark: answered(withheld),
-                        trend: Err(Failure {
+                        trend: Err(Missing::Failed(Failure {
                             call: "Trend(surgical-events)".into(),
                             why: "the gateway at 127.0.0.1:7100 did not answer".into(),
-                        }),
+                        })),
                     },
                 },
             ],

@@ -4,10 +4,11 @@
 //! no facility.
 
 use super::figures::position_words;
-use crate::report::calls::{Answered, Failure, Gathered, MetricCalls, Outcome, Plan};
+use crate::report::calls::{Answered, Failure, Gathered, MetricCalls, Missing, Outcome, Plan};
 use crate::report::html::{Table, esc};
 use crate::report::reader::Reader;
 use crate::report::redact::Redactor;
+use psonet_core::month::Month;
 use psonet_core::pb::{self, CoverageStatus};
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -16,10 +17,9 @@ pub fn render(plan: &Plan, gathered: &Gathered, generated: &str, redactor: &Reda
     let network = plan.reader.network();
     let mut out = format!(
         "<header class=\"cover\"><p class=\"kicker\">{} · patient safety benchmarks</p>\
-         <h1>Patient safety benchmarks, {} to {}</h1>",
+         <h1>Patient safety benchmarks, {}</h1>",
         esc(network),
-        esc(&plan.month_from),
-        esc(&plan.month_to)
+        esc(&period_words(&plan.month_from, &plan.month_to))
     );
     out += &match &plan.reader {
         Reader::Network { principal, .. } => format!(
@@ -33,20 +33,25 @@ pub fn render(plan: &Plan, gathered: &Gathered, generated: &str, redactor: &Reda
             esc(id)
         ),
     };
-    let mut facts = Table::new("About this report").text("Item").text("Value");
-    facts.row(vec!["Network".into(), network.to_string()]);
-    facts.row(vec![
-        "Period".into(),
-        format!("{} to {}", plan.month_from, plan.month_to),
-    ]);
-    facts.row(vec!["Facilities compared".into(), peer_group_words(plan)]);
-    facts.row(vec!["Facilities covered".into(), covered(plan, gathered)]);
-    facts.row(vec![
-        "Metrics".into(),
-        format!("{} from the gateway's catalogue", gathered.metrics.len()),
-    ]);
-    facts.row(vec!["Generated".into(), generated.to_string()]);
-    out += &facts.html("summary");
+    let facts = [
+        ("Network", network.to_string()),
+        (
+            "Period",
+            format!("{} to {}", plan.month_from, plan.month_to),
+        ),
+        ("Facilities compared", peer_group_words(plan)),
+        ("Facilities covered", covered(plan, gathered)),
+        (
+            "Metrics",
+            format!("{} from the gateway's catalogue", gathered.metrics.len()),
+        ),
+        ("Generated", generated.to_string()),
+    ];
+    out += "<dl class=\"facts\">";
+    for (term, value) in facts {
+        out += &format!("<dt>{}</dt><dd>{}</dd>", esc(term), esc(&value));
+    }
+    out += "</dl>";
     out += "</header><section class=\"coverage\"><h2>Coverage of each call</h2>";
     out += &match plan.reader {
         Reader::Network { .. } => network_coverage(gathered, redactor),
@@ -65,6 +70,35 @@ pub fn render(plan: &Plan, gathered: &Gathered, generated: &str, redactor: &Reda
         out += "<li><a href=\"#methods\">Methods</a></li></ol></nav>";
     }
     out
+}
+
+/// A range of months for people: "January to December 2025", "November 2024 to March 2025".
+pub fn period_words(from: &str, to: &str) -> String {
+    let words = |month: &str| -> Option<(String, String)> {
+        let month: Month = month.parse().ok()?;
+        let name = [
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ]
+        .get(month.month() as usize - 1)?;
+        Some((name.to_string(), month.year().to_string()))
+    };
+    match (words(from), words(to)) {
+        (Some((fm, fy)), Some(_)) if from == to => format!("{fm} {fy}"),
+        (Some((fm, fy)), Some((tm, ty))) if fy == ty => format!("{fm} to {tm} {ty}"),
+        (Some((fm, fy)), Some((tm, ty))) => format!("{fm} {fy} to {tm} {ty}"),
+        _ => format!("{from} to {to}"),
+    }
 }
 
 /// The peer group in words.
@@ -240,7 +274,8 @@ fn covered(plan: &Plan, gathered: &Gathered) -> String {
 fn ended<T>(outcome: &Outcome<T>, answered: impl Fn(&T) -> String) -> (String, String) {
     match outcome {
         Ok(a) => (answered(&a.response), seconds(a)),
-        Err(f) => (format!("failed: {}", f.why), String::new()),
+        Err(Missing::Withheld { reason, .. }) => (format!("withheld: {reason}"), String::new()),
+        Err(Missing::Failed(f)) => (format!("failed: {}", f.why), String::new()),
     }
 }
 
@@ -248,94 +283,108 @@ fn seconds<T>(a: &Answered<T>) -> String {
     format!("{:.2}", a.elapsed.as_secs_f64())
 }
 
-/// Counts of each coverage status.
-fn status_counts(coverage: &[pb::FacilityCoverage]) -> [usize; 5] {
-    let count = |s: CoverageStatus| coverage.iter().filter(|c| c.status == s as i32).count();
-    [
-        CoverageStatus::Ok,
-        CoverageStatus::TimedOut,
-        CoverageStatus::Unavailable,
-        CoverageStatus::Refused,
-        CoverageStatus::Error,
-    ]
-    .map(count)
+/// "8 of 8": facilities that answered a call, of those in scope ("–" without an answer).
+fn answered_of(coverage: Option<&[pb::FacilityCoverage]>) -> String {
+    coverage.map_or("–".into(), |c| {
+        let ok = c
+            .iter()
+            .filter(|c| c.status == CoverageStatus::Ok as i32)
+            .count();
+        format!("{ok} of {}", c.len())
+    })
+}
+
+/// Counts why facilities did not answer `call` into `details`, naming none of them.
+fn count_missing(
+    call: &str,
+    coverage: Option<&[pb::FacilityCoverage]>,
+    details: &mut BTreeMap<String, usize>,
+    redactor: &Redactor,
+) {
+    for c in coverage
+        .unwrap_or_default()
+        .iter()
+        .filter(|c| c.status != CoverageStatus::Ok as i32)
+    {
+        let status = CoverageStatus::try_from(c.status)
+            .map_or("?", |s| s.as_str_name())
+            .trim_start_matches("COVERAGE_STATUS_")
+            .to_lowercase()
+            .replace('_', " ");
+        let detail = format!("{call}: {status}: {}", redactor.clean(&c.detail));
+        *details.entry(detail).or_default() += 1;
+    }
+}
+
+/// The catalogue call in a sentence (it fans out to no facility).
+fn catalogue_sentence(gathered: &Gathered, redactor: &Redactor) -> String {
+    let (answer, time) = ended(&gathered.catalogue, |r| {
+        format!("answered with {} metrics", r.metrics.len())
+    });
+    let time = if time.is_empty() {
+        String::new()
+    } else {
+        format!(" in {time} s")
+    };
+    format!(
+        "<p>The catalogue (ListMetrics) {}{}; then each metric's calls:</p>",
+        esc(&redactor.clean(&answer)),
+        esc(&time)
+    )
 }
 
 fn network_coverage(gathered: &Gathered, redactor: &Redactor) -> String {
-    let mut table = Table::new("Facilities that answered each call (counts; no facility named)")
-        .text("Call")
-        .text("Answer")
-        .number("In scope")
+    let mut table = Table::new("Each metric's calls and the facilities that answered them")
+        .text("Metric")
+        .text("NetworkBenchmark")
         .number("Answered")
-        .number("Timed out")
-        .number("Unavailable")
-        .number("Refused")
-        .number("Error")
+        .text("Trend")
+        .number("Answered")
         .number("Seconds");
-    let (answer, time) = ended(&gathered.catalogue, |r| {
-        format!("{} metrics", r.metrics.len())
-    });
-    table.row(vec![
-        "ListMetrics".into(),
-        redactor.clean(&answer),
-        "–".into(),
-        "–".into(),
-        "–".into(),
-        "–".into(),
-        "–".into(),
-        "–".into(),
-        time,
-    ]);
     let mut details: BTreeMap<String, usize> = BTreeMap::new();
-    let mut row =
-        |call: String, answer: String, time: String, coverage: &[pb::FacilityCoverage]| {
-            let mut cells = vec![call.clone(), redactor.clean(&answer)];
-            if answer.starts_with("failed") {
-                cells.extend(std::iter::repeat_n("–".to_string(), 6));
-            } else {
-                cells.push(coverage.len().to_string());
-                cells.extend(status_counts(coverage).map(|n| n.to_string()));
-                for c in coverage
-                    .iter()
-                    .filter(|c| c.status != CoverageStatus::Ok as i32)
-                {
-                    let status = CoverageStatus::try_from(c.status)
-                        .map_or("?", |s| s.as_str_name())
-                        .trim_start_matches("COVERAGE_STATUS_")
-                        .to_lowercase()
-                        .replace('_', " ");
-                    let detail = format!("{call}: {status}: {}", redactor.clean(&c.detail));
-                    *details.entry(detail).or_default() += 1;
-                }
-            }
-            cells.push(time);
-            table.row(cells);
-        };
     for m in &gathered.metrics {
         let MetricCalls::Network { benchmark, trend } = &m.calls else {
             continue;
         };
-        let (answer, time) = ended(benchmark, |r| match &r.metric {
+        let (bench_answer, bench_time) = ended(benchmark, |r| match &r.metric {
             Some(b) if b.released => "released".into(),
             Some(_) => "withheld".into(),
             None => "no benchmark".into(),
         });
-        let coverage = benchmark.as_ref().map_or(&[][..], |a| &a.response.coverage);
-        row(
-            format!("NetworkBenchmark({})", m.metric.id),
-            answer,
-            time,
-            coverage,
-        );
-        let (answer, time) = ended(trend, |r| {
+        let (trend_answer, trend_time) = ended(trend, |r| {
             let points = r.chart.as_ref().map_or(&[][..], |c| &c.points[..]);
             let released = points.iter().filter(|p| p.released).count();
             format!("{released} of {} months released", points.len())
         });
-        let coverage = trend.as_ref().map_or(&[][..], |a| &a.response.coverage);
-        row(format!("Trend({})", m.metric.id), answer, time, coverage);
+        let bench_coverage = benchmark.as_ref().ok().map(|a| &a.response.coverage[..]);
+        let trend_coverage = trend.as_ref().ok().map(|a| &a.response.coverage[..]);
+        count_missing(
+            &format!("NetworkBenchmark({})", m.metric.id),
+            bench_coverage,
+            &mut details,
+            redactor,
+        );
+        count_missing(
+            &format!("Trend({})", m.metric.id),
+            trend_coverage,
+            &mut details,
+            redactor,
+        );
+        let seconds = [bench_time, trend_time]
+            .into_iter()
+            .filter(|t| !t.is_empty())
+            .collect::<Vec<_>>()
+            .join(" + ");
+        table.row(vec![
+            m.metric.name.clone(),
+            redactor.clean(&bench_answer),
+            answered_of(bench_coverage),
+            redactor.clean(&trend_answer),
+            answered_of(trend_coverage),
+            seconds,
+        ]);
     }
-    let mut out = table.html("coverage-table");
+    let mut out = catalogue_sentence(gathered, redactor) + &table.html("coverage-table");
     if !details.is_empty() {
         out += "<p>Facilities that did not answer, and why:</p><ul class=\"coverage-details\">";
         for (detail, n) in details {
@@ -352,28 +401,18 @@ fn network_coverage(gathered: &Gathered, redactor: &Redactor) -> String {
 }
 
 fn facility_coverage(gathered: &Gathered) -> String {
-    let mut table = Table::new("How each call ended")
-        .text("Call")
-        .text("Answer")
+    let mut table = Table::new("Each metric's scorecard")
+        .text("Metric")
+        .text("FacilityScorecard")
         .number("Facilities compared")
         .number("Left out")
         .number("Seconds");
-    let (answer, time) = ended(&gathered.catalogue, |r| {
-        format!("{} metrics", r.metrics.len())
-    });
-    table.row(vec![
-        "ListMetrics".into(),
-        answer,
-        "–".into(),
-        "–".into(),
-        time,
-    ]);
     for m in &gathered.metrics {
         let MetricCalls::Facility { scorecard } = &m.calls else {
             continue;
         };
         let (answer, time) = ended(scorecard, |r| match &r.peers {
-            Some(p) if p.released => position_words(r.funnel_position).to_string(),
+            Some(p) if p.released => format!("you are {}", position_words(r.funnel_position)),
             _ => "peer comparison withheld".into(),
         });
         let peers = scorecard
@@ -381,14 +420,14 @@ fn facility_coverage(gathered: &Gathered) -> String {
             .ok()
             .and_then(|a| a.response.peers.as_ref());
         table.row(vec![
-            format!("FacilityScorecard({})", m.metric.id),
+            m.metric.name.clone(),
             answer,
             peers.map_or("–".into(), |p| p.contributing_facilities.to_string()),
             peers.map_or("–".into(), |p| p.excluded.len().to_string()),
             time,
         ]);
     }
-    table.html("coverage-table")
+    catalogue_sentence(gathered, &Redactor::default()) + &table.html("coverage-table")
 }
 
 /// The banner of a partial report: what failed and why.
@@ -410,4 +449,23 @@ pub fn banner(failures: &[&Failure], calls: usize, redactor: &Redactor) -> Strin
         );
     }
     out + "</ul></div>"
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn periods_read_as_months_and_years() {
+        assert_eq!(
+            period_words("2025-01", "2025-12"),
+            "January to December 2025"
+        );
+        assert_eq!(
+            period_words("2024-11", "2025-03"),
+            "November 2024 to March 2025"
+        );
+        assert_eq!(period_words("2025-06", "2025-06"), "June 2025");
+        assert_eq!(period_words("bad", "2025-06"), "bad to 2025-06");
+    }
 }

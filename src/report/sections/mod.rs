@@ -14,7 +14,7 @@ pub mod metric_benchmark;
 pub mod scorecard;
 pub mod trend;
 
-use super::calls::Failure;
+use super::calls::{Failure, Missing};
 use super::html::esc;
 use super::redact::Redactor;
 
@@ -25,6 +25,14 @@ pub fn withheld(what: &str, reason: &str, redactor: &Redactor) -> String {
         esc(what),
         esc(&redactor.clean(reason))
     )
+}
+
+/// A part the gateway gave no answer for: withheld, or failed.
+pub fn missing(missing: &Missing, redactor: &Redactor) -> String {
+    match missing {
+        Missing::Withheld { reason, .. } => withheld("This figure is", reason, redactor),
+        Missing::Failed(failure) => failed(failure, redactor),
+    }
 }
 
 /// A part that could not be made because its call failed.
