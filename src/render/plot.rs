@@ -259,7 +259,8 @@ pub fn funnel_svg(bench: &pb::MetricBenchmark) -> Result<String> {
             .margin(20)
             .x_label_area_size(55)
             .y_label_area_size(75)
-            .build_cartesian_2d(0.0..max_x, 0.0..top)
+            // Room on the right for the labels of the largest facilities.
+            .build_cartesian_2d(0.0..max_x * 1.12, 0.0..top)
             .map_err(plot_error)?;
         chart
             .configure_mesh()

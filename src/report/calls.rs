@@ -88,6 +88,8 @@ pub fn failure<T>(outcome: &Outcome<T>) -> Option<&Failure> {
 }
 
 /// The answers a metric's page is made of.
+// A report holds one per metric, so the size of the larger variant costs nothing worth a box.
+#[allow(clippy::large_enum_variant)]
 #[derive(Debug, Clone)]
 pub enum MetricCalls {
     /// A partner's page: the network benchmark and the network trend.

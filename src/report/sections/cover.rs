@@ -370,11 +370,19 @@ fn network_coverage(gathered: &Gathered, redactor: &Redactor) -> String {
             &mut details,
             redactor,
         );
-        let seconds = [bench_time, trend_time]
-            .into_iter()
-            .filter(|t| !t.is_empty())
-            .collect::<Vec<_>>()
-            .join(" + ");
+        let seconds: f64 = [
+            benchmark.as_ref().ok().map(|a| a.elapsed),
+            trend.as_ref().ok().map(|a| a.elapsed),
+        ]
+        .into_iter()
+        .flatten()
+        .map(|d| d.as_secs_f64())
+        .sum();
+        let seconds = if bench_time.is_empty() && trend_time.is_empty() {
+            String::new()
+        } else {
+            format!("{seconds:.2}")
+        };
         table.row(vec![
             m.metric.name.clone(),
             redactor.clean(&bench_answer),
