@@ -41,46 +41,32 @@ struct Line {
     dash: Option<(u32, u32)>,
 }
 
-const TARGET: Line = Line {
-    colour: INK,
-    width: 2,
-    dash: None,
-};
-const SERIES: Line = Line {
-    colour: POINT,
-    width: 2,
-    dash: None,
-};
-const LIMIT_95: Line = Line {
-    colour: ALERT,
-    width: 2,
-    dash: Some((10, 6)),
-};
-const LIMIT_998: Line = Line {
-    colour: ALARM,
-    width: 3,
-    dash: Some((3, 4)),
-};
-const ADJUSTED: Line = Line {
-    colour: GREY,
-    width: 2,
-    dash: Some((18, 6)),
-};
-const MEDIAN: Line = Line {
-    colour: POINT,
-    width: 2,
-    dash: Some((14, 5)),
-};
-const OUTER: Line = Line {
-    colour: GREY,
-    width: 2,
-    dash: Some((3, 4)),
-};
-const CONTROL_LIMIT: Line = Line {
-    colour: ALARM,
-    width: 2,
-    dash: Some((10, 6)),
-};
+impl Line {
+    const fn solid(colour: Colour, width: u32) -> Self {
+        Self {
+            colour,
+            width,
+            dash: None,
+        }
+    }
+
+    const fn dashed(colour: Colour, width: u32, dash: u32, gap: u32) -> Self {
+        Self {
+            colour,
+            width,
+            dash: Some((dash, gap)),
+        }
+    }
+}
+
+const TARGET: Line = Line::solid(INK, 2);
+const SERIES: Line = Line::solid(POINT, 2);
+const LIMIT_95: Line = Line::dashed(ALERT, 2, 10, 6);
+const LIMIT_998: Line = Line::dashed(ALARM, 3, 3, 4);
+const ADJUSTED: Line = Line::dashed(GREY, 2, 18, 6);
+const MEDIAN: Line = Line::dashed(POINT, 2, 14, 5);
+const OUTER: Line = Line::dashed(GREY, 2, 3, 4);
+const CONTROL_LIMIT: Line = Line::dashed(ALARM, 2, 10, 6);
 
 /// Every dashed line style. Plotters draws a dashed series as one element per dash (hundreds
 /// per curve), so a dashed line is drawn solid in a stand-in colour — `#0101NN`, its place in
@@ -156,13 +142,17 @@ fn draw_line<'a, 'b: 'a>(
     Ok(())
 }
 
-/// Draws a marker at each of `points`, with a legend entry when `label` is given.
+/// Draws a marker at each of `points`, with a legend entry when `label` is given and there is
+/// a point to draw.
 fn draw_markers<'a, 'b: 'a>(
     chart: &mut Chart<'a, 'b>,
     marker: Marker,
     points: &[(f64, f64)],
     label: Option<String>,
 ) -> Result<()> {
+    if points.is_empty() {
+        return Ok(());
+    }
     let at = points.iter().copied();
     let anno = match marker {
         Marker::Dot(c) => chart.draw_series(at.map(|p| Circle::new(p, 5, c.rgb().filled()))),
@@ -339,14 +329,12 @@ pub fn funnel_svg(bench: &pb::MetricBenchmark) -> Result<String> {
             .filter(|p| p.is_caller)
             .map(|p| (p.exposure, p.rate))
             .collect();
-        if !callers.is_empty() {
-            draw_markers(
-                &mut chart,
-                Marker::Ring(INK),
-                &callers,
-                Some("your facility".into()),
-            )?;
-        }
+        draw_markers(
+            &mut chart,
+            Marker::Ring(INK),
+            &callers,
+            Some("your facility".into()),
+        )?;
         if bench.funnel.len() <= 40 {
             let labels = bench
                 .funnel
@@ -465,14 +453,12 @@ pub fn distribution_svg(bench: &pb::MetricBenchmark) -> Result<String> {
             .filter(|(_, p)| p.is_caller)
             .map(|(i, p)| at(i, p))
             .collect();
-        if !callers.is_empty() {
-            draw_markers(
-                &mut chart,
-                Marker::Ring(INK),
-                &callers,
-                Some("your facility".into()),
-            )?;
-        }
+        draw_markers(
+            &mut chart,
+            Marker::Ring(INK),
+            &callers,
+            Some("your facility".into()),
+        )?;
         if ranked.len() <= 40 {
             let labels = ranked
                 .iter()
@@ -610,14 +596,12 @@ pub fn control_chart_svg(
             .filter(|(_, p)| !p.released)
             .map(|(i, _)| (i as f64, top * 0.03))
             .collect();
-        if !withheld.is_empty() {
-            draw_markers(
-                &mut chart,
-                Marker::Cross(GREY),
-                &withheld,
-                Some("month withheld (see the table)".into()),
-            )?;
-        }
+        draw_markers(
+            &mut chart,
+            Marker::Cross(GREY),
+            &withheld,
+            Some("month withheld (see the table)".into()),
+        )?;
         if points.len() <= 36 {
             let labels = points
                 .iter()

@@ -152,29 +152,18 @@ fn root_style(paper: Paper) -> String {
 
 /// Now, as `YYYY-MM-DD HH:MM UTC`.
 pub fn utc_now() -> String {
-    let secs = SystemTime::now()
+    let ms = SystemTime::now()
         .duration_since(UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    utc(secs)
+        .map_or(0, |d| d.as_millis() as u64);
+    minutes_utc(ms)
 }
 
-/// `secs` after the Unix epoch as `YYYY-MM-DD HH:MM UTC` (Howard Hinnant's civil-from-days).
-fn utc(secs: u64) -> String {
-    let days = (secs / 86_400) as i64;
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z.rem_euclid(146_097);
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    let minutes = secs % 86_400 / 60;
+/// `ms` after the Unix epoch as `YYYY-MM-DD HH:MM UTC`.
+fn minutes_utc(ms: u64) -> String {
+    let stamp = psonet_node::utc::format_ms(ms);
     format!(
-        "{year:04}-{month:02}-{day:02} {:02}:{:02} UTC",
-        minutes / 60,
-        minutes % 60
+        "{} UTC",
+        stamp.get(..16).unwrap_or(&stamp).replace('T', " ")
     )
 }
 
@@ -187,9 +176,9 @@ mod tests {
 
     #[test]
     fn timestamps_are_civil_utc() {
-        assert_eq!(utc(0), "1970-01-01 00:00 UTC");
-        assert_eq!(utc(951_782_400), "2000-02-29 00:00 UTC");
-        assert_eq!(utc(1_767_225_599), "2025-12-31 23:59 UTC");
+        assert_eq!(minutes_utc(0), "1970-01-01 00:00 UTC");
+        assert_eq!(minutes_utc(951_782_400_000), "2000-02-29 00:00 UTC");
+        assert_eq!(minutes_utc(1_767_225_599_999), "2025-12-31 23:59 UTC");
     }
 
     fn plan() -> Plan {

@@ -43,22 +43,10 @@ pub enum Paper {
 /// Arguments of `psonet report`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
-    /// The gateway, e.g. 127.0.0.1:7100.
-    #[arg(long)]
-    pub gateway: String,
-    /// Identity directory of a partner (the network report) or a facility client (that
-    /// facility's report).
-    #[arg(long)]
-    pub identity: PathBuf,
-    /// First month, YYYY-MM (default: 11 months before --to).
-    #[arg(long)]
-    pub from: Option<String>,
-    /// Last month, YYYY-MM (default: this month).
-    #[arg(long)]
-    pub to: Option<String>,
-    /// Peer group filter KEY=VALUE (repeatable), as for `psonet benchmark`.
-    #[arg(long = "peer")]
-    pub peers: Vec<String>,
+    /// Gateway, identity (a partner's gets the network report, a facility client's that
+    /// facility's report), months and peers, as for `psonet benchmark`.
+    #[command(flatten)]
+    pub query: benchmark::Query,
     /// Laney-adjusted limits on the network trend charts.
     #[arg(long)]
     pub laney: bool,
@@ -78,10 +66,11 @@ pub struct Args {
 
 /// Runs `psonet report`: the calls (progress on stderr), then the HTML file, then the PDF.
 pub async fn run(args: Args) -> Result<()> {
-    let reader = reader::Reader::from_identity(&args.identity)?;
-    let months = benchmark::period(args.from.as_deref(), args.to.as_deref())?;
-    let peer_group = benchmark::peer_group(&args.peers)?;
-    let channel = client::channel(&args.gateway, &args.identity)?;
+    let query = &args.query;
+    let reader = reader::Reader::from_identity(&query.identity)?;
+    let months = query.months()?;
+    let peer_group = query.peer_group()?;
+    let channel = client::channel(&query.gateway, &query.identity)?;
     let plan = calls::Plan {
         reader: reader.clone(),
         month_from: months.from().to_string(),
@@ -92,8 +81,8 @@ pub async fn run(args: Args) -> Result<()> {
     };
     let gateway = calls::Gateway {
         client: BenchmarkServiceClient::new(channel),
-        addr: args.gateway.clone(),
-        identity: args.identity.clone(),
+        addr: query.gateway.clone(),
+        identity: query.identity.clone(),
     };
     let stderr = &mut std::io::stderr();
     let gathered = calls::gather(gateway, &plan, stderr).await;

@@ -3,6 +3,7 @@
 //! call ended), then the contents. The network report gives coverage as counts only: it names
 //! no facility.
 
+use super::enum_words;
 use super::figures::position_words;
 use crate::report::calls::{Answered, Failure, Gathered, MetricCalls, Missing, Outcome, Plan};
 use crate::report::html::{Table, esc};
@@ -106,88 +107,44 @@ fn peer_group_words(plan: &Plan) -> String {
     let Some(group) = &plan.peer_group else {
         return "the whole network".into();
     };
-    let mut parts = Vec::new();
-    let mut add = |what: &str, names: Vec<&str>, prefix: &str| {
-        if !names.is_empty() {
-            let names: Vec<String> = names
-                .iter()
-                .map(|n| {
-                    n.trim_start_matches(prefix)
-                        .to_lowercase()
-                        .replace('_', " ")
-                })
-                .collect();
-            parts.push(format!("{what} {}", names.join(" or ")));
-        }
-    };
-    let name = |v: &i32, f: fn(i32) -> Option<&'static str>| f(*v).unwrap_or("?");
-    add(
-        "bed size",
-        group
-            .bed_size_bands
-            .iter()
-            .map(|v| {
-                name(v, |v| {
-                    pb::BedSizeBand::try_from(v).ok().map(|e| e.as_str_name())
-                })
-            })
-            .collect(),
-        "BED_SIZE_BAND_",
-    );
-    add(
-        "teaching status",
-        group
-            .teaching
-            .iter()
-            .map(|v| {
-                name(v, |v| {
-                    pb::TeachingStatus::try_from(v)
-                        .ok()
-                        .map(|e| e.as_str_name())
-                })
-            })
-            .collect(),
-        "TEACHING_STATUS_",
-    );
-    add(
-        "facility type",
-        group
-            .facility_types
-            .iter()
-            .map(|v| {
-                name(v, |v| {
-                    pb::FacilityType::try_from(v).ok().map(|e| e.as_str_name())
-                })
-            })
-            .collect(),
-        "FACILITY_TYPE_",
-    );
-    add(
-        "region",
-        group
-            .regions
-            .iter()
-            .map(|v| {
-                name(v, |v| {
-                    pb::CensusRegion::try_from(v).ok().map(|e| e.as_str_name())
-                })
-            })
-            .collect(),
-        "CENSUS_REGION_",
-    );
-    add(
-        "location",
-        group
-            .urbanicity
-            .iter()
-            .map(|v| {
-                name(v, |v| {
-                    pb::Urbanicity::try_from(v).ok().map(|e| e.as_str_name())
-                })
-            })
-            .collect(),
-        "URBANICITY_",
-    );
+    let parts: Vec<String> = [
+        (
+            "bed size",
+            enum_words(&group.bed_size_bands, "BED_SIZE_BAND_", |v| {
+                pb::BedSizeBand::try_from(v).ok().map(|e| e.as_str_name())
+            }),
+        ),
+        (
+            "teaching status",
+            enum_words(&group.teaching, "TEACHING_STATUS_", |v| {
+                pb::TeachingStatus::try_from(v)
+                    .ok()
+                    .map(|e| e.as_str_name())
+            }),
+        ),
+        (
+            "facility type",
+            enum_words(&group.facility_types, "FACILITY_TYPE_", |v| {
+                pb::FacilityType::try_from(v).ok().map(|e| e.as_str_name())
+            }),
+        ),
+        (
+            "region",
+            enum_words(&group.regions, "CENSUS_REGION_", |v| {
+                pb::CensusRegion::try_from(v).ok().map(|e| e.as_str_name())
+            }),
+        ),
+        (
+            "location",
+            enum_words(&group.urbanicity, "URBANICITY_", |v| {
+                pb::Urbanicity::try_from(v).ok().map(|e| e.as_str_name())
+            }),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, words)| !words.is_empty())
+    .map(|(what, words)| format!("{what} {}", words.join(" or ")))
+    .collect();
     format!("peer group: {}", parts.join("; "))
 }
 

@@ -3,6 +3,7 @@
 //! it, the statistics behind every figure, the release rules (with the thresholds the gateway
 //! reported, and the code's defaults where it reports none), and the settings of this report.
 
+use super::enum_words;
 use crate::report::calls::Plan;
 use crate::report::html::{Table, esc};
 use crate::report::reader::Reader;
@@ -62,59 +63,44 @@ fn numerator_words(filter: Option<&pb::AggregateFilter>) -> String {
     let Some(f) = filter else {
         return "every report".into();
     };
-    let mut parts = Vec::new();
-    let mut add = |what: &str, values: &[i32], name: fn(i32) -> Option<&'static str>, prefix| {
-        if values.is_empty() {
-            return;
-        }
-        let words: Vec<String> = values
-            .iter()
-            .map(|v| {
-                let word = name(*v).unwrap_or("?").trim_start_matches(prefix);
-                // NCC MERP categories are letters, written in capitals.
-                if word.len() == 1 {
-                    word.to_string()
-                } else {
-                    word.to_lowercase().replace('_', " ")
-                }
-            })
-            .collect();
-        parts.push(format!("{what} {}", words.join(", ")));
-    };
-    add(
-        "category",
-        &f.categories,
-        |v| pb::EventCategory::try_from(v).ok().map(|e| e.as_str_name()),
-        "EVENT_CATEGORY_",
-    );
-    add(
-        "event type",
-        &f.event_types,
-        |v| pb::EventType::try_from(v).ok().map(|e| e.as_str_name()),
-        "EVENT_TYPE_",
-    );
-    add(
-        "harm",
-        &f.harms,
-        |v| pb::HarmLevel::try_from(v).ok().map(|e| e.as_str_name()),
-        "HARM_LEVEL_",
-    );
-    add(
-        "unit type",
-        &f.unit_types,
-        |v| pb::UnitType::try_from(v).ok().map(|e| e.as_str_name()),
-        "UNIT_TYPE_",
-    );
-    add(
-        "NCC MERP category",
-        &f.ncc_merp,
-        |v| {
-            pb::NccMerpCategory::try_from(v)
-                .ok()
-                .map(|e| e.as_str_name())
-        },
-        "NCC_MERP_CATEGORY_",
-    );
+    let parts: Vec<String> = [
+        (
+            "category",
+            enum_words(&f.categories, "EVENT_CATEGORY_", |v| {
+                pb::EventCategory::try_from(v).ok().map(|e| e.as_str_name())
+            }),
+        ),
+        (
+            "event type",
+            enum_words(&f.event_types, "EVENT_TYPE_", |v| {
+                pb::EventType::try_from(v).ok().map(|e| e.as_str_name())
+            }),
+        ),
+        (
+            "harm",
+            enum_words(&f.harms, "HARM_LEVEL_", |v| {
+                pb::HarmLevel::try_from(v).ok().map(|e| e.as_str_name())
+            }),
+        ),
+        (
+            "unit type",
+            enum_words(&f.unit_types, "UNIT_TYPE_", |v| {
+                pb::UnitType::try_from(v).ok().map(|e| e.as_str_name())
+            }),
+        ),
+        (
+            "NCC MERP category",
+            enum_words(&f.ncc_merp, "NCC_MERP_CATEGORY_", |v| {
+                pb::NccMerpCategory::try_from(v)
+                    .ok()
+                    .map(|e| e.as_str_name())
+            }),
+        ),
+    ]
+    .into_iter()
+    .filter(|(_, words)| !words.is_empty())
+    .map(|(what, words)| format!("{what} {}", words.join(", ")))
+    .collect();
     if parts.is_empty() {
         "every report".into()
     } else {

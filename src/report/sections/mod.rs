@@ -43,3 +43,23 @@ pub fn failed(failure: &Failure, redactor: &Redactor) -> String {
         esc(&redactor.clean(&failure.why))
     )
 }
+
+/// Proto enum values in words, e.g. `EVENT_CATEGORY_PRESSURE_INJURY` as "pressure injury";
+/// one-letter names (NCC MERP categories) stay capitals. `name` gives a value's proto name.
+pub fn enum_words(
+    values: &[i32],
+    prefix: &str,
+    name: fn(i32) -> Option<&'static str>,
+) -> Vec<String> {
+    values
+        .iter()
+        .map(|v| {
+            let word = name(*v).unwrap_or("?").trim_start_matches(prefix);
+            if word.len() == 1 {
+                word.to_string()
+            } else {
+                word.to_lowercase().replace('_', " ")
+            }
+        })
+        .collect()
+}
