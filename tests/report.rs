@@ -128,6 +128,7 @@ fn check_progress(stderr: &str, metrics: &[pb::Metric]) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn reports_render_in_a_browser_name_no_one_they_should_not_and_survive_failures() {
     psonet_serve::tls::install_crypto_provider();
+    let browser = chromium_or_skip();
     let ids: Vec<&str> = FACILITIES.iter().map(|(id, ..)| *id).collect();
     let mut net = Network::builder(NETWORK)
         .facility_ids(ids.iter().copied())
@@ -163,7 +164,6 @@ async fn reports_render_in_a_browser_name_no_one_they_should_not_and_survive_fai
     assert!(metrics.len() >= 6, "{metrics:?}");
     let gateway = net.gateway_addr().unwrap().to_string();
     let dir = artefacts();
-    let browser = chromium_or_skip();
 
     // The network report, as the partner.
     let partner = net.layout.partner_identity.to_string_lossy().into_owned();
