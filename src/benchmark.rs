@@ -10,7 +10,7 @@ use crate::render::{export, plot, table};
 use anyhow::{Context, Result, bail};
 use psonet_core::month::{Month, MonthRange};
 use psonet_core::pb::{self, benchmark_service_client::BenchmarkServiceClient};
-use psonet_gateway::metric_catalogue::enum_value;
+use psonet_gateway::metric::catalogue::enum_value;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tonic::transport::Channel;

@@ -19,6 +19,11 @@ struct Cli {
 enum Command {
     /// Run a facility node (local + federation listeners); `backup` and `restore` its store,
     /// or inspect a stopped one (`audit`).
+    ///
+    /// Upgrading: a new release brings the store to its own format at its first start, in
+    /// place, before the listeners open (when the format changed, every event is rewritten,
+    /// with progress logged); releases older than the store's format cannot use it afterwards,
+    /// so take a `backup` first. See "Upgrade a node" in deploy/README.md.
     #[command(args_conflicts_with_subcommands = true)]
     Node(node::Args),
     /// Run the PSO gateway.

@@ -7,10 +7,10 @@ mod common;
 use common::*;
 use psonet::synth::{self, SynthOptions};
 use psonet_core::disclosure::complementary::{Margin, withhold};
+use psonet_core::disclosure::primary::SmallCellRule;
 use psonet_core::month::Month;
 use psonet_core::network_release::NetworkReleaseRule;
 use psonet_core::pb::{self, CoverageStatus};
-use psonet_core::suppression::SmallCellRule;
 use std::collections::BTreeMap;
 use std::time::{Duration, Instant};
 

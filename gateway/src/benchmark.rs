@@ -1,19 +1,20 @@
 //! `BenchmarkService`: network benchmarks for partners and facilities.
 
-use crate::fanout::fan_out;
-use crate::merge::{FacilityFigures, NetworkFigures, check_scope};
-use crate::metric_benchmark::benchmark;
-use crate::metric_catalogue::MetricCatalogue;
-use crate::metric_fetch::{self, FetchContext, coverage_row};
+use crate::answer::NodeQuery;
+use crate::category_rows::{CategoryRows, check_scope};
+use crate::client::registry::Registry;
+use crate::coverage::AskContext;
+use crate::metric::benchmark::benchmark;
+use crate::metric::catalogue::MetricCatalogue;
+use crate::metric::fetch;
+use crate::metric::scorecard::{ScorecardInputs, scorecard};
+use crate::metric::trend;
 use crate::peer_group::{PeerAttributes, PeerGroup};
 use crate::pseudonym::Pseudonyms;
-use crate::registry::Registry;
-use crate::scorecard::{ScorecardInputs, scorecard};
-use crate::trend;
+use psonet_core::disclosure::primary::SmallCellRule;
 use psonet_core::month::MonthRange;
 use psonet_core::network_release::NetworkReleaseRule;
 use psonet_core::pb::{self, benchmark_service_server::BenchmarkService};
-use psonet_core::suppression::SmallCellRule;
 use psonet_core::violations::FieldViolations;
 use psonet_core::wire::{category_list_from_wire, month_range_from_wire};
 use psonet_serve::auth::caller;
@@ -59,8 +60,8 @@ impl Benchmarks {
         self
     }
 
-    fn context<'a>(&'a self, querier: &'a str) -> FetchContext<'a> {
-        FetchContext {
+    fn context<'a>(&'a self, querier: &'a str) -> AskContext<'a> {
+        AskContext {
             registry: &self.registry,
             deadline: self.node_deadline,
             small_cells: &self.small_cells,
@@ -123,8 +124,7 @@ impl Benchmarks {
             req.peer_group.as_ref(),
         )?;
         let scope = |id: &str| self.in_group(&group, id);
-        let fetched =
-            metric_fetch::range_totals(&self.context(querier), &metric, range, &scope).await;
+        let fetched = fetch::range_totals(&self.context(querier), &metric, range, &scope).await;
         let names = Pseudonyms::new(fetched.facilities.iter().map(|f| f.id.as_str()), None);
         let figures = benchmark(
             &metric,
@@ -162,28 +162,11 @@ impl Benchmarks {
             (Ok(_), false) => return Err(violations.into_status()),
         };
         check_scope(&self.network_release, self.registry.facilities().len())?;
-        let query = pb::AggregateRequest {
-            month_from: range.from().to_string(),
-            month_to: range.to().to_string(),
-            time_grain: pb::TimeGrain::Month as i32,
-            group_by: vec![pb::Dimension::Category as i32, pb::Dimension::Harm as i32],
-            filter: None,
-            querier: querier.to_string(),
-        };
-        let answers = fan_out(&self.registry, query, self.node_deadline).await;
-        let mut network = NetworkFigures::default();
-        let mut coverage = Vec::with_capacity(answers.len());
-        for answer in answers {
-            let usable = match &answer.response {
-                Some(response) => FacilityFigures::from_wire(response, range, &self.small_cells)
-                    .map(|figures| network.add(&figures)),
-                None => Ok(()),
-            };
-            coverage.push(coverage_row(&answer, usable));
-        }
+        let query = NodeQuery::categories_by_month(range);
+        let answers = self.context(querier).ask(&query, &|_| true).await;
         Ok(pb::NetworkBenchmarkResponse {
-            rows: network.rows(&categories, &self.network_release),
-            coverage,
+            rows: CategoryRows::sum(&answers.usable).rows(&categories, &self.network_release),
+            coverage: answers.coverage,
             min_cell_count: self.small_cells.min_cell_count(),
             metric: None,
         })
@@ -243,7 +226,7 @@ impl BenchmarkService for Benchmarks {
             req.peer_group.as_ref(),
         )?;
         let scope = |id: &str| self.in_group(&group, id);
-        let fetched = metric_fetch::monthly(&self.context(&querier), &metric, range, &scope).await;
+        let fetched = fetch::monthly(&self.context(&querier), &metric, range, &scope).await;
         let series = trend::network_series(range, &fetched.facilities, &self.network_release);
         Ok(Response::new(pb::TrendResponse {
             chart: Some(trend::chart(&series, metric.multiplier, req.laney)),
@@ -267,9 +250,9 @@ impl BenchmarkService for Benchmarks {
         let scope = |id: &str| id == caller || self.in_group(&group, id);
         let ctx = self.context(&querier);
         let (totals, strata, monthly) = tokio::join!(
-            metric_fetch::range_totals(&ctx, &metric, range, &scope),
-            metric_fetch::by_unit_type(&ctx, &metric, range, &scope),
-            metric_fetch::monthly(&ctx, &metric, range, &scope),
+            fetch::range_totals(&ctx, &metric, range, &scope),
+            fetch::by_unit_type(&ctx, &metric, range, &scope),
+            fetch::monthly(&ctx, &metric, range, &scope),
         );
         let inputs = ScorecardInputs {
             totals,

@@ -1,11 +1,11 @@
 //! The gateway's configuration file (`gateway.toml`): typed, defaulted and checked at load time.
 
-use crate::metric_catalogue::{MetricCatalogue, MetricConfig};
+use crate::metric::catalogue::{MetricCatalogue, MetricConfig};
 use crate::peer_group::{PeerAttributes, PeerAttributesConfig};
+use psonet_core::disclosure::primary::{DEFAULT_MIN_CELL_COUNT, SmallCellRule};
 use psonet_core::network_release::{
     DEFAULT_MAX_SHARE, DEFAULT_MIN_FACILITIES, NetworkReleaseRule, NetworkRuleError,
 };
-use psonet_core::suppression::{DEFAULT_MIN_CELL_COUNT, SmallCellRule};
 pub use psonet_serve::config_file::ConfigError;
 use psonet_serve::config_file::read_toml;
 use psonet_serve::identity::check_name;

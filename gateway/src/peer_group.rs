@@ -6,7 +6,7 @@
 //! live in the gateway's registry (`[facilities.peer]`), written as the proto enum names without
 //! their prefix (`teaching = "major"`), and are checked at load.
 
-use crate::metric_catalogue::enum_value;
+use crate::metric::catalogue::enum_value;
 use psonet_core::pb;
 use psonet_core::violations::FieldViolations;
 use serde::{Deserialize, Serialize};

@@ -2,9 +2,9 @@
 
 use crate::admission::AdmissionLayer;
 use crate::benchmark::Benchmarks;
+use crate::client::registry::Registry;
+use crate::client::registry::RegistryError;
 use crate::config::LoadedGatewayConfig;
-use crate::registry::Registry;
-use crate::registry::RegistryError;
 use psonet_core::pb::benchmark_service_server::BenchmarkServiceServer;
 use psonet_serve::auth::{AccessRule, Audience};
 use psonet_serve::listener::{

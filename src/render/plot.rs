@@ -14,7 +14,7 @@ use plotters::coord::types::RangedCoordf64;
 use plotters::element::DynElement;
 use plotters::prelude::*;
 use psonet_core::pb;
-use psonet_gateway::metric_catalogue::denominator_label;
+use psonet_gateway::metric::catalogue::denominator_label;
 use std::path::Path;
 
 const SIZE: (u32, u32) = (900, 560);

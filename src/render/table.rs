@@ -2,7 +2,7 @@
 
 use super::thousands;
 use psonet_core::pb::{self, CoverageStatus, EventCategory};
-use psonet_gateway::metric_catalogue::denominator_label;
+use psonet_gateway::metric::catalogue::denominator_label;
 use std::fmt::Write;
 
 fn short(name: &str, prefix: &str) -> String {

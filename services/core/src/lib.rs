@@ -13,10 +13,9 @@ pub mod event;
 pub mod month;
 pub mod network_release;
 pub mod query;
+pub mod secagg;
 pub mod stats;
 pub mod violations;
 pub mod wire;
 
-/// Primary suppression under its original name, so existing imports keep working.
-pub use disclosure::primary as suppression;
 pub use psonet_proto::v1 as pb;

@@ -49,11 +49,6 @@ impl Month {
         Ok(Month(year * 12 + month - 1))
     }
 
-    /// The last accepted month, for re-validating stored events regardless of today's date.
-    pub fn latest() -> Self {
-        Month(MAX_YEAR * 12 + 11)
-    }
-
     /// Calendar year.
     pub fn year(self) -> u32 {
         self.0 / 12

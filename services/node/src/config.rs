@@ -2,8 +2,8 @@
 
 use crate::policy::{Policy, PolicyRule};
 use psonet_core::disclosure::buckets::FinestGrain;
+use psonet_core::disclosure::primary::{DEFAULT_MIN_CELL_COUNT, SmallCellRule};
 use psonet_core::disclosure::zcdp::Rho;
-use psonet_core::suppression::{DEFAULT_MIN_CELL_COUNT, SmallCellRule};
 pub use psonet_serve::config_file::ConfigError;
 use psonet_serve::config_file::read_toml;
 use psonet_serve::identity::check_name;

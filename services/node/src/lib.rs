@@ -14,6 +14,7 @@ pub mod group_commit;
 pub mod heap;
 pub mod ledger;
 pub mod policy;
+pub mod record;
 pub mod reporting;
 pub mod server;
 pub mod store;

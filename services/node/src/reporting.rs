@@ -1,12 +1,17 @@
 //! `ReportingService`: the facility's own systems submit and read events here (local listener).
+//!
+//! The edge of the local API: wire events are validated into domain events here, and a stored
+//! event is turned into the API's `GetEventResponse` here (`get_event_response`) — the store
+//! itself never holds an API message.
 
+use crate::record::StoredEvent;
 use crate::store::{AmendOutcome, Exposure, Store, StoreError, SubmitOutcome};
 use crate::writer::Writer;
 use futures::StreamExt;
 use psonet_core::month::Month;
 use psonet_core::pb::{self, get_event_request::Key, reporting_service_server::ReportingService};
 use psonet_core::violations::FieldViolations;
-use psonet_core::wire::{event_from_wire, month_from_wire};
+use psonet_core::wire::{event_from_wire, event_to_wire, month_from_wire};
 use std::collections::HashSet;
 use std::sync::Arc;
 use tonic::{Request, Response, Status, Streaming};
@@ -50,6 +55,27 @@ pub(crate) fn store_status(e: StoreError) -> Status {
     match e {
         StoreError::Corrupt(_) => Status::data_loss("the node's store could not be read"),
         StoreError::Sled(_) => Status::unavailable("the node's store is failing; retry later"),
+        StoreError::NewerFormat { .. } => Status::internal("the node cannot read its store"),
+    }
+}
+
+/// The API's answer for a stored event.
+fn get_event_response(stored: StoredEvent) -> pb::GetEventResponse {
+    pb::GetEventResponse {
+        event_id: stored.event_id,
+        event: Some(event_to_wire(&stored.event)),
+        received_at: Some(stored.received_at.into()),
+        revision: stored.revision,
+        history: stored
+            .history
+            .into_iter()
+            .map(|old| pb::EventRevision {
+                revision: old.revision,
+                event: Some(event_to_wire(&old.event)),
+                amended_at: Some(old.amended_at.into()),
+                reason: old.reason,
+            })
+            .collect(),
     }
 }
 
@@ -126,7 +152,7 @@ impl ReportingService for Reporting {
         };
         found
             .map_err(store_status)?
-            .map(Response::new)
+            .map(|stored| Response::new(get_event_response(stored)))
             .ok_or_else(|| Status::not_found("no stored event has that id or key"))
     }
 

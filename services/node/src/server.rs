@@ -96,7 +96,9 @@ impl RunningNode {
     /// Opens the store and starts both listeners.
     pub async fn start(loaded: LoadedNodeConfig) -> Result<Self, NodeError> {
         let config = &loaded.config;
-        if loaded.small_cells.min_cell_count() < psonet_core::suppression::DEFAULT_MIN_CELL_COUNT {
+        if loaded.small_cells.min_cell_count()
+            < psonet_core::disclosure::primary::DEFAULT_MIN_CELL_COUNT
+        {
             tracing::warn!(
                 min_cell_count = loaded.small_cells.min_cell_count(),
                 "WARNING: disclosure.min_cell_count is below 11, the CMS/PCORnet minimum: small \

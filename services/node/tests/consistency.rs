@@ -263,8 +263,8 @@ fn amendments_keep_history_and_move_counts() {
     assert_eq!(stored.revision, 1);
     assert_eq!(stored.history.len(), 1);
     assert_eq!(stored.history[0].reason, "harm reassessed at 72 h");
-    assert_eq!(stored.history[0].event.as_ref().unwrap().harm, 1);
-    assert_eq!(stored.event.unwrap().harm, 3);
+    assert_eq!(stored.history[0].event.harm, Some(pb::HarmLevel::NoHarm));
+    assert_eq!(stored.event.harm, Some(pb::HarmLevel::Moderate));
     assert_eq!(store.verify_counters().unwrap(), 1);
     let req = pb::AggregateRequest {
         month_from: "2026-01".into(),

@@ -7,7 +7,7 @@ use crate::report::html::{Table, esc, figure};
 use crate::report::redact::Redactor;
 use psonet_core::pb;
 use psonet_core::stats::control_chart::{SHIFT_RUN, TREND_RUN};
-use psonet_gateway::metric_catalogue::denominator_label;
+use psonet_gateway::metric::catalogue::denominator_label;
 
 /// A rate as printed: two decimals, three below 1 so small rates keep their digits.
 pub fn rate(value: f64) -> String {

@@ -7,13 +7,13 @@ use super::enum_words;
 use crate::report::calls::Plan;
 use crate::report::html::{Table, esc};
 use crate::report::reader::Reader;
+use psonet_core::disclosure::primary::DEFAULT_MIN_CELL_COUNT;
 use psonet_core::network_release::{
     DEFAULT_MAX_SHARE, DEFAULT_MIN_FACILITIES, MIN_FACILITIES_FLOOR,
 };
 use psonet_core::pb;
 use psonet_core::stats::control_chart::{SHIFT_RUN, TREND_RUN};
-use psonet_core::suppression::DEFAULT_MIN_CELL_COUNT;
-use psonet_gateway::metric_catalogue::denominator_label;
+use psonet_gateway::metric::catalogue::denominator_label;
 
 /// What the appendix says about this report's own settings.
 #[derive(Debug, Clone)]

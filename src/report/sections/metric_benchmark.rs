@@ -7,7 +7,7 @@ use crate::render::thousands;
 use crate::report::html::esc;
 use crate::report::redact::Redactor;
 use psonet_core::pb;
-use psonet_gateway::metric_catalogue::denominator_label;
+use psonet_gateway::metric::catalogue::denominator_label;
 
 /// The benchmark part of a metric's page.
 pub fn render(response: &pb::NetworkBenchmarkResponse, redactor: &Redactor) -> String {

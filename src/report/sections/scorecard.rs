@@ -9,7 +9,7 @@ use crate::render::thousands;
 use crate::report::html::{Table, esc};
 use crate::report::redact::Redactor;
 use psonet_core::pb;
-use psonet_gateway::metric_catalogue::denominator_label;
+use psonet_gateway::metric::catalogue::denominator_label;
 
 /// A facility's page for one metric.
 pub fn render(card: &pb::FacilityScorecardResponse, redactor: &Redactor) -> String {

@@ -1,7 +1,5 @@
 //! Primary small-cell suppression: the first rule every released count passes.
 //!
-//! Also importable as `psonet_core::suppression`, its name before the disclosure module.
-//!
 //! A count of 1 to k-1 events could point at one patient, reporter or clinician, so it is
 //! withheld; zero is released (CMS cell-size suppression policy, k = 11 by default).
 

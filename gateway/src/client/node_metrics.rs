@@ -4,7 +4,7 @@
 //! The first two are recorded by every fan-out; the breaker state is read at each scrape, so a
 //! breaker needs to know nothing of metrics.
 
-use crate::breaker::{Breaker, BreakerState};
+use crate::client::breaker::{Breaker, BreakerState};
 use prometheus_client::collector::Collector;
 use prometheus_client::encoding::{DescriptorEncoder, EncodeLabelSet, EncodeMetric};
 use prometheus_client::metrics::MetricType;

@@ -15,12 +15,13 @@
 //!    deliver is sent again, while retries stay a small share of all calls.
 //!
 //! Below them the channel connects lazily, with a bounded connect time (see
-//! [`crate::registry`]), so a dead node costs nothing until it is asked and little when it is.
+//! [`crate::client::registry`]), so a dead node costs nothing until it is asked and little when
+//! it is.
 
-use crate::breaker::{Breaker, BreakerLayer};
+use crate::client::breaker::{Breaker, BreakerLayer};
+use crate::client::node_call::AggregateCall;
+use crate::client::retry::BudgetedRetry;
 use crate::config::FanoutConfig;
-use crate::node_call::AggregateCall;
-use crate::retry::BudgetedRetry;
 use psonet_core::pb;
 use tonic::transport::Channel;
 use tower::util::BoxCloneSyncService;

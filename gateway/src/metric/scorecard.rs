@@ -6,19 +6,20 @@
 //! (its own u-chart). The caller's figures are its own; everything about peers is a network
 //! figure under the release rule.
 
-use crate::metric_answer::Count;
-use crate::metric_benchmark::{benchmark, interval_to_wire};
-use crate::metric_catalogue::denominator_label;
-use crate::metric_fetch::{FacilityCounts, Fetched};
+use crate::answer::Count;
+use crate::metric::benchmark::{benchmark, interval_to_wire};
+use crate::metric::catalogue::denominator_label;
+use crate::metric::fetch::{FacilityCounts, Fetched, network_sum};
+use crate::metric::trend;
 use crate::pseudonym::Pseudonyms;
-use crate::trend;
-use psonet_core::month::{Month, MonthRange};
+use psonet_core::event::UnitType;
+use psonet_core::month::MonthRange;
 use psonet_core::network_release::NetworkReleaseRule;
 use psonet_core::pb;
+use psonet_core::query::Period;
 use psonet_core::stats::observed_expected::{self, Stratum};
 use psonet_core::stats::percentile::{Better, percentile_rank};
 use psonet_core::stats::poisson_interval::garwood;
-use std::collections::BTreeMap;
 use tonic::Status;
 
 /// What the scorecard is computed from.
@@ -26,9 +27,9 @@ pub struct ScorecardInputs {
     /// Whole-range totals per facility in the peer group (the caller included).
     pub totals: Fetched<()>,
     /// Whole-range counts by unit type.
-    pub strata: Fetched<i32>,
+    pub strata: Fetched<UnitType>,
     /// Monthly counts.
-    pub monthly: Fetched<Month>,
+    pub monthly: Fetched<Period>,
 }
 
 /// The caller's own answer; UNAVAILABLE when its node did not answer usably, PERMISSION_DENIED
@@ -59,7 +60,7 @@ pub fn scorecard(
     let mine = own(&inputs.totals, caller)?;
     let (count, exposure) = mine.counts.total();
     let events = match count {
-        Count::Known(n) if exposure > 0.0 => n,
+        Count::Known(n) if exposure > 0 => n,
         Count::Known(_) => {
             return Err(Status::failed_precondition(format!(
                 "your node recorded no {} exposure in {}..{}",
@@ -88,6 +89,7 @@ pub fn scorecard(
         &names,
         Some(caller),
     );
+    let exposure = exposure as f64;
     let rate = events as f64 / exposure * k;
     let mut card = pb::FacilityScorecardResponse {
         facility_id: caller.to_string(),
@@ -131,27 +133,14 @@ pub fn scorecard(
 fn observed_expected(
     observed: u64,
     caller: &str,
-    strata: &Fetched<i32>,
+    strata: &Fetched<UnitType>,
     pooled: f64,
     rule: &NetworkReleaseRule,
 ) -> Option<pb::ObservedExpected> {
-    let mut peer: BTreeMap<i32, Vec<(u64, f64)>> = BTreeMap::new();
-    for f in &strata.facilities {
-        for unit in f.counts.keys() {
-            let exposure = f.counts.exposure_of(&unit);
-            if let Count::Known(n) = f.counts.count(&unit)
-                && exposure > 0.0
-            {
-                peer.entry(unit).or_default().push((n, exposure));
-            }
-        }
-    }
-    let stratum_rate = |unit: i32| {
-        let parts = peer.get(&unit)?;
-        let counts: Vec<u64> = parts.iter().map(|p| p.0).collect();
-        rule.check(&counts).ok()?;
-        let exposure: f64 = parts.iter().map(|p| p.1).sum();
-        Some(counts.iter().sum::<u64>() as f64 / exposure)
+    let stratum_rate = |unit: UnitType| {
+        let sum = network_sum(&strata.facilities, &unit);
+        sum.release(rule).ok()?;
+        Some(sum.events as f64 / sum.exposure as f64)
     };
     let mine = strata.facilities.iter().find(|f| f.id == caller)?;
     let own_strata: Vec<Stratum> = mine
@@ -160,7 +149,7 @@ fn observed_expected(
         .into_iter()
         .map(|unit| Stratum {
             peer_rate: stratum_rate(unit).unwrap_or(pooled),
-            exposure: mine.counts.exposure_of(&unit),
+            exposure: mine.counts.exposure_of(&unit) as f64,
         })
         .collect();
     let compared = observed_expected::compare(observed, observed_expected::expected(&own_strata))?;

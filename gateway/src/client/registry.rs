@@ -5,11 +5,11 @@
 //! node that is down costs nothing until it is queried, and a node that comes back is used again
 //! without a restart.
 
-use crate::breaker::{Breaker, BreakerPolicy};
+use crate::client::breaker::{Breaker, BreakerPolicy};
+use crate::client::connector::NodeConnector;
+use crate::client::node_metrics::NodeMetrics;
+use crate::client::stack::{NodeService, node_stack};
 use crate::config::{FacilityEntry, FanoutConfig};
-use crate::connector::NodeConnector;
-use crate::node_metrics::NodeMetrics;
-use crate::stack::{NodeService, node_stack};
 use psonet_serve::metrics::Metrics;
 use rustls::ClientConfig;
 use std::sync::Arc;

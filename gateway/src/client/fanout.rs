@@ -5,9 +5,9 @@
 //! says exactly who answered and why the others did not. The fan-out is one span and each node
 //! call a child span whose context travels to the node, so a benchmark is one trace.
 
-use crate::breaker::{BreakerOpen, ran_out_of_time};
-use crate::node_metrics::NodeMetrics;
-use crate::registry::{Facility, Registry};
+use crate::client::breaker::{BreakerOpen, ran_out_of_time};
+use crate::client::node_metrics::NodeMetrics;
+use crate::client::registry::{Facility, Registry};
 use futures::future::join_all;
 use psonet_core::pb::{self, CoverageStatus};
 use psonet_serve::diagnose::{Failure, diagnose};
@@ -29,19 +29,11 @@ pub struct NodeAnswer {
     pub latency: Duration,
 }
 
-/// Sends `request` to every facility concurrently; each gets at most `deadline` (the node
-/// stack enforces the configured node deadline; `deadline` bounds it further when shorter).
+/// Sends `request` to every facility `in_scope` admits, concurrently; each gets at most
+/// `deadline` (the node stack enforces the configured node deadline; `deadline` bounds it
+/// further when shorter). A node outside a peer group is not asked at all, so it spends no
+/// privacy budget and audits no query it takes no part in.
 pub async fn fan_out(
-    registry: &Registry,
-    request: pb::AggregateRequest,
-    deadline: Duration,
-) -> Vec<NodeAnswer> {
-    fan_out_to(registry, request, deadline, &|_| true).await
-}
-
-/// As [`fan_out`], to the facilities `in_scope` admits only: a node outside a peer group is
-/// not asked at all, so it spends no privacy budget and audits no query it takes no part in.
-pub async fn fan_out_to(
     registry: &Registry,
     request: pb::AggregateRequest,
     deadline: Duration,

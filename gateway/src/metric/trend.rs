@@ -5,54 +5,46 @@
 //! gaps (with the reason) and are skipped by the signal rules, which run over the released
 //! points in order.
 
-use crate::metric_answer::{Count, Counts};
-use crate::metric_fetch::FacilityCounts;
+use crate::metric::fetch::{Counts, FacilityCounts, Unusable, network_sum};
 use psonet_core::month::{Month, MonthRange};
 use psonet_core::network_release::NetworkReleaseRule;
 use psonet_core::pb;
+use psonet_core::query::{Grain, Period};
 use psonet_core::stats::control_chart::{self, ChartKind, Direction, Rule, Subgroup};
 
 /// One month of a series: its count and exposure with the facilities counted, or why not.
-pub type MonthFigure = Result<(u64, f64, u32), String>;
+pub type MonthFigure = Result<(u64, u64, u32), String>;
 
 /// The network's monthly series over `facilities`.
 pub fn network_series(
     range: MonthRange,
-    facilities: &[FacilityCounts<Month>],
+    facilities: &[FacilityCounts<Period>],
     rule: &NetworkReleaseRule,
 ) -> Vec<(Month, MonthFigure)> {
     range
         .months()
         .map(|month| {
-            let parts: Vec<(u64, f64)> = facilities
-                .iter()
-                .filter_map(|f| match f.counts.count(&month) {
-                    Count::Known(n) if f.counts.exposure_of(&month) > 0.0 => {
-                        Some((n, f.counts.exposure_of(&month)))
-                    }
-                    _ => None,
-                })
-                .collect();
-            let events: Vec<u64> = parts.iter().map(|p| p.0).collect();
-            let figure = rule.check(&events).map_err(|w| w.to_string()).map(|()| {
-                let exposure = parts.iter().map(|p| p.1).sum();
-                (events.iter().sum(), exposure, parts.len() as u32)
-            });
+            let sum = network_sum(facilities, &Period::of(month, Grain::Month));
+            let figure = sum
+                .release(rule)
+                .map_err(|w| w.to_string())
+                .map(|()| (sum.events, sum.exposure, sum.contributing()));
             (month, figure)
         })
         .collect()
 }
 
 /// One facility's own monthly series.
-pub fn facility_series(range: MonthRange, counts: &Counts<Month>) -> Vec<(Month, MonthFigure)> {
+pub fn facility_series(range: MonthRange, counts: &Counts<Period>) -> Vec<(Month, MonthFigure)> {
     range
         .months()
         .map(|month| {
-            let exposure = counts.exposure_of(&month);
-            let figure = match counts.count(&month) {
-                _ if exposure <= 0.0 => Err("no exposure recorded".to_string()),
-                Count::Withheld => Err("count withheld by small-cell suppression".to_string()),
-                Count::Known(n) => Ok((n, exposure, 1)),
+            let figure = match counts.usable(&Period::of(month, Grain::Month)) {
+                Ok((events, exposure)) => Ok((events, exposure, 1)),
+                Err(Unusable::NoExposure) => Err("no exposure recorded".to_string()),
+                Err(Unusable::Withheld) => {
+                    Err("count withheld by small-cell suppression".to_string())
+                }
             };
             (month, figure)
         })
@@ -63,7 +55,7 @@ pub fn facility_series(range: MonthRange, counts: &Counts<Month>) -> Vec<(Month,
 pub fn chart(series: &[(Month, MonthFigure)], multiplier: f64, laney: bool) -> pb::ControlChart {
     let released: Vec<(Month, u64, f64)> = series
         .iter()
-        .filter_map(|(m, f)| f.as_ref().ok().map(|(n, e, _)| (*m, *n, *e)))
+        .filter_map(|(m, f)| f.as_ref().ok().map(|(n, e, _)| (*m, *n, *e as f64)))
         .collect();
     let subgroups: Vec<Subgroup> = released
         .iter()
@@ -93,7 +85,7 @@ pub fn chart(series: &[(Month, MonthFigure)], multiplier: f64, laney: bool) -> p
                     released: true,
                     withheld_reason: String::new(),
                     events: *events,
-                    exposure: *exposure,
+                    exposure: *exposure as f64,
                     rate: p.value * multiplier,
                     lower: p.lower * multiplier,
                     upper: p.upper * multiplier,
@@ -135,6 +127,7 @@ fn withheld_point(month: Month, figure: &MonthFigure) -> pb::ChartPoint {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::answer::Count;
     use std::collections::BTreeMap;
 
     #[test]
@@ -145,6 +138,7 @@ mod tests {
         let mut exposure = BTreeMap::new();
         for (i, month) in range.months().enumerate() {
             let n = if i >= 8 { 60 } else { 20 + (i as u64 % 3) };
+            let month = Period::of(month, Grain::Month);
             events.insert(
                 month,
                 if i == 2 {
@@ -153,7 +147,7 @@ mod tests {
                     Count::Known(n)
                 },
             );
-            exposure.insert(month, 7000.0);
+            exposure.insert(month, 7000);
         }
         let counts = Counts { events, exposure };
         let chart = chart(&facility_series(range, &counts), 1000.0, false);

@@ -6,8 +6,9 @@
 //! would pull the pooled rate down and plant a false "good" dot on the funnel. The figures are
 //! released only when the network release rule allows it for the facilities that remain.
 
-use crate::metric_answer::Count;
-use crate::metric_fetch::FacilityCounts;
+use crate::answer::Tally;
+use crate::metric::fetch::{FacilityCounts, Unusable};
+use crate::network_sum::NetworkSum;
 use crate::pseudonym::Pseudonyms;
 use psonet_core::month::MonthRange;
 use psonet_core::network_release::NetworkReleaseRule;
@@ -26,6 +27,8 @@ const CURVE_POINTS: usize = 60;
 struct Unit<'a> {
     id: &'a str,
     data: CountExposure,
+    /// Its exposure as the node recorded it (`data` holds it as the statistics read it).
+    exposure: u64,
 }
 
 /// Splits facilities into those that count and the excluded, with why.
@@ -36,18 +39,21 @@ fn partition<'a>(
     let mut units = Vec::new();
     let mut excluded = Vec::new();
     for f in facilities {
-        let (count, exposure) = f.counts.total();
-        let reason = match count {
-            _ if exposure <= 0.0 => "no exposure recorded for the metric's denominator",
-            Count::Withheld => {
-                "count withheld by small-cell suppression (1 to k-1 events in a year of the range)"
-            }
-            Count::Known(events) => {
+        let reason = match f.counts.usable(&()) {
+            Ok((events, exposure)) => {
                 units.push(Unit {
                     id: &f.id,
-                    data: CountExposure { events, exposure },
+                    data: CountExposure {
+                        events,
+                        exposure: exposure as f64,
+                    },
+                    exposure,
                 });
                 continue;
+            }
+            Err(Unusable::NoExposure) => "no exposure recorded for the metric's denominator",
+            Err(Unusable::Withheld) => {
+                "count withheld by small-cell suppression (1 to k-1 events in a year of the range)"
             }
         };
         excluded.push(pb::ExcludedFacility {
@@ -76,27 +82,32 @@ pub fn benchmark(
         excluded,
         ..Default::default()
     };
-    let events: Vec<u64> = units.iter().map(|u| u.data.events).collect();
-    if let Err(why) = rule.check(&events) {
+    let sum: NetworkSum = units
+        .iter()
+        .map(|u| (Tally::known(u.data.events), u.exposure))
+        .collect();
+    if let Err(why) = sum.release(rule) {
         out.withheld_reason = why.to_string();
         return out;
     }
-    let data: Vec<CountExposure> = units.iter().map(|u| u.data).collect();
-    let Some(pooled) = pooled_rate(&data) else {
+    let total = CountExposure {
+        events: sum.events,
+        exposure: sum.exposure as f64,
+    };
+    let Some(pooled) = pooled_rate(&[total]) else {
         out.withheld_reason = "the contributing facilities recorded no exposure".into();
         return out;
     };
     let k = metric.multiplier;
-    let total_events: u64 = events.iter().sum();
-    let total_exposure: f64 = data.iter().map(|d| d.exposure).sum();
     out.released = true;
-    out.events = total_events;
-    out.exposure = total_exposure;
+    out.events = total.events;
+    out.exposure = total.exposure;
     out.pooled_rate = pooled * k;
     out.pooled_interval_95 = Some(interval_to_wire(
-        garwood(total_events, 0.95).scaled(k / total_exposure),
+        garwood(total.events, 0.95).scaled(k / total.exposure),
     ));
-    out.contributing_facilities = units.len() as u32;
+    out.contributing_facilities = sum.contributing();
+    let data: Vec<CountExposure> = units.iter().map(|u| u.data).collect();
     let rates: Vec<f64> = data
         .iter()
         .map(|d| d.events as f64 / d.exposure * k)
@@ -231,11 +242,12 @@ impl Funnel {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::metric_answer::Counts;
-    use crate::metric_catalogue::MetricCatalogue;
+    use crate::answer::Count;
+    use crate::metric::catalogue::MetricCatalogue;
+    use crate::metric::fetch::Counts;
     use std::collections::BTreeMap;
 
-    fn facility(id: &str, count: Count, exposure: f64) -> FacilityCounts<()> {
+    fn facility(id: &str, count: Count, exposure: u64) -> FacilityCounts<()> {
         FacilityCounts {
             id: id.into(),
             counts: Counts {
@@ -263,10 +275,10 @@ mod tests {
     #[test]
     fn withheld_counts_are_excluded_not_zero() {
         let mut facilities: Vec<FacilityCounts<()>> = (0..5)
-            .map(|i| facility(&format!("f{i}"), Count::Known(30 + i), 10_000.0))
+            .map(|i| facility(&format!("f{i}"), Count::Known(30 + i), 10_000))
             .collect();
-        facilities.push(facility("small", Count::Withheld, 9_000.0));
-        facilities.push(facility("empty", Count::Known(0), 0.0));
+        facilities.push(facility("small", Count::Withheld, 9_000));
+        facilities.push(facility("empty", Count::Known(0), 0));
         let b = run(&facilities);
         assert!(b.released, "{}", b.withheld_reason);
         assert_eq!((b.contributing_facilities, b.events), (5, 160));
