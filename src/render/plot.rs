@@ -282,7 +282,7 @@ pub fn funnel_svg(bench: &pb::MetricBenchmark) -> Result<String> {
             &mut chart,
             TARGET,
             vec![(0.0, bench.pooled_rate), (max_x, bench.pooled_rate)],
-            Some(format!("pooled rate {:.2} (target)", bench.pooled_rate)),
+            Some(format!("target: pooled rate {:.2}", bench.pooled_rate)),
         )?;
         draw_line(
             &mut chart,
