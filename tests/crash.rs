@@ -55,6 +55,12 @@ async fn acknowledged_events_survive_sigkill_during_streaming() {
             round,
             acked.clone(),
         ));
+        // The kill lands `delay_ms` after the first acknowledgement, so a slow start on a loaded
+        // machine cannot turn the round into one that killed the node before anything was acked.
+        let first_ack = tokio::time::Instant::now() + Duration::from_secs(30);
+        while acked.lock().unwrap().is_empty() && tokio::time::Instant::now() < first_ack {
+            tokio::time::sleep(Duration::from_millis(5)).await;
+        }
         tokio::time::sleep(Duration::from_millis(delay_ms)).await;
         assert!(!streaming.is_finished(), "the stream ended before the kill");
         net.nodes[0].kill();

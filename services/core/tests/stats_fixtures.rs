@@ -14,27 +14,14 @@ use psonet_core::stats::pooled_rate::CountExposure;
 use psonet_core::stats::{Interval, poisson_interval};
 use serde_json::Value;
 
+mod fixture_json;
+use fixture_json::{f, floats, u};
+
 /// Relative tolerance where the math is exact.
 const EXACT: f64 = 1e-9;
 
 fn fixtures() -> Value {
-    let path = concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/stats/stats.json"
-    );
-    serde_json::from_str(&std::fs::read_to_string(path).expect("stats.json")).expect("json")
-}
-
-fn f(v: &Value) -> f64 {
-    v.as_f64().unwrap_or_else(|| panic!("not a number: {v}"))
-}
-
-fn u(v: &Value) -> u64 {
-    v.as_u64().unwrap_or_else(|| panic!("not a count: {v}"))
-}
-
-fn floats(v: &Value) -> Vec<f64> {
-    v.as_array().expect("array").iter().map(f).collect()
+    fixture_json::load("stats.json")
 }
 
 #[track_caller]

@@ -60,6 +60,47 @@ pub fn binomial_cdf(k: u64, n: u64, p: f64) -> f64 {
     beta::beta_reg((n - k) as f64, k as f64 + 1.0, 1.0 - p)
 }
 
+/// P(X = k) for X ~ Binomial(n, p), from log-gamma so large n does not overflow.
+pub fn binomial_pmf(k: u64, n: u64, p: f64) -> f64 {
+    if k > n {
+        return 0.0;
+    }
+    if p <= 0.0 {
+        return if k == 0 { 1.0 } else { 0.0 };
+    }
+    if p >= 1.0 {
+        return if k == n { 1.0 } else { 0.0 };
+    }
+    let (k, n) = (k as f64, n as f64);
+    let ln_choose =
+        gamma::ln_gamma(n + 1.0) - gamma::ln_gamma(k + 1.0) - gamma::ln_gamma(n - k + 1.0);
+    (ln_choose + k * p.ln() + (n - k) * (-p).ln_1p()).exp()
+}
+
+/// P(T > t) for Student's t with `df` degrees of freedom and t ≥ 0: ½·I_{ν/(ν+t²)}(ν/2, ½).
+pub fn student_t_upper_tail(t: f64, df: f64) -> f64 {
+    if t <= 0.0 {
+        return 0.5;
+    }
+    0.5 * beta::beta_reg(0.5 * df, 0.5, df / (df + t * t))
+}
+
+/// Student's t quantile: t with P(T ≤ t) = p, for 0 < p < 1 and `df` > 0. The Hartung–Knapp
+/// interval and the prediction interval of a meta-analysis need it; found by bisection on the
+/// tail (statrs' own inverse goes through an approximate inverse beta).
+pub fn student_t_quantile(p: f64, df: f64) -> f64 {
+    if p == 0.5 {
+        return 0.0;
+    }
+    let tail = p.min(1.0 - p);
+    let mut hi = 1.0;
+    while student_t_upper_tail(hi, df) > tail && hi < 1e300 {
+        hi *= 2.0;
+    }
+    let t = bisect(0.0, hi, |t| student_t_upper_tail(t, df) - tail);
+    if p > 0.5 { t } else { -t }
+}
+
 /// The standard normal quantile: z with Φ(z) = p, for 0 < p < 1.
 pub fn normal_quantile(p: f64) -> f64 {
     -std::f64::consts::SQRT_2 * erf::erfc_inv(2.0 * p)
@@ -101,5 +142,12 @@ mod tests {
         assert!((poisson_cdf(5, mu) - sum).abs() < 1e-14);
         assert!((poisson_sf_inclusive(6, mu) - (1.0 - sum)).abs() < 1e-14);
         assert!((normal_quantile(0.975) - 1.959_963_984_540_054).abs() < 1e-12);
+        // The t with 1 degree of freedom is Cauchy: the 97.5% point is tan(0.475π).
+        let cauchy = (0.475 * std::f64::consts::PI).tan();
+        assert!((student_t_quantile(0.975, 1.0) - cauchy).abs() / cauchy < 1e-12);
+        assert!((student_t_quantile(0.025, 1.0) + cauchy).abs() / cauchy < 1e-12);
+        // statrs' ln_gamma is good to about 1e-14, which bounds the pmf's relative error.
+        let pmf: f64 = (0..=7).map(|k| binomial_pmf(k, 7, 0.3)).sum();
+        assert!((pmf - 1.0).abs() < 1e-13, "{:e}", pmf - 1.0);
     }
 }

@@ -2,7 +2,6 @@
 //! reads them (the rollup families from memory, the others from sled), never from events.
 
 use super::keys::decode_u64;
-use super::rollup::CounterMap;
 use super::{Store, StoreError};
 use psonet_core::cube::{CounterKey, Family};
 use psonet_core::event::Event;
@@ -10,6 +9,9 @@ use psonet_core::query::{AggregateQuery, CellKey};
 use sled::Tree;
 use sled::transaction::{ConflictableTransactionError, TransactionalTree, abort};
 use std::collections::{BTreeMap, HashMap};
+
+/// Counters by their encoded key.
+pub(super) type CounterMap = BTreeMap<[u8; CounterKey::LEN], u64>;
 
 /// Counter changes gathered over a transaction, applied once per key.
 #[derive(Default, Clone)]

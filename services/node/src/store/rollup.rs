@@ -7,14 +7,11 @@
 //! of them costs milliseconds.
 
 use super::StoreError;
-use super::counters::{Deltas, read_counters};
+use super::counters::{CounterMap, Deltas, read_counters};
 use psonet_core::cube::{CounterKey, Family};
 use sled::Tree;
 use std::collections::BTreeMap;
 use std::sync::{RwLock, RwLockReadGuard};
-
-/// Counters by their encoded key.
-pub(super) type CounterMap = BTreeMap<[u8; CounterKey::LEN], u64>;
 
 /// The in-memory copy of the rollup families.
 pub(super) struct RollupMirror(RwLock<CounterMap>);

@@ -2,9 +2,10 @@
 //! counters tree and its in-memory mirror, and events and idempotency keys checked to index
 //! each other one to one. A full scan: for tests, audits and restores.
 
+use super::counters::CounterMap;
 use super::counters::read_counters;
 use super::keys::event_id;
-use super::rollup::{CounterMap, is_rollup_key};
+use super::rollup::is_rollup_key;
 use super::{Store, StoreError};
 use psonet_core::cube::CounterKey;
 
