@@ -11,6 +11,7 @@ const FILES: &[&str] = &[
     "psonet/v1/reporting.proto",
     "psonet/v1/aggregate.proto",
     "psonet/v1/benchmark.proto",
+    "psonet/v1/secure_aggregation.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

@@ -35,6 +35,8 @@ fn the_documented_node_toml_sets_every_key() {
         "min_cell_count",
         "[store]",
         "cache_capacity_mb",
+        "[secure_aggregation]",
+        "min_cohort",
     ] {
         assert!(
             text.contains(key),

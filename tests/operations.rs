@@ -62,7 +62,8 @@ async fn listeners_serve_health_and_reflection_of_exactly_their_services() {
             "grpc.health.v1.Health",
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",
-            "psonet.v1.AggregateService"
+            "psonet.v1.AggregateService",
+            "psonet.v1.SecureAggregationService"
         ]
     );
     let local = listed_services(channel(&node.local(), &node.client_identity))

@@ -13,6 +13,7 @@
 //!   [`coverage`], which asks one question and accounts for every facility asked;
 //! - reading the answers: [`answer`], each node's answer checked once, and [`network_sum`], the
 //!   sum every network figure is computed from and released by;
+//! - secure aggregation: [`secure`], the exact sum over a cohort opened from masked vectors;
 //! - the figures: [`category_rows`] (events per month and category) and [`metric`] (a metric's
 //!   benchmark, trend and a facility's scorecard), with [`peer_group`] and [`pseudonym`].
 
@@ -27,6 +28,7 @@ pub mod metric;
 pub mod network_sum;
 pub mod peer_group;
 pub mod pseudonym;
+pub mod secure;
 pub mod server;
 
 pub use config::GatewayConfig;

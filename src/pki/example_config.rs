@@ -35,6 +35,7 @@ pub fn node(
         privacy: Default::default(),
         policy: Default::default(),
         store: StoreConfig::default(),
+        secure_aggregation: Default::default(),
         metrics_listen: None,
     };
     Ok(format!(

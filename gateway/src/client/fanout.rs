@@ -103,7 +103,11 @@ fn record(metrics: &NodeMetrics, answer: &NodeAnswer) {
 
 /// Names a failed node call precisely: which layer stopped it, or what the node or the
 /// transport said.
-fn classify(error: &BoxError, facility: &Facility, deadline: Duration) -> (CoverageStatus, String) {
+pub(crate) fn classify(
+    error: &BoxError,
+    facility: &Facility,
+    deadline: Duration,
+) -> (CoverageStatus, String) {
     let peer = format!(
         "the node of facility {} at {}",
         facility.id, facility.endpoint

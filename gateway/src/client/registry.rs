@@ -8,9 +8,10 @@
 use crate::client::breaker::{Breaker, BreakerPolicy};
 use crate::client::connector::NodeConnector;
 use crate::client::node_metrics::NodeMetrics;
-use crate::client::stack::{NodeService, node_stack};
+use crate::client::stack::{NodeLimits, NodeService, node_stack};
 use crate::config::{FacilityEntry, FanoutConfig};
 use psonet_serve::identity::Principal;
+use crate::secure::node_call::{SecureNodeService, secure_stack};
 use psonet_serve::metrics::Metrics;
 use rustls::ClientConfig;
 use std::sync::Arc;
@@ -27,6 +28,9 @@ pub struct Facility {
     pub channel: Channel,
     /// The node's client stack for aggregate queries; clones share its limits and breaker.
     pub service: NodeService,
+    /// The node's client stack for secure aggregation: the same layers, sharing the same
+    /// in-flight limit, breaker and retry budget.
+    pub secure: SecureNodeService,
     /// The node's breaker, to report its state.
     pub breaker: Breaker,
 }
@@ -79,10 +83,12 @@ impl Registry {
                     .connect_timeout(fanout.connect_timeout().min(fanout.node_deadline()))
                     .connect_with_connector_lazy(connector);
                 let breaker = Breaker::new(policy);
+                let limits = NodeLimits::new(breaker.clone(), fanout);
                 Ok(Facility {
                     id: entry.id.clone(),
                     endpoint: entry.endpoint.clone(),
-                    service: node_stack(channel.clone(), breaker.clone(), fanout),
+                    service: node_stack(channel.clone(), &limits, fanout),
+                    secure: secure_stack(channel.clone(), &limits, fanout),
                     channel,
                     breaker,
                 })

@@ -199,16 +199,15 @@ impl Aggregates {
 
     /// Appends the request's audit record and makes it durable.
     async fn record(&self, entry: AuditEntry) -> Result<(), Status> {
-        self.audit.append(entry).map_err(|e| {
-            tracing::error!(error = %e, "audit append failed");
-            Status::unavailable("the node could not write its audit trail; nothing was released")
-        })?;
-        self.store.make_durable().await.map_err(store_status)
+        crate::audit::record_durably(&self.audit, &self.store, entry).await
     }
 }
 
 /// The principal the gateway asks for: `querier` when set (same network), else the caller.
-fn querier_of(caller: &Principal, req: &pb::AggregateRequest) -> Result<Principal, Status> {
+pub(crate) fn querier_of(
+    caller: &Principal,
+    req: &pb::AggregateRequest,
+) -> Result<Principal, Status> {
     if req.querier.is_empty() {
         return Ok(caller.clone());
     }
@@ -222,22 +221,26 @@ fn querier_of(caller: &Principal, req: &pb::AggregateRequest) -> Result<Principa
     }
 }
 
-fn one_violation(field: &str, why: &str) -> Status {
+/// `INVALID_ARGUMENT` with one field violation.
+pub(crate) fn one_violation(field: &str, why: &str) -> Status {
     let mut v = FieldViolations::new();
     v.add(field, why);
     v.into_status()
 }
 
-fn refusal(code: Code, reason: &str, message: String) -> Status {
+/// A refusal with an `ErrorInfo` reason (domain "psonet").
+pub(crate) fn refusal(code: Code, reason: &str, message: String) -> Status {
     let details = ErrorDetails::with_error_info(reason, "psonet", HashMap::new());
     Status::with_error_details(code, message, details)
 }
 
-fn too_large(e: noise::DomainTooLarge) -> Status {
+/// A query whose cell domain is too large to answer over its whole domain.
+pub(crate) fn too_large(e: noise::DomainTooLarge) -> Status {
     one_violation("group_by", &e.to_string())
 }
 
-fn ledger_status(e: LedgerError) -> Status {
+/// A ledger failure as the caller sees it.
+pub(crate) fn ledger_status(e: LedgerError) -> Status {
     match e {
         LedgerError::Exhausted(e) => e.into_status(),
         LedgerError::Sled(e) => {

@@ -1,5 +1,5 @@
-//! The audit trail: every aggregate request, and every handshake or call the federation
-//! listener refused, appended to a hash-chained log in sled.
+//! The audit trail: every aggregate request and secure-aggregation round, and every handshake
+//! or call the federation listener refused, appended to a hash-chained log in sled.
 //!
 //! A privacy officer must be able to see who asked what, what left and what was refused, and
 //! trust that no one quietly edited the record afterwards. Each record holds the time, the
@@ -51,8 +51,33 @@ pub struct AuditRecord {
     /// absent from records written before it existed.
     #[serde(default, skip_serializing_if = "String::is_empty")]
     pub peer: String,
+    /// For a secure-aggregation round: the execution, its cohort and what the round revealed.
+    /// Absent from every other record (so records written before it existed keep their hash).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub secure_round: Option<SecureRoundAudit>,
     /// Hex SHA-256 of the previous record; zeros for the first.
     pub prev: String,
+}
+
+/// What the audit trail keeps about one secure-aggregation round, so a privacy officer can see
+/// which sums the facility's figures went into and what each round let out.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct SecureRoundAudit {
+    /// 1 (masked vector and sealed shares) or 2 (unmasking material).
+    pub round: u8,
+    /// Hex query id of the execution.
+    pub query_id: String,
+    /// Members of the cohort (0 when the request was refused before it was read).
+    pub cohort_size: u32,
+    /// Hex SHA-256 cohort hash (members and their masking keys); empty when unknown.
+    pub cohort_hash: String,
+    /// Shamir threshold t.
+    pub threshold: u32,
+    /// Round 2: the members the gateway called dropped.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub dropped: Vec<String>,
+    /// What left the node, in words (empty for a refusal).
+    pub revealed: String,
 }
 
 /// What an [`AuditTrail::append`] needs; the chain fields are filled in.
@@ -76,6 +101,8 @@ pub struct AuditEntry {
     pub refusal: String,
     /// See [`AuditRecord::peer`].
     pub peer: String,
+    /// See [`AuditRecord::secure_round`].
+    pub secure_round: Option<SecureRoundAudit>,
 }
 
 /// Why the trail could not be written, read or trusted.
@@ -138,6 +165,7 @@ impl AuditTrail {
             rho_spent_micros: entry.rho_spent_micros,
             refusal: entry.refusal,
             peer: entry.peer,
+            secure_round: entry.secure_round,
             prev,
         };
         let body = serde_json::to_vec(&record).map_err(|e| AuditError::Broken {
@@ -184,6 +212,24 @@ impl RefusalAudit for AuditTrail {
             tracing::error!(error = %e, "could not audit a refusal");
         }
     }
+}
+
+/// Appends `entry` to `trail` and makes it durable with `store`'s next flush — shared with every
+/// write and record made meanwhile (group commit) — before anything is released; a failure is
+/// what the caller is told instead.
+pub(crate) async fn record_durably(
+    trail: &AuditTrail,
+    store: &crate::store::Store,
+    entry: AuditEntry,
+) -> Result<(), tonic::Status> {
+    trail.append(entry).map_err(|e| {
+        tracing::error!(error = %e, "audit append failed");
+        tonic::Status::unavailable("the node could not write its audit trail; nothing was released")
+    })?;
+    store
+        .make_durable()
+        .await
+        .map_err(crate::reporting::store_status)
 }
 
 /// Checks the whole chain in `tree`; returns every record and the head hash.
@@ -286,6 +332,19 @@ pub fn list(
         )?;
         if !r.peer.is_empty() {
             write!(out, "  from {}", r.peer)?;
+        }
+        if let Some(s) = &r.secure_round {
+            write!(
+                out,
+                "  secure round {} query_id={} cohort={} hash={} t={}",
+                s.round, s.query_id, s.cohort_size, s.cohort_hash, s.threshold
+            )?;
+            if !s.dropped.is_empty() {
+                write!(out, " dropped={}", s.dropped.join(","))?;
+            }
+            if !s.revealed.is_empty() {
+                write!(out, " revealed: {}", s.revealed)?;
+            }
         }
         if !r.refusal.is_empty() {
             write!(out, "  refusal: {}", r.refusal)?;

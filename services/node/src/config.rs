@@ -4,6 +4,8 @@ use crate::policy::{Policy, PolicyRule};
 use psonet_core::disclosure::buckets::FinestGrain;
 use psonet_core::disclosure::primary::{DEFAULT_MIN_CELL_COUNT, SmallCellRule};
 use psonet_core::disclosure::zcdp::Rho;
+use psonet_core::secagg::MAX_COHORT;
+use psonet_core::secagg::protocol::{DEFAULT_MIN_COHORT, MIN_COHORT_FLOOR};
 pub use psonet_serve::config_file::ConfigError;
 use psonet_serve::config_file::read_toml;
 use psonet_serve::identity::check_name;
@@ -38,6 +40,9 @@ pub struct NodeConfig {
     /// Store tuning.
     #[serde(default)]
     pub store: StoreConfig,
+    /// Secure aggregation: the smallest cohort this node masks its counts for.
+    #[serde(default)]
+    pub secure_aggregation: SecureAggregationConfig,
     /// Where to serve Prometheus metrics over plain HTTP (`GET /metrics`); off when unset.
     /// Bind it to a private interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
@@ -190,6 +195,48 @@ impl Default for StoreConfig {
     }
 }
 
+/// Secure-aggregation settings (`[secure_aggregation]`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct SecureAggregationConfig {
+    /// The fewest facilities a cohort may have for this node to take part in a secure sum
+    /// (and the fewest survivors it unmasks for). Default 5; at least 3, since with two members
+    /// either one could subtract its own figures from the sum and read the other's.
+    #[serde(default = "default_min_cohort")]
+    pub min_cohort: usize,
+}
+
+fn default_min_cohort() -> usize {
+    DEFAULT_MIN_COHORT
+}
+
+impl Default for SecureAggregationConfig {
+    fn default() -> Self {
+        Self {
+            min_cohort: DEFAULT_MIN_COHORT,
+        }
+    }
+}
+
+impl SecureAggregationConfig {
+    /// Checks the minimum against the floor; `Err` names the key.
+    fn check(&self) -> Result<(), ConfigError> {
+        if self.min_cohort < MIN_COHORT_FLOOR {
+            return Err(ConfigError::invalid(
+                "secure_aggregation.min_cohort",
+                format!("must be at least {MIN_COHORT_FLOOR}"),
+            ));
+        }
+        if self.min_cohort > MAX_COHORT {
+            return Err(ConfigError::invalid(
+                "secure_aggregation.min_cohort",
+                format!("must be at most {MAX_COHORT}, the largest cohort"),
+            ));
+        }
+        Ok(())
+    }
+}
+
 /// A checked configuration with its TLS material loaded.
 #[derive(Clone)]
 pub struct LoadedNodeConfig {
@@ -234,6 +281,7 @@ impl NodeConfig {
         let privacy = self.privacy.check()?;
         let policy = Policy::new(&self.network, self.policy.rules.clone())
             .map_err(|(key, why)| E::invalid(key, why))?;
+        self.secure_aggregation.check()?;
         if self.store.cache_capacity_mb == 0 {
             return Err(E::invalid("store.cache_capacity_mb", "must be at least 1"));
         }
@@ -279,6 +327,19 @@ mod tests {
         };
         let err = zero.check().unwrap_err().to_string();
         assert!(err.contains("privacy.rho_per_query"), "{err}");
+    }
+
+    #[test]
+    fn the_cohort_minimum_defaults_to_five_and_has_a_floor_of_three() {
+        let d: SecureAggregationConfig = toml::from_str("").unwrap();
+        assert_eq!(d.min_cohort, 5);
+        assert!(d.check().is_ok());
+        let low: SecureAggregationConfig = toml::from_str("min_cohort = 2").unwrap();
+        let err = low.check().unwrap_err().to_string();
+        assert!(err.contains("secure_aggregation.min_cohort"), "{err}");
+        let three: SecureAggregationConfig = toml::from_str("min_cohort = 3").unwrap();
+        assert!(three.check().is_ok());
+        assert!(toml::from_str::<SecureAggregationConfig>("min_cohrt = 3").is_err());
     }
 
     #[test]

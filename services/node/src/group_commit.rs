@@ -12,6 +12,7 @@ use tokio::sync::Mutex;
 pub struct GroupCommit {
     applied: AtomicU64,
     flushed: AtomicU64,
+    flushes: AtomicU64,
     flush_lock: Mutex<()>,
 }
 
@@ -31,7 +32,13 @@ impl GroupCommit {
         let upto = self.applied.load(Ordering::Acquire);
         flush().await?;
         self.flushed.fetch_max(upto, Ordering::AcqRel);
+        self.flushes.fetch_add(1, Ordering::Relaxed);
         Ok(())
+    }
+
+    /// Flushes run so far: fewer than the writes made durable when writes share them.
+    pub fn flushes(&self) -> u64 {
+        self.flushes.load(Ordering::Relaxed)
     }
 }
 

@@ -2,8 +2,9 @@
 //!
 //! Runs on premises, keeps the facility's reports in an embedded sled store, and serves two
 //! mutual-TLS listeners: the *local* one (`ReportingService`) for the facility's own systems and
-//! the *federation* one (`AggregateService`) for the PSO gateway, which only ever sees counts
-//! that passed disclosure control.
+//! the *federation* one (`AggregateService` and `SecureAggregationService`) for the PSO gateway,
+//! which only ever sees counts that passed disclosure control, or a facility's exact counts
+//! masked so that only a cohort's sum opens.
 
 pub mod aggregate;
 pub mod audit;
@@ -16,6 +17,7 @@ pub mod ledger;
 pub mod policy;
 pub mod record;
 pub mod reporting;
+pub mod secure_aggregation;
 pub mod server;
 pub mod store;
 pub mod utc;

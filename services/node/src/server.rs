@@ -6,10 +6,13 @@ use crate::backup_service::Backups;
 use crate::config::LoadedNodeConfig;
 use crate::ledger::{ANSWERS_TREE, BUDGET_TREE, Ledger};
 use crate::reporting::Reporting;
+use crate::secure_aggregation::epoch_key::rotate_in_background;
+use crate::secure_aggregation::{SecureAggregates, SecureAggregationError, SecureAggregationParts};
 use crate::store::{Store, StoreError};
 use psonet_core::pb::aggregate_service_server::AggregateServiceServer;
 use psonet_core::pb::backup_service_server::BackupServiceServer;
 use psonet_core::pb::reporting_service_server::ReportingServiceServer;
+use psonet_core::pb::secure_aggregation_service_server::SecureAggregationServiceServer;
 use psonet_serve::auth::{AccessRule, Audience};
 use psonet_serve::listener::{
     CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, tls_incoming, with_operations,
@@ -46,6 +49,9 @@ pub enum NodeError {
     /// A server task panicked.
     #[error("a server task failed")]
     Task(#[from] tokio::task::JoinError),
+    /// Secure aggregation cannot run with this identity or store.
+    #[error(transparent)]
+    SecureAggregation(#[from] SecureAggregationError),
 }
 
 /// A started node: both listeners bound and serving.
@@ -68,32 +74,63 @@ const REPORTING_SERVICE: &str = "psonet.v1.ReportingService";
 const BACKUP_SERVICE: &str = "psonet.v1.BackupService";
 /// Full name of the federation listener's service.
 const AGGREGATE_SERVICE: &str = "psonet.v1.AggregateService";
+/// Full name of the federation listener's secure-aggregation service.
+const SECURE_AGGREGATION_SERVICE: &str = "psonet.v1.SecureAggregationService";
 
-/// The federation service with its disclosure rules, policy, ledger and `audit` trail.
-fn aggregates(
-    store: &Arc<Store>,
-    loaded: &LoadedNodeConfig,
-    audit: AuditTrail,
-) -> Result<Aggregates, StoreError> {
-    let rules = DisclosureRules {
+/// The node's disclosure rules from its config.
+fn disclosure_rules(loaded: &LoadedNodeConfig) -> DisclosureRules {
+    DisclosureRules {
         small_cells: loaded.small_cells,
         finest_grain: loaded.config.disclosure.finest_grain,
-    };
-    let ledger = match loaded.privacy {
+    }
+}
+
+/// The privacy ledger, when differential privacy is on.
+fn ledger(store: &Store, loaded: &LoadedNodeConfig) -> Result<Option<Ledger>, StoreError> {
+    Ok(match loaded.privacy {
         Some(budgets) => Some(Ledger::new(
             store.tree(BUDGET_TREE)?,
             store.tree(ANSWERS_TREE)?,
             budgets,
         )),
         None => None,
-    };
+    })
+}
+
+/// The federation service with its disclosure rules, policy, ledger and audit trail.
+fn aggregates(
+    store: &Arc<Store>,
+    loaded: &LoadedNodeConfig,
+    audit: AuditTrail,
+) -> Result<Aggregates, StoreError> {
     Ok(Aggregates::new(
         store.clone(),
-        rules,
+        disclosure_rules(loaded),
         loaded.policy.clone(),
-        ledger,
+        ledger(store, loaded)?,
         audit,
     ))
+}
+
+/// The secure-aggregation service: the same rules, policy, ledger and audit trail, and the
+/// federation identity to sign masking keys with.
+fn secure_aggregates(
+    store: &Arc<Store>,
+    loaded: &LoadedNodeConfig,
+    audit: AuditTrail,
+) -> Result<SecureAggregates, NodeError> {
+    let config = &loaded.config;
+    Ok(SecureAggregates::new(SecureAggregationParts {
+        facility: config.facility_id.clone(),
+        network: config.network.clone(),
+        federation_tls: config.federation.tls.clone(),
+        min_cohort: config.secure_aggregation.min_cohort,
+        store: store.clone(),
+        rules: disclosure_rules(loaded),
+        policy: loaded.policy.clone(),
+        ledger: ledger(store, loaded)?,
+        audit,
+    })?)
 }
 
 impl RunningNode {
@@ -156,18 +193,27 @@ impl RunningNode {
         let federation_log = SecurityLog::audited("federation", &metrics, Arc::new(audit.clone()));
         let federation_rule = AccessRule::new(&config.network, Audience::Gateway, &federation_log);
         let aggregates = AggregateServiceServer::with_interceptor(
-            aggregates(&store, &loaded, audit)?,
+            aggregates(&store, &loaded, audit.clone())?,
             federation_rule.clone(),
         );
+        let secure = secure_aggregates(&store, &loaded, audit)?;
+        rotate_in_background(secure.epoch_keys(), shutdown.signalled());
+        let secure =
+            SecureAggregationServiceServer::with_interceptor(secure, federation_rule.clone());
         let federation_label = format!("{} federation", config.facility_id);
         let federation_identity =
             ReloadableIdentity::load(&config.federation.tls, "federation.tls")?;
         let federation_router = Server::builder()
             .layer(RpcMetricsLayer::new(metrics.clone()))
             .trace_fn(move |request| rpc_span(&federation_label, request))
-            .add_service(aggregates);
-        let (federation_router, federation_health) =
-            with_operations(federation_router, &federation_rule, &[AGGREGATE_SERVICE]).await?;
+            .add_service(aggregates)
+            .add_service(secure);
+        let (federation_router, federation_health) = with_operations(
+            federation_router,
+            &federation_rule,
+            &[AGGREGATE_SERVICE, SECURE_AGGREGATION_SERVICE],
+        )
+        .await?;
         let federation_server = federation_router.serve_with_incoming_shutdown(
             tls_incoming(
                 federation.incoming,
@@ -201,7 +247,8 @@ impl RunningNode {
             health: vec![
                 (local_health.clone(), REPORTING_SERVICE),
                 (local_health, BACKUP_SERVICE),
-                (federation_health, AGGREGATE_SERVICE),
+                (federation_health.clone(), AGGREGATE_SERVICE),
+                (federation_health, SECURE_AGGREGATION_SERVICE),
             ],
             servers: vec![tokio::spawn(local_server), tokio::spawn(federation_server)],
         })

@@ -129,6 +129,11 @@ impl Store {
             .ok_or_else(|| StoreError::Corrupt("no format version".into()))
     }
 
+    /// Flushes made so far (for tests and measurements of group commit).
+    pub fn flushes(&self) -> u64 {
+        self.commits.flushes()
+    }
+
     /// Makes every write applied so far durable (shared fsync; see [`GroupCommit`]).
     pub async fn make_durable(&self) -> Result<(), StoreError> {
         let db = self.db.clone();
