@@ -140,9 +140,13 @@ async fn a_certificate_with_two_uri_sans_is_refused_on_both_sides() {
         (year - 1, 1, 1),
         (year + 1, 1, 1),
     );
-    std::fs::write(node_dir.join("cert.pem"), cert).unwrap();
-    std::fs::write(node_dir.join("key.pem"), key).unwrap();
-    net.nodes[0].start().await.unwrap();
+    std::fs::write(node_dir.join("cert.pem"), &cert).unwrap();
+    std::fs::write(node_dir.join("key.pem"), &key).unwrap();
+    // The node itself refuses to run on it: its masking keys are signed with this certificate.
+    let refused = net.nodes[0].start().await.unwrap_err().to_string();
+    assert!(refused.contains("exactly one"), "{refused}");
+    // A hostile node that runs anyway (modified software) is refused by the gateway.
+    let _hostile = serve_tls_only(net.nodes[0].federation(), &cert, &key).await;
     net.start_gateway(release_with_three_facilities)
         .await
         .unwrap();
@@ -159,4 +163,32 @@ async fn a_certificate_with_two_uri_sans_is_refused_on_both_sides() {
         "{coverage:?}"
     );
     net.shutdown().await.unwrap();
+}
+
+/// A TLS server at `addr` presenting `cert` — the handshake is all the gateway gets to check.
+async fn serve_tls_only(
+    addr: std::net::SocketAddr,
+    cert: &str,
+    key: &str,
+) -> tokio::task::JoinHandle<()> {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let chain = CertificateDer::pem_slice_iter(cert.as_bytes())
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap();
+    let key = PrivateKeyDer::from_pem_slice(key.as_bytes()).unwrap();
+    let config = rustls::ServerConfig::builder()
+        .with_no_client_auth()
+        .with_single_cert(chain, key)
+        .unwrap();
+    let acceptor = tokio_rustls::TlsAcceptor::from(std::sync::Arc::new(config));
+    let listener = tokio::net::TcpListener::bind(addr).await.unwrap();
+    tokio::spawn(async move {
+        while let Ok((tcp, _)) = listener.accept().await {
+            let acceptor = acceptor.clone();
+            tokio::spawn(async move {
+                let _ = acceptor.accept(tcp).await;
+            });
+        }
+    })
 }
