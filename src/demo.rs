@@ -2,9 +2,10 @@
 //!
 //! Issues an ephemeral PKI, starts six facility nodes and a gateway in this process (each with
 //! its own mTLS listeners and sled store in a temporary directory), loads a year of synthetic
-//! reports and exposure into each node through its local listener, then asks the gateway for a
-//! network benchmark as a partner would, and prints it with the falls funnel (drawn to an SVG in
-//! the temporary directory).
+//! reports and exposure into each node through its local listener, then asks the gateway as a
+//! partner would for the network's category table (exact counts, opened by secure aggregation),
+//! the network trend of falls with injury, and the falls benchmark with its funnel (drawn to an
+//! SVG in the temporary directory).
 
 use crate::network::{Network, Servers};
 use crate::render::{plot, table};
@@ -92,10 +93,40 @@ pub async fn run(out: &mut impl Write) -> Result<()> {
         request.month_from, request.month_to
     )?;
     write!(out, "{}", table::benchmark(&response))?;
+    injurious_falls(out, &net, last_month).await?;
     funnel(out, &net, last_month).await?;
 
     net.shutdown().await?;
     writeln!(out, "\ndone in {:.1} s", started.elapsed().as_secs_f64())?;
+    Ok(())
+}
+
+/// Asks for the network trend of falls with injury over the year — a rare harm, a few a month
+/// at each facility — and prints it.
+async fn injurious_falls(out: &mut impl Write, net: &Network, last_month: Month) -> Result<()> {
+    let gateway = net.gateway_addr()?.to_string();
+    let identity = &net.layout.partner_identity;
+    let request = pb::TrendRequest {
+        metric: "falls-with-injury".into(),
+        month_from: last_month.minus(11).to_string(),
+        month_to: last_month.to_string(),
+        ..Default::default()
+    };
+    let response = match BenchmarkServiceClient::new(client::channel(&gateway, identity)?)
+        .trend(request)
+        .await
+    {
+        Ok(response) => response.into_inner(),
+        Err(s) => {
+            let peer = format!("the gateway at {gateway}");
+            return Err(client::explain(s, &gateway, &peer, identity).await);
+        }
+    };
+    writeln!(
+        out,
+        "\nTrend(metric = falls-with-injury) over the last 12 months:\n"
+    )?;
+    write!(out, "{}", table::trend(&response))?;
     Ok(())
 }
 

@@ -44,7 +44,8 @@ enum Command {
     Bench(perf::node::Args),
     /// Measure the gateway under load: many concurrent benchmark clients, then overload.
     BenchLoad(perf::gateway::LoadArgs),
-    /// Measure one warm client's benchmark latency as the network grows.
+    /// Measure one warm client's benchmark as the network grows, secure aggregation beside the
+    /// node-suppressed path: latency, gateway CPU per benchmark, node CPU per answer.
     BenchFanout(perf::gateway::FanoutArgs),
     /// Write synthetic events and exposure as NDJSON to standard output.
     Synth(synth::Args),

@@ -1,6 +1,8 @@
-//! The benchmark path end to end: figures equal a brute-force count with the node's small-cell
-//! rule and the gateway's network release rule applied (8a), and a node that is down or frozen
-//! never makes the benchmark wait past its deadline (8f).
+//! The benchmark path end to end: on the node-suppressed path, figures equal a brute-force count
+//! with the node's small-cell rule and the gateway's network release rule applied (8a); on the
+//! secure path, a node that is down or frozen never makes the benchmark wait past its deadline,
+//! and too few survivors are a refusal that says who is missing (8f). The secure path's figures
+//! against brute force are `tests/exact_network.rs`.
 
 mod common;
 
@@ -133,9 +135,12 @@ fn brute_force(
 async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
     psonet_serve::tls::install_crypto_provider();
     let mut net = network(5).start().await.unwrap();
-    net.start_gateway(|c| c.fanout.node_deadline_ms = 3_000)
-        .await
-        .unwrap();
+    net.start_gateway(|c| {
+        c.fanout.node_deadline_ms = 3_000;
+        node_suppressed_sums(c);
+    })
+    .await
+    .unwrap();
     let last = Month::current();
     let mut submitted = Vec::new();
     let mut exposure_months = Vec::new();
@@ -248,74 +253,82 @@ async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline() {
     psonet_serve::tls::install_crypto_provider();
-    let mut net = network(3).start().await.unwrap();
-    let deadline = Duration::from_millis(800);
-    net.start_gateway(|c| {
-        c.fanout.node_deadline_ms = deadline.as_millis() as u64;
-        release_with_three_facilities(c);
-    })
-    .await
-    .unwrap();
-    let month = Month::current().to_string();
-    let request = pb::NetworkBenchmarkRequest {
-        month_from: month.clone(),
-        month_to: month.clone(),
-        categories: vec![],
-        ..Default::default()
+    // Six facilities: the sum opens while five survive.
+    let mut net = network(6).start().await.unwrap();
+    let deadline = Duration::from_millis(1_200);
+    net.start_gateway(|c| c.fanout.node_deadline_ms = deadline.as_millis() as u64)
+        .await
+        .unwrap();
+    // Each step asks for a month no sum has covered yet: a node answers a cohort one member
+    // apart from one it already summed a month with only if that cannot single anyone out
+    // (privacy.md §4.3), and a dropout makes exactly such a cohort.
+    let month = |back: u32| {
+        let month = Month::current().minus(back).to_string();
+        pb::NetworkBenchmarkRequest {
+            month_from: month.clone(),
+            month_to: month,
+            ..Default::default()
+        }
     };
     let mut client = net.benchmark_client().unwrap();
     let warm = client
-        .network_benchmark(request.clone())
+        .network_benchmark(month(0))
         .await
         .unwrap()
         .into_inner();
-    assert!(
-        warm.coverage
-            .iter()
-            .all(|c| c.status == CoverageStatus::Ok as i32)
+    assert!(all_ok(&warm.coverage), "{:?}", warm.coverage);
+    let within = |took: Duration| assert!(took < deadline + deadline / 10, "took {took:?}");
+
+    // Frozen: TCP stays open but nothing answers; the others' sum opens without it.
+    net.nodes[2].signal("STOP").unwrap();
+    let started = Instant::now();
+    let response = client.network_benchmark(month(1)).await;
+    let took = started.elapsed();
+    net.nodes[2].signal("CONT").unwrap();
+    let response = response.unwrap().into_inner();
+    within(took);
+    let status: Vec<i32> = response.coverage.iter().map(|c| c.status).collect();
+    let ok = CoverageStatus::Ok as i32;
+    assert_eq!(
+        status,
+        [ok, ok, CoverageStatus::TimedOut as i32, ok, ok, ok],
+        "{:?}",
+        response.coverage
     );
+    assert_eq!(response.coverage[2].facility_id, "facility-3");
 
     // Down: the process is gone, its port refuses connections.
     net.nodes[1].kill();
     let started = Instant::now();
     let response = client
-        .network_benchmark(request.clone())
+        .network_benchmark(month(2))
         .await
         .unwrap()
         .into_inner();
-    assert!(
-        started.elapsed() < deadline + deadline / 10,
-        "took {:?}",
-        started.elapsed()
-    );
-    let status: Vec<i32> = response.coverage.iter().map(|c| c.status).collect();
+    within(started.elapsed());
     assert_eq!(
-        status,
-        [
-            CoverageStatus::Ok as i32,
-            CoverageStatus::Unavailable as i32,
-            CoverageStatus::Ok as i32
-        ]
+        response.coverage[1].status,
+        CoverageStatus::Unavailable as i32,
+        "{:?}",
+        response.coverage
     );
-    assert_eq!(response.coverage[1].facility_id, "facility-2");
     assert!(!response.coverage[1].detail.is_empty());
+    assert_eq!(
+        response.coverage.iter().filter(|c| c.status == ok).count(),
+        5
+    );
 
-    // Frozen: TCP stays open but nothing answers.
+    // Down and frozen: four would survive, fewer than a sum needs — a refusal naming both,
+    // never a figure over four.
     net.nodes[2].signal("STOP").unwrap();
     let started = Instant::now();
-    let response = client
-        .network_benchmark(request.clone())
-        .await
-        .unwrap()
-        .into_inner();
+    let refused = client.network_benchmark(month(3)).await;
     let took = started.elapsed();
     net.nodes[2].signal("CONT").unwrap();
-    assert!(took < deadline + deadline / 10, "took {took:?}");
-    assert_eq!(
-        response.coverage[2].status,
-        CoverageStatus::TimedOut as i32,
-        "{:?}",
-        response.coverage[2]
+    within(took);
+    let refused = refused.unwrap_err();
+    assert!(
+        refused.message().contains("facility-2") && refused.message().contains("facility-3"),
+        "{refused:?}"
     );
-    assert_eq!(response.coverage[0].status, CoverageStatus::Ok as i32);
 }

@@ -1,7 +1,7 @@
 //! Metric benchmarks end to end over eight real nodes: the pooled rate and distribution equal a
 //! brute-force computation from the planted data, the funnel flags exactly the planted outlier
 //! above its 99.8% limit, a planted upward shift in one facility's months signals on its own
-//! control chart, peers are pseudonymous, a too-small peer group is withheld, and the scorecard
+//! control chart, peers are pseudonymous, a too-small peer group is refused, and the scorecard
 //! is for facilities only.
 
 mod common;
@@ -188,8 +188,8 @@ async fn funnel_flags_the_outlier_and_a_shift_signals() {
     );
     assert!(!bench.funnel_curve.is_empty());
 
-    // A peer group of two rural facilities is withheld by the release rule. Only its members are
-    // asked: a frozen urban node does not hold the answer for the 5 s node deadline.
+    // A peer group of two rural facilities is refused by the gateway before any node is asked:
+    // a frozen urban node does not hold the refusal for the 5 s node deadline.
     net.nodes[0].signal("STOP").unwrap();
     let asked = std::time::Instant::now();
     let rural = partner
@@ -200,19 +200,20 @@ async fn funnel_flags_the_outlier_and_a_shift_signals() {
             }),
             ..request.clone()
         })
-        .await
-        .unwrap()
-        .into_inner();
-    let rural_bench = rural.metric.unwrap();
-    assert!(!rural_bench.released && rural_bench.funnel.is_empty());
-    assert!(
-        rural_bench.withheld_reason.contains("at least 5"),
-        "{}",
-        rural_bench.withheld_reason
-    );
-    assert_eq!(rural.coverage.len(), 2);
+        .await;
     let took = asked.elapsed();
     net.nodes[0].signal("CONT").unwrap();
+    let refused = rural.unwrap_err();
+    assert_eq!(
+        refused.code(),
+        tonic::Code::FailedPrecondition,
+        "{refused:?}"
+    );
+    assert!(
+        refused.message().contains("at least 5"),
+        "{}",
+        refused.message()
+    );
     assert!(
         took < std::time::Duration::from_millis(2_500),
         "a node outside the peer group was waited for: {took:?}"
@@ -376,7 +377,7 @@ fn cli_plots_and_exports(net: &Network, from: &str, to: &str) {
         "per 1,000 patient days",
         "99.8% limits",
         "95% limits",
-        "target: pooled rate",
+        "target: network pooled rate",
         "peer-",
     ] {
         assert!(svg.contains(text), "funnel.svg lacks {text:?}");

@@ -573,11 +573,12 @@ async fn a_threshold_below_eleven_is_warned_about_at_start_and_applied() {
     assert_eq!(answer.min_cell_count, 5);
 }
 
-/// Differential privacy through the whole path: five noisy nodes answer the gateway's
-/// benchmark, every facility answers, and asking again replays the same figures (each node
-/// returns its stored noisy answer instead of spending budget on fresh noise). The size of the
-/// noisy figures is not asserted: with every cell noised and then suppressed (primary and
-/// complementary), a network row can land far from the true count.
+/// Differential privacy through the node-suppressed path: five noisy nodes answer the
+/// gateway's benchmark, every facility answers, and asking again replays the same figures (each
+/// node returns its stored noisy answer instead of spending budget on fresh noise). The size of
+/// the noisy figures is not asserted: with every cell noised and then suppressed (primary and
+/// complementary), a network row can land far from the true count. (On the secure path each
+/// execution draws a fresh noise share and is charged again: there is no replay there yet.)
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a_noisy_network_benchmark_answers_and_replays() {
     psonet_serve::tls::install_crypto_provider();
@@ -596,9 +597,12 @@ async fn a_noisy_network_benchmark_answers_and_replays() {
         ));
         submit_all(&mut node.reporting().unwrap(), batch).await;
     }
-    net.start_gateway(|c| c.fanout.node_deadline_ms = 3_000)
-        .await
-        .unwrap();
+    net.start_gateway(|c| {
+        c.fanout.node_deadline_ms = 3_000;
+        node_suppressed_sums(c);
+    })
+    .await
+    .unwrap();
     let ask = || pb::NetworkBenchmarkRequest {
         month_from: month(),
         month_to: month(),

@@ -17,11 +17,10 @@
 //! ([`crate::coverage`]).
 //!
 //! This is the *per-facility* kind of answer: a node's own cells, released under its small-cell
-//! rule, summed by the gateway in the clear ([`crate::network_sum`]). Secure aggregation will add
-//! a second kind — a masked vector per node that only opens as the cohort's sum. It will be
-//! checked beside this one and open directly into a [`NetworkSum`](crate::network_sum::NetworkSum),
-//! which is what category rows and pooled rates are computed from; the per-facility answers stay
-//! for per-facility figures (funnel points, a facility's own scorecard).
+//! rule. Per-facility figures (funnel points, a facility's own scorecard) are made of it, and so
+//! are network figures on a gateway that sums node-suppressed answers ([`crate::network_sum`]).
+//! The other kind is secure aggregation's ([`crate::secure`]): a masked vector per node that only
+//! opens as the cohort's sum, which the network figures read by default.
 
 use psonet_core::disclosure::primary::{CellRelease, SmallCellRule};
 use psonet_core::event::{EventCategory, HarmLevel, UnitType};
@@ -131,7 +130,15 @@ impl NodeQuery {
         }
     }
 
-    /// Monthly events by category and harm level, unfiltered: what category rows are made of.
+    /// Monthly events by category, unfiltered: what category rows are made of on the secure
+    /// path. Not by harm level as well: a row sums its month and category, and one lane per row
+    /// gives each row its own count of contributing facilities.
+    pub fn category_counts(range: MonthRange) -> Self {
+        Self::new(range, Grain::Month, vec![Dimension::Category], None)
+    }
+
+    /// Monthly events by category and harm level, unfiltered: what category rows are made of
+    /// on the node-suppressed path.
     pub fn categories_by_month(range: MonthRange) -> Self {
         Self::new(
             range,

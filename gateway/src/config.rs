@@ -2,6 +2,7 @@
 
 use crate::metric::catalogue::{MetricCatalogue, MetricConfig};
 use crate::peer_group::{PeerAttributes, PeerAttributesConfig};
+use psonet_core::disclosure::network_cell::NetworkCellRule;
 use psonet_core::disclosure::primary::{DEFAULT_MIN_CELL_COUNT, SmallCellRule};
 use psonet_core::network_release::{
     DEFAULT_MAX_SHARE, DEFAULT_MIN_FACILITIES, NetworkReleaseRule, NetworkRuleError,
@@ -188,8 +189,32 @@ pub struct GatewayDisclosureConfig {
     #[serde(default = "default_min_facilities")]
     pub min_facilities: u32,
     /// Largest share of a figure's events one facility may hold, in (0, 1]. Default 0.75.
+    /// Applies to figures summed in the clear: the node-suppressed path and the funnel.
     #[serde(default = "default_max_share")]
     pub max_share: f64,
+    /// Where network figures come from. Default `secure`.
+    #[serde(default, skip_serializing_if = "NetworkSums::is_secure")]
+    pub network_sums: NetworkSums,
+}
+
+/// Where the gateway's network figures (category rows, pooled rates, trends) come from.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum NetworkSums {
+    /// Secure aggregation: each node's exact counts, masked so that only the cohort's sum
+    /// opens; disclosure control on that sum. Exact figures.
+    #[default]
+    Secure,
+    /// The path before secure aggregation: each node suppresses its own small cells, the
+    /// gateway sums what is left. Figures are lower bounds where cells were withheld; for a
+    /// network whose nodes do not all serve secure aggregation yet, and for comparisons.
+    NodeSuppressed,
+}
+
+impl NetworkSums {
+    fn is_secure(&self) -> bool {
+        *self == NetworkSums::Secure
+    }
 }
 
 fn default_min_cell_count() -> u32 {
@@ -210,6 +235,7 @@ impl Default for GatewayDisclosureConfig {
             min_cell_count: DEFAULT_MIN_CELL_COUNT,
             min_facilities: DEFAULT_MIN_FACILITIES,
             max_share: DEFAULT_MAX_SHARE,
+            network_sums: NetworkSums::Secure,
         }
     }
 }
@@ -260,8 +286,10 @@ pub struct LoadedGatewayConfig {
     pub tls: TlsMaterial,
     /// The small-cell re-check.
     pub small_cells: SmallCellRule,
-    /// The release rule for network and peer figures.
+    /// The release rule for figures summed in the clear (node-suppressed path, funnel).
     pub network_release: NetworkReleaseRule,
+    /// The release rule for cells of a secure network sum.
+    pub network_cells: NetworkCellRule,
     /// The metric catalogue.
     pub metrics: MetricCatalogue,
     /// Peer attributes by facility id.
@@ -290,6 +318,8 @@ impl GatewayConfig {
                     };
                     ConfigError::invalid(key, e)
                 })?;
+        let network_cells = NetworkCellRule::new(small_cells, self.disclosure.min_facilities)
+            .map_err(|e| ConfigError::invalid("disclosure.min_facilities", e))?;
         if self.fanout.node_deadline_ms == 0 || self.fanout.connect_timeout_ms == 0 {
             return Err(ConfigError::invalid(
                 "fanout",
@@ -327,6 +357,7 @@ impl GatewayConfig {
             tls: self.tls.load("tls")?,
             small_cells,
             network_release,
+            network_cells,
             metrics,
             peers,
             config: self,

@@ -4,7 +4,8 @@
 //! from the answers that arrived and were usable, and it lists every facility asked with its
 //! coverage — ok, timed out, unavailable, refused, or an error, which includes an answer that
 //! arrived but failed the checks of [`crate::answer`]. Both pipelines (category rows and metric
-//! figures) ask through [`AskContext::ask`], so coverage is written in one place.
+//! figures) ask through [`AskContext::ask`], so coverage is written in one place; a figure made
+//! of a secure sum and per-facility answers shows both through [`merge`].
 
 use crate::answer::{FacilityAnswer, NodeQuery};
 use crate::client::fanout::{NodeAnswer, fan_out};
@@ -78,5 +79,85 @@ fn coverage_row(answer: &NodeAnswer, usable: Result<(), String>) -> pb::Facility
         status: status as i32,
         detail,
         latency_ms: answer.latency.as_millis().min(u128::from(u32::MAX)) as u32,
+    }
+}
+
+/// One coverage row per facility for a figure made of two asks — the network sum (`secure`)
+/// and the per-facility counts around it (`plain`): a facility missing from either is shown
+/// with the first failure, saying which part it is missing from; one in both is OK.
+pub fn merge(
+    secure: Vec<pb::FacilityCoverage>,
+    plain: Vec<pb::FacilityCoverage>,
+) -> Vec<pb::FacilityCoverage> {
+    let ok = CoverageStatus::Ok as i32;
+    let mut rows = secure;
+    for row in &mut rows {
+        if row.status != ok {
+            row.detail = format!("not in the network sum: {}", row.detail);
+        }
+    }
+    for other in plain {
+        match rows.iter_mut().find(|r| r.facility_id == other.facility_id) {
+            Some(row) if row.status == ok && other.status != ok => {
+                *row = pb::FacilityCoverage {
+                    detail: format!("not on the funnel: {}", other.detail),
+                    ..other
+                };
+            }
+            Some(row) => row.latency_ms = row.latency_ms.max(other.latency_ms),
+            None => rows.push(other),
+        }
+    }
+    rows
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(id: &str, status: CoverageStatus, detail: &str) -> pb::FacilityCoverage {
+        pb::FacilityCoverage {
+            facility_id: id.into(),
+            status: status as i32,
+            detail: detail.into(),
+            latency_ms: 7,
+        }
+    }
+
+    #[test]
+    fn a_facility_missing_from_either_part_says_which() {
+        use CoverageStatus::{Ok, TimedOut, Unavailable};
+        let merged = merge(
+            vec![
+                row("a", Ok, ""),
+                row("b", Unavailable, "connection refused"),
+                row("c", Ok, ""),
+            ],
+            vec![
+                row("a", Ok, ""),
+                row("b", Unavailable, "connection refused"),
+                row("c", TimedOut, "no answer within 2000 ms"),
+            ],
+        );
+        let seen: Vec<(&str, i32, &str)> = merged
+            .iter()
+            .map(|r| (r.facility_id.as_str(), r.status, r.detail.as_str()))
+            .collect();
+        assert_eq!(
+            seen,
+            [
+                ("a", Ok as i32, ""),
+                (
+                    "b",
+                    Unavailable as i32,
+                    "not in the network sum: connection refused"
+                ),
+                (
+                    "c",
+                    TimedOut as i32,
+                    "not on the funnel: no answer within 2000 ms"
+                ),
+            ]
+        );
     }
 }

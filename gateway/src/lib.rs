@@ -1,9 +1,10 @@
 //! psonet-gateway: the PSO gateway.
 //!
-//! Holds the registry of facilities, fans each query out to their nodes concurrently with a
-//! per-node deadline, checks and sums the aggregates that come back, and serves network
+//! Holds the registry of facilities, asks their nodes concurrently with a per-node deadline —
+//! for network figures by secure aggregation, opening only the cohort's exact sum; for
+//! per-facility figures by plain aggregates, checked and summed here — and serves network
 //! benchmarks with the coverage of every facility. It keeps no raw report and no state a restart
-//! would lose.
+//! would lose (the masking keys it caches are fetched again).
 //!
 //! The files, by role, in the order a benchmark runs through them:
 //!
@@ -11,9 +12,10 @@
 //!   at once), [`config`], and [`benchmark`], the `BenchmarkService` itself;
 //! - asking the nodes: [`client`] (registry, the per-node tower stack, fan-out) and
 //!   [`coverage`], which asks one question and accounts for every facility asked;
-//! - reading the answers: [`answer`], each node's answer checked once, and [`network_sum`], the
-//!   sum every network figure is computed from and released by;
-//! - secure aggregation: [`secure`], the exact sum over a cohort opened from masked vectors;
+//! - reading the answers: [`answer`], each node's answer checked once, and [`network_sum`], a
+//!   sum of node-released counts taken in the clear and released by the plain path's rule;
+//! - secure aggregation: [`secure`], the exact sum over a cohort opened from masked vectors,
+//!   which network figures are read from and released by `network_cell`'s rule;
 //! - the figures: [`category_rows`] (events per month and category) and [`metric`] (a metric's
 //!   benchmark, trend and a facility's scorecard), with [`peer_group`] and [`pseudonym`].
 

@@ -1,18 +1,14 @@
-//! The network's sum behind one figure, and the one place the network release rule meets it.
+//! A sum of facilities' node-released counts, taken in the clear, and the one place the plain
+//! path's release rule meets it.
 //!
-//! Every network figure — a category row, a metric's pooled rate, a month of a network trend, a
-//! unit type's peer rate — is a sum over the facilities that contribute to it, released only
-//! when the network release rule (`psonet_core::network_release`) allows: enough contributors,
-//! none dominating. [`NetworkSum`] is that sum; the statistics read its events and exposure and
-//! ask it, through [`NetworkSum::release`], whether anything of it may leave.
-//!
-//! Today the sum is taken here, in the clear, from checked per-facility answers
-//! ([`crate::answer`]), so it also knows each contributor's part, which the rule reads to refuse
-//! a cell one facility dominates. With secure aggregation the gateway will receive the cohort's
-//! sum itself, with the number of contributors from the indicator lanes and no parts; that sum
-//! will become a `NetworkSum` with its own release rule (privacy.md: a cell is released when it
-//! is 0 or at least k with enough contributors), and the figures computed from it stay as they
-//! are.
+//! Figures summed here from checked per-facility answers ([`crate::answer`]) — the funnel's
+//! facilities, a scorecard's peers, and every network figure on a gateway running
+//! `disclosure.network_sums = "node_suppressed"` — are released only when the plain path's rule
+//! (`psonet_core::network_release`) allows: enough contributors, none dominating. Because the sum
+//! is taken here, it knows each contributor's part, which the rule reads to refuse a cell one
+//! facility dominates. Exact network figures come instead from the secure sum
+//! ([`crate::secure`]), which has no parts, only the number of contributors per cell, and its
+//! own rule (`psonet_core::disclosure::network_cell`).
 
 use crate::answer::Tally;
 use psonet_core::network_release::{NetworkReleaseRule, Withheld};

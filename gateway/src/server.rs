@@ -5,7 +5,9 @@ use crate::benchmark::Benchmarks;
 use crate::client::registry::Registry;
 use crate::client::registry::RegistryError;
 use crate::config::LoadedGatewayConfig;
+use crate::secure::SecureAggregation;
 use psonet_core::pb::benchmark_service_server::BenchmarkServiceServer;
+use psonet_core::secagg::masking_key::MaskingKeyError;
 use psonet_serve::auth::{AccessRule, Audience};
 use psonet_serve::listener::{
     CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, tls_incoming, with_operations,
@@ -37,6 +39,9 @@ pub enum GatewayError {
     /// The health or reflection service could not be built.
     #[error("health and reflection setup failed: {0}")]
     Reflection(#[from] psonet_serve::listener::OperationsError),
+    /// The network CA cannot check the nodes' masking keys.
+    #[error("the network CA (tls.ca) cannot check masking keys: {0}")]
+    MaskingKeys(#[from] MaskingKeyError),
     /// The server task panicked.
     #[error("a server task failed")]
     Task(#[from] tokio::task::JoinError),
@@ -73,13 +78,9 @@ impl RunningGateway {
         let shutdown = Shutdown::new();
         let log = SecurityLog::new("gateway", &metrics);
         let rule = AccessRule::new(&config.network, Audience::PartnersAndFacilities, &log);
+        let secure = SecureAggregation::new(&config.network, loaded.tls.ca_pem())?;
         let benchmarks = BenchmarkServiceServer::with_interceptor(
-            Benchmarks::new(registry, config.fanout.node_deadline(), loaded.small_cells)
-                .with_catalogue(
-                    loaded.network_release,
-                    loaded.metrics.clone(),
-                    loaded.peers.clone(),
-                ),
+            Benchmarks::new(registry, &loaded, secure),
             rule.clone(),
         );
         // Past `max_concurrent_benchmarks` benchmarks in flight, a benchmark is refused at

@@ -3,10 +3,13 @@
 //!
 //! Both issue a fresh PKI, start facility nodes in this process (each with its own mTLS
 //! listeners and sled store, loaded with a year of synthetic reports) and the gateway as a
-//! separate `psonet gateway` process, so its memory is its own. `bench-load` drives many
-//! concurrent benchmark clients, each on its own mTLS connection, for a fixed time, then
-//! overloads the gateway to show it sheds; `bench-fanout` measures one warm client's benchmark
-//! latency as the network grows.
+//! separate `psonet gateway` process, so its memory and CPU time are its own. `bench-load` drives
+//! many concurrent benchmark clients, each on its own mTLS connection, for a fixed time, then
+//! overloads the gateway to show it sheds; `bench-fanout` measures one warm client's category
+//! table as the network grows, on the secure path beside the node-suppressed ("plain") one: the
+//! latency, the gateway's CPU per benchmark, and each node's CPU per answer — read from this
+//! process for both paths (it runs every node, and the one client), and as the nodes report it
+//! in their secure-aggregation answers, masking apart, collected by the gateway's metrics.
 
 use super::{cpu_seconds, rss_mb};
 use crate::client;
@@ -15,11 +18,14 @@ use crate::synth::SynthOptions;
 use anyhow::{Context, Result};
 use psonet_core::month::Month;
 use psonet_core::pb::{self, CoverageStatus, benchmark_service_client::BenchmarkServiceClient};
+use psonet_gateway::config::NetworkSums;
 use std::collections::BTreeMap;
 use std::io::Write;
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{Duration, Instant};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Synthetic events loaded into each node.
 const EVENTS_PER_NODE: usize = 1_000;
@@ -86,12 +92,20 @@ async fn start_network(count: usize, out: &mut impl Write) -> Result<Network> {
     Ok(net)
 }
 
-/// (Re)starts the gateway over the first `count` nodes, admitting `max_concurrent` benchmarks.
-async fn start_gateway(net: &mut Network, count: usize, max_concurrent: usize) -> Result<()> {
+/// (Re)starts the gateway over the first `count` nodes, admitting `max_concurrent` benchmarks,
+/// its network figures from `sums`, with a metrics endpoint.
+async fn start_gateway(
+    net: &mut Network,
+    count: usize,
+    max_concurrent: usize,
+    sums: NetworkSums,
+) -> Result<()> {
     net.start_gateway(|config| {
         config.facilities.truncate(count);
         config.fanout.max_concurrent_benchmarks = max_concurrent;
         config.fanout.max_in_flight_per_node = max_concurrent.max(1);
+        config.disclosure.network_sums = sums;
+        config.metrics_listen = Some(SocketAddr::from(([127, 0, 0, 1], 0)));
     })
     .await
 }
@@ -255,7 +269,13 @@ fn report_memory(out: &mut impl Write, memory: &[f64]) -> Result<()> {
 /// Runs `bench-load` and prints its figures to `out`.
 pub async fn run_load(options: LoadArgs, out: &mut impl Write) -> Result<()> {
     let mut net = start_network(options.nodes, out).await?;
-    start_gateway(&mut net, options.nodes, options.max_concurrent).await?;
+    start_gateway(
+        &mut net,
+        options.nodes,
+        options.max_concurrent,
+        NetworkSums::Secure,
+    )
+    .await?;
     writeln!(
         out,
         "gateway process over {} nodes, max_concurrent_benchmarks = {}; mTLS everywhere, 2 cores shared by all",
@@ -278,19 +298,207 @@ pub async fn run_load(options: LoadArgs, out: &mut impl Write) -> Result<()> {
     net.shutdown().await
 }
 
+/// What the nodes reported of their secure-aggregation answers, summed over nodes: answers
+/// and CPU seconds of round 1 (of which masking) and round 2, read from the gateway's metrics.
+#[derive(Debug, Clone, Copy, Default)]
+struct SecureCosts {
+    round1: f64,
+    round1_cpu: f64,
+    masking_cpu: f64,
+    round2: f64,
+    round2_cpu: f64,
+}
+
+impl SecureCosts {
+    /// Sums the `psonet_secure_node_*` series of a Prometheus text exposition.
+    fn parse(text: &str) -> Self {
+        let mut costs = Self::default();
+        for line in text
+            .lines()
+            .filter(|l| l.starts_with("psonet_secure_node_"))
+        {
+            let Some((series, value)) = line.rsplit_once(' ') else {
+                continue;
+            };
+            let value: f64 = value.parse().unwrap_or(0.0);
+            let round1 = series.contains("round=\"1\"");
+            let slot = match (series.starts_with("psonet_secure_node_answers"), round1) {
+                (true, true) => &mut costs.round1,
+                (true, false) => &mut costs.round2,
+                (false, true) if series.contains("part=\"masking\"") => &mut costs.masking_cpu,
+                (false, true) => &mut costs.round1_cpu,
+                (false, false) => &mut costs.round2_cpu,
+            };
+            *slot += value;
+        }
+        costs
+    }
+
+    fn since(&self, before: &Self) -> Self {
+        Self {
+            round1: self.round1 - before.round1,
+            round1_cpu: self.round1_cpu - before.round1_cpu,
+            masking_cpu: self.masking_cpu - before.masking_cpu,
+            round2: self.round2 - before.round2,
+            round2_cpu: self.round2_cpu - before.round2_cpu,
+        }
+    }
+}
+
+/// The gateway's metrics endpoint, read.
+async fn scrape(net: &Network) -> Result<String> {
+    let addr = net
+        .gateway()
+        .and_then(|g| g.metrics())
+        .context("the gateway serves metrics")?;
+    let mut conn = tokio::net::TcpStream::connect(addr).await?;
+    conn.write_all(b"GET /metrics HTTP/1.1\r\nhost: gateway\r\nconnection: close\r\n\r\n")
+        .await?;
+    let mut text = String::new();
+    conn.read_to_string(&mut text).await?;
+    Ok(text)
+}
+
+/// One path's run at one network size.
+struct PathRun {
+    figures: RunFigures,
+    memory: Vec<f64>,
+    /// CPU seconds of this process (every node and the one client) over the run.
+    nodes_cpu: f64,
+    /// What the nodes reported, on the secure path.
+    reported: Option<SecureCosts>,
+}
+
+impl PathRun {
+    /// The gateway's CPU per benchmark answered, ms.
+    fn gateway_cpu_ms(&self) -> f64 {
+        self.figures.gateway_cpu_seconds * 1000.0 / self.figures.latencies.len().max(1) as f64
+    }
+
+    fn p50_ms(&self) -> f64 {
+        quantile(&self.figures.latencies, 0.5)
+    }
+}
+
+/// Runs one path over the first `size` nodes for `seconds`, one warm client.
+async fn run_path(
+    net: &mut Network,
+    size: usize,
+    sums: NetworkSums,
+    seconds: u64,
+    months: u32,
+) -> Result<PathRun> {
+    start_gateway(net, size, 256, sums).await?;
+    drive(net, 1, 1, months).await?; // warm: every channel connected, every key fetched
+    let reported_before = SecureCosts::parse(&scrape(net).await?);
+    let own = std::process::id();
+    let nodes_before = cpu_seconds(own)?;
+    let (mut figures, memory) = drive(net, 1, seconds, months).await?;
+    let nodes_cpu = cpu_seconds(own)? - nodes_before;
+    figures.latencies.sort();
+    let reported = if sums == NetworkSums::Secure {
+        Some(SecureCosts::parse(&scrape(net).await?).since(&reported_before))
+    } else {
+        None
+    };
+    Ok(PathRun {
+        figures,
+        memory,
+        nodes_cpu,
+        reported,
+    })
+}
+
+/// Prints one path's line: latency, gateway CPU, node CPU.
+fn report_path(out: &mut impl Write, what: &str, run: &PathRun, size: usize) -> Result<()> {
+    let l = &run.figures.latencies;
+    let answers = (l.len() * size).max(1) as f64;
+    writeln!(
+        out,
+        "  {what:<6} {:>5} benchmarks  p50 {:>7.2} ms  p90 {:>7.2} ms  max {:>7.2} ms  \
+         gateway CPU {:>6.2} ms/benchmark  nodes' CPU {:>5.2} ms/answer{}  errors {:?}",
+        l.len(),
+        run.p50_ms(),
+        quantile(l, 0.9),
+        quantile(l, 1.0),
+        run.gateway_cpu_ms(),
+        run.nodes_cpu * 1000.0 / answers,
+        if run.figures.partial > 0 {
+            format!("  with a facility missing: {}", run.figures.partial)
+        } else {
+            String::new()
+        },
+        run.figures.errors
+    )?;
+    if let Some(r) = &run.reported {
+        let per = |cpu: f64, n: f64| cpu * 1000.0 / n.max(1.0);
+        writeln!(
+            out,
+            "         as the nodes report it: round 1 {:.3} ms/answer (masking {:.3} ms), round 2 {:.3} ms/answer",
+            per(r.round1_cpu, r.round1),
+            per(r.masking_cpu, r.round1),
+            per(r.round2_cpu, r.round2),
+        )?;
+    }
+    Ok(())
+}
+
 /// Runs `bench-fanout` for each network size and prints the figures to `out`.
 pub async fn run_fanout(options: FanoutArgs, out: &mut impl Write) -> Result<()> {
     let (seconds, months) = (options.seconds, options.months);
     let largest = options.nodes.iter().copied().max().unwrap_or(0);
     let mut net = start_network(largest, out).await?;
-    writeln!(out, "each benchmark: {months} month(s) × category × harm")?;
+    writeln!(
+        out,
+        "each benchmark: the category table of {months} month(s); plain: each node answers by \
+         category and harm after suppressing its own small cells, the gateway sums the answers; \
+         secure: each node masks its exact counts by category, the gateway opens the sum \
+         (two rounds)"
+    )?;
+    writeln!(
+        out,
+        "nodes' CPU: this process (every node, and the one client) per node answer"
+    )?;
     for &size in &options.nodes {
-        start_gateway(&mut net, size, 256).await?;
-        drive(&net, 1, 1, months).await?; // warm: every channel connected
-        let (mut figures, memory) = drive(&net, 1, seconds, months).await?;
-        let what = format!("fan-out to {size:>3} nodes, one client, warm channels");
-        report(out, &what, &mut figures, seconds as f64)?;
-        report_memory(out, &memory)?;
+        writeln!(out, "fan-out to {size} nodes, one client, warm channels:")?;
+        let plain = run_path(&mut net, size, NetworkSums::NodeSuppressed, seconds, months).await?;
+        report_path(out, "plain", &plain, size)?;
+        let secure = run_path(&mut net, size, NetworkSums::Secure, seconds, months).await?;
+        report_path(out, "secure", &secure, size)?;
+        writeln!(
+            out,
+            "  secure/plain: gateway CPU {:.2}, p50 {:.2}",
+            secure.gateway_cpu_ms() / plain.gateway_cpu_ms(),
+            secure.p50_ms() / plain.p50_ms()
+        )?;
+        report_memory(out, &secure.memory)?;
     }
     net.shutdown().await
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn node_costs_are_summed_from_the_gateway_metrics() {
+        let text = "\
+# HELP psonet_secure_node_answers Secure-aggregation answers nodes gave, by round.
+psonet_secure_node_answers_total{facility=\"a\",round=\"1\"} 4
+psonet_secure_node_answers_total{facility=\"b\",round=\"1\"} 4
+psonet_secure_node_answers_total{facility=\"a\",round=\"2\"} 4
+psonet_secure_node_cpu_seconds_total{facility=\"a\",round=\"1\",part=\"all\"} 0.008
+psonet_secure_node_cpu_seconds_total{facility=\"b\",round=\"1\",part=\"all\"} 0.012
+psonet_secure_node_cpu_seconds_total{facility=\"a\",round=\"1\",part=\"masking\"} 0.002
+psonet_secure_node_cpu_seconds_total{facility=\"a\",round=\"2\",part=\"all\"} 0.001
+psonet_rpc_requests_total{rpc=\"x\",code=\"Ok\"} 9
+";
+        let c = SecureCosts::parse(text);
+        assert_eq!((c.round1, c.round2), (8.0, 4.0));
+        assert!((c.round1_cpu - 0.020).abs() < 1e-12);
+        assert!((c.masking_cpu - 0.002).abs() < 1e-12);
+        assert!((c.round2_cpu - 0.001).abs() < 1e-12);
+        let none = c.since(&c);
+        assert_eq!(none.round1, 0.0);
+    }
 }

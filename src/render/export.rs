@@ -32,33 +32,50 @@ pub fn metrics_csv(response: &pb::ListMetricsResponse) -> Result<String> {
     })
 }
 
-/// The category rows of a network benchmark, one month and category a row.
+/// The category rows of a network benchmark, one month and category a row; a withheld row
+/// has empty figures and its reason. `suppressed_cells` (how many facility cells a lower bound
+/// lacks) is a column only for sums of node-suppressed answers: exact sums lack none.
 pub fn category_rows_csv(response: &pb::NetworkBenchmarkResponse) -> Result<String> {
     written(|w| {
-        w.write_record([
+        let mut header = vec![
             "month",
             "category",
             "events",
             "patient_days",
             "rate_per_1000_patient_days",
             "contributing_facilities",
-            "suppressed_cells",
-        ])?;
+            "withheld_reason",
+        ];
+        let lower_bounds = !response.exact && response.noise_sd == 0.0;
+        if lower_bounds {
+            header.push("suppressed_cells");
+        }
+        w.write_record(&header)?;
         for row in &response.rows {
             let category =
                 pb::EventCategory::try_from(row.category).map_or("?", |c| c.as_str_name());
-            w.serialize((
-                &row.month,
-                category,
-                row.events,
-                row.patient_days,
-                row.rate_per_1000_patient_days,
-                row.contributing_facilities,
-                row.suppressed_cells,
-            ))?;
+            let figure = |v: u64| (!row.withheld).then_some(v);
+            let mut record = vec![
+                row.month.clone(),
+                category.to_string(),
+                cell(figure(row.events)),
+                cell(figure(row.patient_days)),
+                cell(row.rate_per_1000_patient_days),
+                cell(figure(u64::from(row.contributing_facilities))),
+                row.withheld_reason.clone(),
+            ];
+            if lower_bounds {
+                record.push(row.suppressed_cells.to_string());
+            }
+            w.write_record(&record)?;
         }
         Ok(())
     })
+}
+
+/// A CSV field: the value, or empty when there is none.
+fn cell<T: ToString>(value: Option<T>) -> String {
+    value.map(|v| v.to_string()).unwrap_or_default()
 }
 
 /// A metric's funnel, one facility a row with its limits and position.

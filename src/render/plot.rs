@@ -31,6 +31,12 @@ pub fn funnel(bench: &pb::MetricBenchmark, path: &Path) -> Result<()> {
     if !bench.released {
         return Err(anyhow!("no funnel to draw: {}", bench.withheld_reason));
     }
+    if bench.funnel.is_empty() {
+        return Err(anyhow!(
+            "no funnel to draw: {}",
+            bench.facilities_withheld_reason
+        ));
+    }
     let max_x = bench.funnel_curve.last().map_or(10.0, |c| c.exposure);
     let limits = |c: &pb::FunnelCurvePoint| c.limits.unwrap_or_default();
     let top = bench
@@ -43,7 +49,10 @@ pub fn funnel(bench: &pb::MetricBenchmark, path: &Path) -> Result<()> {
     root.fill(&WHITE).map_err(plot_error)?;
     let title = format!(
         "Funnel plot: {} ({} to {}), {} facilities",
-        metric.name, bench.month_from, bench.month_to, bench.contributing_facilities
+        metric.name,
+        bench.month_from,
+        bench.month_to,
+        bench.funnel.len()
     );
     let mut chart = ChartBuilder::on(&root)
         .caption(title, ("sans-serif", 22))
@@ -74,7 +83,10 @@ pub fn funnel(bench: &pb::MetricBenchmark, path: &Path) -> Result<()> {
             BLACK.stroke_width(2),
         ))
         .map_err(plot_error)?
-        .label(format!("target: pooled rate {:.2}", bench.pooled_rate))
+        .label(format!(
+            "target: network pooled rate {:.2} ({} facilities)",
+            bench.pooled_rate, bench.contributing_facilities
+        ))
         .legend(|(x, y)| PathElement::new(vec![(x, y), (x + 20, y)], BLACK.stroke_width(2)));
     for (pick, color, label) in [
         (

@@ -17,17 +17,43 @@ pub fn benchmark(response: &pb::NetworkBenchmarkResponse) -> String {
         .iter()
         .filter(|c| c.status == CoverageStatus::Ok as i32)
         .count();
-    let _ = writeln!(
-        out,
-        "{ok} of {} facilities answered; cells under {} events are withheld at each facility.\n",
-        response.coverage.len(),
-        response.min_cell_count
+    let k = response.min_cell_count;
+    if response.noise_sd > 0.0 {
+        let _ = writeln!(
+            out,
+            "{ok} of {} facilities answered; network counts with differential-privacy noise \
+             (standard deviation {:.1} per count; secure aggregation: no facility's own counts \
+             were seen). A row is withheld when it has fewer than {k} events or too few \
+             facilities contributed.\n",
+            response.coverage.len(),
+            response.noise_sd
+        );
+    } else if response.exact {
+        let _ = writeln!(
+            out,
+            "{ok} of {} facilities answered; exact network counts (secure aggregation: no facility's \
+             own counts were seen). A row is withheld when it has fewer than {k} events or too few \
+             facilities contributed.\n",
+            response.coverage.len(),
+        );
+    } else {
+        let _ = writeln!(
+            out,
+            "{ok} of {} facilities answered; cells under {k} events are withheld at each facility, \
+             so a row with withheld cells is a lower bound.\n",
+            response.coverage.len(),
+        );
+    }
+    let header = format!(
+        "{:<8}  {:<24} {:>7} {:>13} {:>13} {:>10}",
+        "month", "category", "events", "patient days", "per 1,000 pd", "facilities"
     );
-    let _ = writeln!(
-        out,
-        "{:<8}  {:<24} {:>7} {:>13} {:>13} {:>10} {:>8}",
-        "month", "category", "events", "patient days", "per 1,000 pd", "facilities", "withheld"
-    );
+    let lower_bounds = !response.exact && response.noise_sd == 0.0;
+    if lower_bounds {
+        let _ = writeln!(out, "{header} {:>8}", "withheld");
+    } else {
+        let _ = writeln!(out, "{header}");
+    }
     for row in &response.rows {
         let category = EventCategory::try_from(row.category).map_or("?", |c| c.as_str_name());
         if row.withheld {
@@ -43,17 +69,20 @@ pub fn benchmark(response: &pb::NetworkBenchmarkResponse) -> String {
         let rate = row
             .rate_per_1000_patient_days
             .map_or("-".to_string(), |r| format!("{r:.2}"));
-        let _ = writeln!(
-            out,
-            "{:<8}  {:<24} {:>7} {:>13} {:>13} {:>10} {:>8}",
+        let line = format!(
+            "{:<8}  {:<24} {:>7} {:>13} {:>13} {:>10}",
             row.month,
             short(category, "EVENT_CATEGORY_"),
             thousands(row.events),
             thousands(row.patient_days),
             rate,
             row.contributing_facilities,
-            row.suppressed_cells
         );
+        if lower_bounds {
+            let _ = writeln!(out, "{line} {:>8}", row.suppressed_cells);
+        } else {
+            let _ = writeln!(out, "{line}");
+        }
     }
     if response.rows.is_empty() {
         let _ = writeln!(out, "(no events in the range)");
@@ -145,12 +174,22 @@ pub fn metric_benchmark(response: &pb::NetworkBenchmarkResponse) -> String {
         let _ = writeln!(out, "withheld: {}", b.withheld_reason);
     } else {
         let ci = b.pooled_interval_95.unwrap_or_default();
+        let how = if response.noise_sd > 0.0 {
+            "network sum with differential-privacy noise"
+        } else if response.exact {
+            "exact network sum"
+        } else {
+            "sum of the facilities below"
+        };
         let _ = writeln!(
             out,
-            "pooled rate {} over {} facilities",
+            "pooled rate {} over {} facilities ({how})",
             rate_with_interval(b.pooled_rate, ci, b.events, b.exposure, &metric),
             b.contributing_facilities
         );
+        if !b.facilities_withheld_reason.is_empty() {
+            let _ = writeln!(out, "{}", b.facilities_withheld_reason);
+        }
         if let Some(d) = &b.distribution {
             let _ = writeln!(
                 out,
@@ -165,9 +204,15 @@ pub fn metric_benchmark(response: &pb::NetworkBenchmarkResponse) -> String {
                 o.phi, o.tau2
             );
         }
+        if !b.funnel.is_empty() {
+            let _ = writeln!(
+                out,
+                "\neach facility's own count, as its node releases it (pseudonymous):"
+            );
+        }
         let _ = writeln!(
             out,
-            "\n{:<14} {:>7} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8}  {:<12} adjusted for over-dispersion",
+            "{:<14} {:>7} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8}  {:<12} adjusted for over-dispersion",
             "facility",
             "events",
             "exposure",
@@ -229,16 +274,20 @@ pub fn control_chart(chart: &pb::ControlChart) -> String {
     let mut out = String::new();
     let _ = writeln!(
         out,
-        "centre {:.3}, Laney sigma_z {:.2}\n{:<8} {:>7} {:>12} {:>8} {:>8} {:>8}  note",
-        chart.centre, chart.sigma_z, "month", "events", "exposure", "rate", "LCL", "UCL"
+        "centre {:.3}, Laney sigma_z {:.2}\n{:<8} {:>7} {:>12} {:>8} {:>8} {:>8} {:>10}  note",
+        chart.centre,
+        chart.sigma_z,
+        "month",
+        "events",
+        "exposure",
+        "rate",
+        "LCL",
+        "UCL",
+        "facilities"
     );
     for p in &chart.points {
         if !p.released {
-            let _ = writeln!(
-                out,
-                "{:<8} {:>56}  withheld: {}",
-                p.month, "", p.withheld_reason
-            );
+            let _ = writeln!(out, "{:<8}  withheld: {}", p.month, p.withheld_reason);
             continue;
         }
         let note = if p.rate > p.upper {
@@ -250,13 +299,14 @@ pub fn control_chart(chart: &pb::ControlChart) -> String {
         };
         let _ = writeln!(
             out,
-            "{:<8} {:>7} {:>12} {:>8} {:>8} {:>8}  {note}",
+            "{:<8} {:>7} {:>12} {:>8} {:>8} {:>8} {:>10}  {note}",
             p.month,
             thousands(p.events),
             thousands(p.exposure.round() as u64),
             signed(p.rate),
             signed(p.lower),
-            signed(p.upper)
+            signed(p.upper),
+            p.contributing_facilities
         );
     }
     for s in &chart.signals {
@@ -279,7 +329,20 @@ pub fn control_chart(chart: &pb::ControlChart) -> String {
 /// A trend response.
 pub fn trend(response: &pb::TrendResponse) -> String {
     let metric = response.metric.clone().unwrap_or_default();
-    let mut out = format!("{} {}: network u-chart\n", metric.name, metric.unit);
+    let sums = if response.noise_sd > 0.0 {
+        format!(
+            "monthly sums with differential-privacy noise (standard deviation {:.1})",
+            response.noise_sd
+        )
+    } else if response.exact {
+        "exact monthly sums".to_string()
+    } else {
+        "sums of node-suppressed answers".to_string()
+    };
+    let mut out = format!(
+        "{} {}: network u-chart of the {sums}\n",
+        metric.name, metric.unit
+    );
     out.push_str(&control_chart(&response.chart.clone().unwrap_or_default()));
     out.push('\n');
     coverage(&mut out, &response.coverage);
@@ -331,6 +394,44 @@ pub fn scorecard(card: &pb::FacilityScorecardResponse) -> String {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn an_exact_table_shows_no_lower_bounds_and_says_why_rows_are_withheld() {
+        let row = |category: EventCategory, events: u64, reason: &str| pb::BenchmarkRow {
+            month: "2026-07".into(),
+            category: category as i32,
+            events,
+            patient_days: if reason.is_empty() { 9_000 } else { 0 },
+            rate_per_1000_patient_days: reason.is_empty().then(|| events as f64 / 9.0),
+            contributing_facilities: if reason.is_empty() { 6 } else { 0 },
+            withheld: !reason.is_empty(),
+            withheld_reason: reason.into(),
+            ..Default::default()
+        };
+        let mut response = pb::NetworkBenchmarkResponse {
+            rows: vec![
+                row(EventCategory::Fall, 412, ""),
+                row(EventCategory::Hai, 0, "fewer than 5 facilities contributed"),
+            ],
+            min_cell_count: 11,
+            exact: true,
+            ..Default::default()
+        };
+        let text = benchmark(&response);
+        assert!(text.contains("exact network counts"), "{text}");
+        assert!(!text.contains("lower bound"), "{text}");
+        assert!(
+            text.contains("HAI                      withheld: fewer than 5 facilities contributed"),
+            "{text}"
+        );
+        let falls = text.lines().find(|l| l.contains("FALL")).unwrap();
+        assert_eq!(falls.split_whitespace().last(), Some("6"), "{falls}");
+        response.exact = false;
+        let text = benchmark(&response);
+        assert!(text.contains("lower bound"), "{text}");
+        let falls = text.lines().find(|l| l.contains("FALL")).unwrap();
+        assert_eq!(falls.split_whitespace().last(), Some("0"), "{falls}");
+    }
 
     #[test]
     fn a_chart_table_names_withheld_months_and_signals() {

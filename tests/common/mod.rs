@@ -179,9 +179,17 @@ pub fn aggregate_request(from: &str, to: &str) -> pb::AggregateRequest {
 }
 
 /// Lets a network of three facilities — the smallest the release rule can be set to — release
-/// figures, for tests that need only a few nodes.
+/// figures, for tests of the fan-out (client stack, breaker, metrics, traces, rotation) that need
+/// only a few nodes: the gateway sums node-suppressed answers, as before secure aggregation
+/// (whose cohorts the nodes refuse below five members unless configured otherwise).
 pub fn release_with_three_facilities(config: &mut GatewayConfig) {
     config.disclosure.min_facilities = 3;
+    node_suppressed_sums(config);
+}
+
+/// The gateway sums node-suppressed answers instead of opening a secure sum.
+pub fn node_suppressed_sums(config: &mut GatewayConfig) {
+    config.disclosure.network_sums = psonet_gateway::config::NetworkSums::NodeSuppressed;
 }
 
 /// Each cell of an answer grouped by harm as (harm, count, suppressed).

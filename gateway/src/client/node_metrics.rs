@@ -1,8 +1,9 @@
 //! What the gateway measures about each node: how long it took to answer a fan-out and with
-//! what coverage status, the cells it suppressed, and the state of its breaker.
+//! what coverage status, the cells it suppressed, the CPU time it reports for its secure
+//! aggregation answers, and the state of its breaker.
 //!
-//! The first two are recorded by every fan-out; the breaker state is read at each scrape, so a
-//! breaker needs to know nothing of metrics.
+//! The first two are recorded by every fan-out, the CPU time after every secure sum; the
+//! breaker state is read at each scrape, so a breaker needs to know nothing of metrics.
 
 use crate::client::breaker::{Breaker, BreakerState};
 use prometheus_client::collector::Collector;
@@ -27,11 +28,39 @@ struct FacilityLabel {
     facility: String,
 }
 
+/// A node's secure-aggregation answers of one round: the facility and the round.
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FacilityRound {
+    facility: String,
+    round: &'static str,
+}
+
+/// The CPU time a node reports, by round and part (`all`, or `masking`: masks, keys, shares).
+#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
+struct FacilityRoundPart {
+    facility: String,
+    round: &'static str,
+    part: &'static str,
+}
+
+/// What one node reported of its secure-aggregation answers to one execution.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SecureAnswerCost {
+    /// CPU time of its round-1 answer, µs.
+    pub round1_micros: u64,
+    /// Of that, masking (masks, keys, shares), µs.
+    pub masking_micros: u64,
+    /// CPU time of its round-2 answer, µs, when it answered round 2.
+    pub round2_micros: Option<u64>,
+}
+
 /// The per-node families fan-outs record into (clones record into the same series).
 #[derive(Clone)]
 pub struct NodeMetrics {
     durations: LatencyHistograms<FacilityStatus>,
     suppressed_cells: Family<FacilityLabel, Counter>,
+    secure_answers: Family<FacilityRound, Counter>,
+    secure_cpu: Family<FacilityRoundPart, Counter<f64, std::sync::atomic::AtomicU64>>,
 }
 
 impl NodeMetrics {
@@ -50,10 +79,52 @@ impl NodeMetrics {
             "Cells nodes suppressed (1..k-1 events) in the aggregates they returned",
             suppressed_cells.clone(),
         );
+        let secure_answers = Family::default();
+        let secure_cpu = Family::default();
+        metrics.register(
+            "psonet_secure_node_answers",
+            "Secure-aggregation answers nodes gave, by round",
+            secure_answers.clone(),
+        );
+        metrics.register(
+            "psonet_secure_node_cpu_seconds",
+            "CPU time nodes report for their secure-aggregation answers, by round and part (all, or masking: masks, keys and shares)",
+            secure_cpu.clone(),
+        );
         metrics.register_collector(BreakerStates(breakers));
         Self {
             durations,
             suppressed_cells,
+            secure_answers,
+            secure_cpu,
+        }
+    }
+
+    /// Records what `facility` reported of its answers to one secure aggregation.
+    pub fn record_secure(&self, facility: &str, cost: SecureAnswerCost) {
+        let add = |round: &'static str, part: &'static str, micros: u64| {
+            let labels = FacilityRoundPart {
+                facility: facility.to_string(),
+                round,
+                part,
+            };
+            self.secure_cpu
+                .get_or_create(&labels)
+                .inc_by(micros as f64 / 1e6);
+        };
+        add("1", "all", cost.round1_micros);
+        add("1", "masking", cost.masking_micros);
+        let answered = |round: &'static str| {
+            let labels = FacilityRound {
+                facility: facility.to_string(),
+                round,
+            };
+            self.secure_answers.get_or_create(&labels).inc();
+        };
+        answered("1");
+        if let Some(micros) = cost.round2_micros {
+            answered("2");
+            add("2", "all", micros);
         }
     }
 

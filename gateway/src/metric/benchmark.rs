@@ -1,15 +1,32 @@
-//! A metric's benchmark over a set of facilities: pooled rate, distribution, funnel,
-//! over-dispersion — computed from each facility's whole-range count and exposure.
+//! A metric's benchmark over a set of facilities: the network's pooled rate, and the per-facility
+//! figures around it — distribution of facility rates, funnel, over-dispersion.
 //!
-//! A facility whose count is withheld (1..k-1 events in a year of the range) or that recorded no
-//! exposure is left out of every figure and listed as excluded, never counted as zero: a zero
-//! would pull the pooled rate down and plant a false "good" dot on the funnel. The figures are
-//! released only when the network release rule allows it for the facilities that remain.
+//! The two halves come from different releases:
+//!
+//! - the **pooled rate** is a network figure ([`Centre`]): on the secure path the exact sum of
+//!   every facility in the cohort, released under the network cell rule
+//!   ([`crate::metric::secure_sum`]); on the node-suppressed path (and in a facility's scorecard,
+//!   which keeps that path) the sum of the facilities on the funnel;
+//! - the **funnel** shows each facility's whole-range count as its node released it (asked per
+//!   calendar year, so fewer cells are small): a per-facility figure, pseudonymized, which keeps
+//!   the node-side rules. A facility whose count is withheld (1..k-1 events in a year of the range)
+//!   or that recorded no exposure is left out of it and listed as excluded, never counted as zero:
+//!   a zero would plant a false "good" dot on the funnel. The funnel needs at least
+//!   `min_facilities` facilities, none dominating.
+//!
+//! Next to an exact network total, the funnel is a table with a margin: the total minus the
+//! facilities on the funnel is the sum of those left off it. When one facility is left off (its
+//! count withheld at its node, or its answer missing), that subtraction would give its count away,
+//! so the funnel drops complements — the smallest counts first — exactly as a node does for its
+//! own totals ([`psonet_core::disclosure::complementary`]).
 
 use crate::answer::Tally;
 use crate::metric::fetch::{FacilityCounts, Unusable};
+use crate::metric::secure_sum::Pooled;
 use crate::network_sum::NetworkSum;
 use crate::pseudonym::Pseudonyms;
+use psonet_core::disclosure::complementary::{self, Margin};
+use psonet_core::disclosure::primary::SmallCellRule;
 use psonet_core::month::MonthRange;
 use psonet_core::network_release::NetworkReleaseRule;
 use psonet_core::pb;
@@ -22,6 +39,25 @@ use psonet_core::stats::pooled_rate::{CountExposure, pooled_rate};
 
 /// Points on each drawn funnel curve.
 const CURVE_POINTS: usize = 60;
+
+/// Why a facility left off the funnel so that another one's count stays hidden is left off.
+const COMPLEMENT: &str =
+    "left off so that another facility's count cannot be recovered from the network total";
+
+/// The network figure a benchmark is centred on.
+#[derive(Debug, Clone, Copy)]
+pub enum Centre<'a> {
+    /// The exact network sum over the facilities `in_sum` (secure aggregation), released or
+    /// withheld by the network cell rule.
+    Secure {
+        /// The range's total, or why it is withheld.
+        pooled: &'a Result<Pooled, String>,
+        /// The facilities whose counts are in it.
+        in_sum: &'a [String],
+    },
+    /// The sum of the facilities on the funnel, under the plain path's release rule.
+    Funnel,
+}
 
 /// A facility that counts.
 struct Unit<'a> {
@@ -61,64 +97,169 @@ fn partition<'a>(
             reason: reason.into(),
         });
     }
-    excluded.sort_by(|a, b| a.facility.cmp(&b.facility));
     (units, excluded)
 }
 
-/// The benchmark of `metric` over `facilities`; `caller` (a facility) is marked in the funnel.
+/// Leaves off the funnel, smallest count first, until the facilities of `in_sum` not on it
+/// cannot be recovered from the network's `total` (see the module doc); those left off join
+/// `excluded`. Units outside the sum leave too: their counts are in no total to compare with.
+fn complements<'a>(
+    units: Vec<Unit<'a>>,
+    in_sum: &[String],
+    total: u64,
+    k: &SmallCellRule,
+    names: &Pseudonyms,
+    excluded: &mut Vec<pb::ExcludedFacility>,
+) -> Vec<Unit<'a>> {
+    let (units, outside): (Vec<Unit<'a>>, Vec<Unit<'a>>) = units
+        .into_iter()
+        .partition(|u| in_sum.iter().any(|id| id == u.id));
+    for unit in outside {
+        excluded.push(pb::ExcludedFacility {
+            facility: names.name(unit.id),
+            reason: "not in the network sum (its node did not answer the secure aggregation)"
+                .into(),
+        });
+    }
+    let off_funnel = in_sum.len().saturating_sub(units.len());
+    // The table: the units' counts, one withheld cell per facility off the funnel (its count
+    // unknown here, and not needed), and the total as their margin.
+    let mut values: Vec<u64> = units.iter().map(|u| u.data.events).collect();
+    values.extend(std::iter::repeat_n(0, off_funnel));
+    values.push(total);
+    let mut hidden = vec![false; units.len()];
+    hidden.extend(std::iter::repeat_n(true, off_funnel));
+    hidden.push(false);
+    let margin = Margin {
+        total: values.len() - 1,
+        members: (0..values.len() - 1).collect(),
+    };
+    let hidden = complementary::complete(&values, hidden, &[margin], k);
+    let mut kept = Vec::with_capacity(units.len());
+    for (unit, hidden) in units.into_iter().zip(hidden) {
+        if hidden {
+            excluded.push(pb::ExcludedFacility {
+                facility: names.name(unit.id),
+                reason: COMPLEMENT.into(),
+            });
+        } else {
+            kept.push(unit);
+        }
+    }
+    kept
+}
+
+/// What the benchmark is computed with: the metric's range, the network's release rules and
+/// the names facilities are shown under.
+pub struct BenchmarkRules<'a> {
+    /// The plain path's rule: the funnel's facility minimum and dominance.
+    pub network: &'a NetworkReleaseRule,
+    /// k, for the funnel's complements.
+    pub small_cells: &'a SmallCellRule,
+    /// Pseudonyms (the caller's own id for the caller).
+    pub names: &'a Pseudonyms,
+}
+
+/// The benchmark of `metric` over `range`, centred on `centre`, with `facilities`' own counts on
+/// the funnel; `caller` (a facility) is marked in it.
 pub fn benchmark(
     metric: &pb::Metric,
     range: MonthRange,
+    centre: Centre<'_>,
     facilities: &[FacilityCounts<()>],
-    rule: &NetworkReleaseRule,
-    names: &Pseudonyms,
+    rules: &BenchmarkRules<'_>,
     caller: Option<&str>,
 ) -> pb::MetricBenchmark {
-    let (units, excluded) = partition(facilities, names);
+    let names = rules.names;
+    let (mut units, mut excluded) = partition(facilities, names);
     let mut out = pb::MetricBenchmark {
         metric: Some(metric.clone()),
         month_from: range.from().to_string(),
         month_to: range.to().to_string(),
-        excluded,
         ..Default::default()
     };
-    let sum: NetworkSum = units
+    let on_funnel: NetworkSum = units
         .iter()
         .map(|u| (Tally::known(u.data.events), u.exposure))
         .collect();
-    if let Err(why) = sum.release(rule) {
-        out.withheld_reason = why.to_string();
-        return out;
-    }
-    let total = CountExposure {
-        events: sum.events,
-        exposure: sum.exposure as f64,
+    let pooled = match centre {
+        Centre::Secure { pooled, in_sum } => match pooled {
+            Ok(pooled) => {
+                units = complements(
+                    units,
+                    in_sum,
+                    pooled.events,
+                    rules.small_cells,
+                    names,
+                    &mut excluded,
+                );
+                Ok(*pooled)
+            }
+            Err(why) => Err(why.clone()),
+        },
+        Centre::Funnel => on_funnel
+            .release(rules.network)
+            .map(|()| Pooled {
+                events: on_funnel.events,
+                exposure: on_funnel.exposure,
+                facilities: on_funnel.contributing(),
+            })
+            .map_err(|why| why.to_string()),
     };
-    let Some(pooled) = pooled_rate(&[total]) else {
-        out.withheld_reason = "the contributing facilities recorded no exposure".into();
+    excluded.sort_by(|a, b| a.facility.cmp(&b.facility));
+    out.excluded = excluded;
+    let pooled = match pooled {
+        Ok(p) if p.exposure > 0 => p,
+        Ok(_) => {
+            out.withheld_reason = "the facilities in the sum recorded no exposure".into();
+            return out;
+        }
+        Err(why) => {
+            out.withheld_reason = why;
+            return out;
+        }
+    };
+    let total = CountExposure {
+        events: pooled.events,
+        exposure: pooled.exposure as f64,
+    };
+    let Some(rate) = pooled_rate(&[total]) else {
+        out.withheld_reason = "the facilities in the sum recorded no exposure".into();
         return out;
     };
     let k = metric.multiplier;
     out.released = true;
     out.events = total.events;
     out.exposure = total.exposure;
-    out.pooled_rate = pooled * k;
+    out.pooled_rate = rate * k;
     out.pooled_interval_95 = Some(interval_to_wire(
         garwood(total.events, 0.95).scaled(k / total.exposure),
     ));
-    out.contributing_facilities = sum.contributing();
+    out.contributing_facilities = pooled.facilities;
+    let on_funnel: NetworkSum = units
+        .iter()
+        .map(|u| (Tally::known(u.data.events), u.exposure))
+        .collect();
+    if let Err(why) = on_funnel.release(rules.network) {
+        out.facilities_withheld_reason = format!("per-facility figures withheld: {why}");
+        return out;
+    }
     let data: Vec<CountExposure> = units.iter().map(|u| u.data).collect();
     let rates: Vec<f64> = data
         .iter()
         .map(|d| d.events as f64 / d.exposure * k)
         .collect();
     out.distribution = distribution(&rates);
-    let od = overdispersion::estimate(&data, pooled).unwrap_or(Overdispersion {
+    let od = overdispersion::estimate(&data, rate).unwrap_or(Overdispersion {
         units: data.len(),
         phi: 1.0,
         tau2: 0.0,
     });
-    let funnel = Funnel { pooled, k, od };
+    let funnel = Funnel {
+        pooled: rate,
+        k,
+        od,
+    };
     out.funnel = funnel.points(&units, names, caller);
     out.funnel_curve = funnel.curve(&data);
     out.overdispersion = Some(pb::Overdispersion {
@@ -257,19 +398,21 @@ mod tests {
         }
     }
 
-    fn run(facilities: &[FacilityCounts<()>]) -> pb::MetricBenchmark {
+    fn run_centred(facilities: &[FacilityCounts<()>], centre: Centre<'_>) -> pb::MetricBenchmark {
         let metric = MetricCatalogue::default().get("falls").unwrap().clone();
         let range =
             MonthRange::new("2025-01".parse().unwrap(), "2025-12".parse().unwrap()).unwrap();
         let names = Pseudonyms::new(facilities.iter().map(|f| f.id.as_str()), None);
-        benchmark(
-            &metric,
-            range,
-            facilities,
-            &NetworkReleaseRule::default(),
-            &names,
-            None,
-        )
+        let rules = BenchmarkRules {
+            network: &NetworkReleaseRule::default(),
+            small_cells: &SmallCellRule::default(),
+            names: &names,
+        };
+        benchmark(&metric, range, centre, facilities, &rules, None)
+    }
+
+    fn run(facilities: &[FacilityCounts<()>]) -> pb::MetricBenchmark {
+        run_centred(facilities, Centre::Funnel)
     }
 
     #[test]
@@ -293,6 +436,67 @@ mod tests {
             b.withheld_reason.contains("at least 5"),
             "{}",
             b.withheld_reason
+        );
+    }
+
+    #[test]
+    fn the_exact_total_centres_the_funnel_and_a_lone_facility_off_it_takes_a_complement() {
+        let mut facilities: Vec<FacilityCounts<()>> = (0..6)
+            .map(|i| facility(&format!("f{i}"), Count::Known(30 + i), 10_000))
+            .collect();
+        let in_sum: Vec<String> = (0..7).map(|i| format!("f{i}")).collect();
+        // f6 is in the exact sum with 4 events, withheld at its node.
+        facilities.push(facility("f6", Count::Withheld, 9_000));
+        let pooled = Ok(Pooled {
+            events: 30 + 31 + 32 + 33 + 34 + 35 + 4,
+            exposure: 69_000,
+            facilities: 7,
+        });
+        let b = run_centred(
+            &facilities,
+            Centre::Secure {
+                pooled: &pooled,
+                in_sum: &in_sum,
+            },
+        );
+        assert!(b.released);
+        assert_eq!((b.events, b.contributing_facilities), (199, 7));
+        assert!((b.pooled_rate - 199.0 / 69_000.0 * 1000.0).abs() < 1e-12);
+        // 199 minus the six on the funnel would be f6's 4: the smallest (30) leaves too.
+        assert_eq!(b.funnel.len(), 5);
+        assert!(b.funnel.iter().all(|p| p.events != 30));
+        let reasons: Vec<&str> = b.excluded.iter().map(|e| e.reason.as_str()).collect();
+        assert_eq!(reasons.len(), 2);
+        assert!(reasons.contains(&COMPLEMENT), "{reasons:?}");
+        // A withheld network total withholds everything, the funnel included.
+        let withheld = Err("fewer than 11 events".to_string());
+        let b = run_centred(
+            &facilities,
+            Centre::Secure {
+                pooled: &withheld,
+                in_sum: &in_sum,
+            },
+        );
+        assert!(!b.released && b.funnel.is_empty());
+        assert_eq!(b.withheld_reason, "fewer than 11 events");
+        // Released network total, too few facilities left for a funnel: only the funnel goes.
+        let pooled = Ok(Pooled {
+            events: 90,
+            exposure: 40_000,
+            facilities: 7,
+        });
+        let b = run_centred(
+            &facilities[..4],
+            Centre::Secure {
+                pooled: &pooled,
+                in_sum: &in_sum,
+            },
+        );
+        assert!(b.released && b.funnel.is_empty() && b.distribution.is_none());
+        assert!(
+            b.facilities_withheld_reason.contains("at least 5"),
+            "{}",
+            b.facilities_withheld_reason
         );
     }
 }

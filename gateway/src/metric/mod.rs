@@ -13,4 +13,5 @@ pub mod benchmark;
 pub mod catalogue;
 pub mod fetch;
 pub mod scorecard;
+pub mod secure_sum;
 pub mod trend;

@@ -7,11 +7,12 @@
 //! figure under the release rule.
 
 use crate::answer::Count;
-use crate::metric::benchmark::{benchmark, interval_to_wire};
+use crate::metric::benchmark::{BenchmarkRules, Centre, benchmark, interval_to_wire};
 use crate::metric::catalogue::denominator_label;
 use crate::metric::fetch::{FacilityCounts, Fetched, network_sum};
 use crate::metric::trend;
 use crate::pseudonym::Pseudonyms;
+use psonet_core::disclosure::primary::SmallCellRule;
 use psonet_core::event::UnitType;
 use psonet_core::month::MonthRange;
 use psonet_core::network_release::NetworkReleaseRule;
@@ -56,6 +57,7 @@ pub fn scorecard(
     caller: &str,
     inputs: &ScorecardInputs,
     rule: &NetworkReleaseRule,
+    small_cells: &SmallCellRule,
 ) -> Result<pb::FacilityScorecardResponse, Status> {
     let mine = own(&inputs.totals, caller)?;
     let (count, exposure) = mine.counts.total();
@@ -81,12 +83,17 @@ pub fn scorecard(
         inputs.totals.facilities.iter().map(|f| f.id.as_str()),
         Some(caller),
     );
+    let rules = BenchmarkRules {
+        network: rule,
+        small_cells,
+        names: &names,
+    };
     let peers = benchmark(
         metric,
         range,
+        Centre::Funnel,
         &inputs.totals.facilities,
-        rule,
-        &names,
+        &rules,
         Some(caller),
     );
     let exposure = exposure as f64;

@@ -114,6 +114,12 @@ impl TlsMaterial {
         Self { ca, cert, key }
     }
 
+    /// The CA certificates (PEM) peers are checked against: also what a signed masking key's
+    /// certificate must chain to.
+    pub fn ca_pem(&self) -> &[u8] {
+        &self.ca
+    }
+
     /// Server side: present our certificate, require a client certificate from our CA.
     pub fn server_config(&self) -> ServerTlsConfig {
         ServerTlsConfig::new()

@@ -24,10 +24,23 @@ pub struct Margin {
 /// Which of `values` are withheld: the primary rule first, then complements until every
 /// released margin leaves its withheld cells as uncertain as their suppression flags.
 pub fn withhold(values: &[u64], margins: &[Margin], rule: &SmallCellRule) -> Vec<bool> {
-    let mut hidden: Vec<bool> = values
+    let hidden: Vec<bool> = values
         .iter()
         .map(|v| rule.release(*v) == CellRelease::Suppressed)
         .collect();
+    complete(values, hidden, margins, rule)
+}
+
+/// Adds complements to `hidden`, the cells some earlier rule withheld, until every released
+/// margin leaves its withheld cells as uncertain as a suppression flag says (somewhere in
+/// 1..k-1). Only the released cells' values and the totals are read: a withheld cell's value
+/// may be unknown to the caller (a facility's count the gateway never saw) and be given as 0.
+pub fn complete(
+    values: &[u64],
+    mut hidden: Vec<bool>,
+    margins: &[Margin],
+    rule: &SmallCellRule,
+) -> Vec<bool> {
     loop {
         let mut changed = false;
         for margin in margins {

@@ -12,11 +12,14 @@
 //! 5. [`complementary`] suppression: no withheld cell can be recovered from a released total
 //!    of the same answer.
 //!
-//! The gateway adds its own rule for network figures (`crate::network_release`).
+//! Network figures are released by the gateway from the cohort's sum that secure aggregation
+//! opens, under [`network_cell`]: k and a facility minimum on the sum, then complements. The
+//! node-suppressed path's gateway rule is `crate::network_release`.
 
 pub mod buckets;
 pub mod complementary;
 pub mod discrete_gaussian;
+pub mod network_cell;
 pub mod noise;
 pub mod primary;
 pub mod query_set;
@@ -90,13 +93,23 @@ fn nonzero(cells: &BTreeMap<CellKey, u64>) -> Vec<(&CellKey, u64)> {
 /// Each event total is a margin over the cells that differ from it only in multi-valued
 /// dimensions. Indices: cells first, then totals.
 fn margins(cells: &[(&CellKey, u64)], totals: &[(&CellKey, u64)]) -> Vec<Margin> {
+    let cells: Vec<CellKey> = cells.iter().map(|(k, _)| **k).collect();
+    let totals: Vec<CellKey> = totals.iter().map(|(k, _)| **k).collect();
+    margins_of(&cells, &totals)
+}
+
+/// The margins of a table of `cells` followed by its event `totals` (the same cells without
+/// the multi-valued dimensions, each event once): every total over the cells that differ from
+/// it only in multi-valued dimensions. Indices count the cells first, then the totals — the
+/// order of a node's answer and of a secure sum's lanes alike.
+pub fn margins_of(cells: &[CellKey], totals: &[CellKey]) -> Vec<Margin> {
     let index: HashMap<CellKey, usize> = totals
         .iter()
         .enumerate()
-        .map(|(i, (k, _))| (**k, cells.len() + i))
+        .map(|(i, k)| (*k, cells.len() + i))
         .collect();
     let mut margins: BTreeMap<usize, Vec<usize>> = BTreeMap::new();
-    for (i, (key, _)) in cells.iter().enumerate() {
+    for (i, key) in cells.iter().enumerate() {
         if let Some(total) = index.get(&without_multi_valued(key)) {
             margins.entry(*total).or_default().push(i);
         }
