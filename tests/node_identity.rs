@@ -56,8 +56,33 @@ async fn a_node_answering_for_another_facility_is_refused_and_counted_once() {
     // The registry's entry for facility-5 points at facility-1's federation listener. Its
     // certificate is valid for the host dialled (127.0.0.1), so TLS alone accepts it; on main
     // the gateway counted facility-1 twice and released rows "from five facilities".
+    // On the secure path (the default) four usable masking keys are too few for a cohort of
+    // five: the benchmark is refused, naming the impostor, and nothing is released.
     net.start_gateway(|config| {
         config.facilities[4].endpoint = config.facilities[0].endpoint.clone();
+    })
+    .await
+    .unwrap();
+    let refused = net
+        .benchmark_client()
+        .unwrap()
+        .network_benchmark(this_month_benchmark())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), tonic::Code::Unavailable, "{refused:?}");
+    for words in [
+        "4 members have a usable masking key; at least 5 are needed",
+        "presented the certificate of spiffe://testnet/facility/facility-1",
+    ] {
+        assert!(
+            refused.message().contains(words),
+            "{words:?} not in {refused:?}"
+        );
+    }
+    // On the node-suppressed path the impostor is refused in coverage and counted once.
+    net.start_gateway(|config| {
+        config.facilities[4].endpoint = config.facilities[0].endpoint.clone();
+        node_suppressed_sums(config);
     })
     .await
     .unwrap();
