@@ -10,14 +10,13 @@ use psonet_core::pb::benchmark_service_server::BenchmarkServiceServer;
 use psonet_core::secagg::masking_key::MaskingKeyError;
 use psonet_serve::auth::{AccessRule, Audience};
 use psonet_serve::listener::{
-    CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, tls_incoming, with_operations,
+    CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, server, tls_incoming, with_operations,
 };
-use psonet_serve::metrics::{Metrics, RpcMetricsLayer, serve_metrics};
+use psonet_serve::metrics::{Metrics, serve_metrics};
 use psonet_serve::security_log::SecurityLog;
 use psonet_serve::tls::{ReloadableIdentity, TlsError};
 use std::net::SocketAddr;
 use tokio::task::JoinHandle;
-use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -85,9 +84,8 @@ impl RunningGateway {
         );
         // Past `max_concurrent_benchmarks` benchmarks in flight, a benchmark is refused at
         // once with RESOURCE_EXHAUSTED instead of queueing without bound.
-        let router = Server::builder()
+        let router = server(metrics.clone())
             .trace_fn(|request| psonet_serve::telemetry::rpc_span("gateway", request))
-            .layer(RpcMetricsLayer::new(metrics.clone()))
             .layer(AdmissionLayer::new(config.fanout.max_concurrent_benchmarks))
             .add_service(benchmarks);
         let (router, health) = with_operations(router, &rule, &[BENCHMARK_SERVICE]).await?;

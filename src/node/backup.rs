@@ -103,10 +103,8 @@ async fn receive(
     path: &Path,
     manifest: &pb::BackupManifest,
 ) -> Result<()> {
-    let file = std::fs::OpenOptions::new()
-        .write(true)
-        .create_new(true)
-        .open(path)
+    // A backup holds narratives: readable by its owner only, whatever the umask.
+    let file = psonet_serve::private_files::create_new_file(path)
         .with_context(|| format!("creating {}", path.display()))?;
     let mut file = std::io::BufWriter::new(file);
     let mut digest = Digest::new(&SHA256);

@@ -4,7 +4,7 @@
 mod backup;
 
 use crate::foreground::{ReadyLine, stop_signal};
-use anyhow::{Context, Result};
+use anyhow::{Context, Result, bail};
 use std::io::Write;
 use std::path::PathBuf;
 
@@ -83,7 +83,17 @@ async fn serve(config: PathBuf, out: &mut impl Write) -> Result<()> {
         )
     )?;
     out.flush()?;
-    stop_signal().await?;
+    tokio::select! {
+        stopped = stop_signal() => stopped?,
+        failed = node.store_failed() => {
+            // Drain, then exit non-zero so that systemd or Kubernetes restart the node; the
+            // final flush fails too, and says nothing the failure did not.
+            if let Err(e) = node.shutdown().await {
+                tracing::warn!(error = %e, "stopping after the store failed");
+            }
+            bail!("{failed}");
+        }
+    }
     node.shutdown().await?;
     Ok(())
 }

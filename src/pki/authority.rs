@@ -7,6 +7,7 @@
 use anyhow::{Context, Result, bail};
 use psonet_core::month::Month;
 use psonet_serve::identity::{Principal, check_name};
+use psonet_serve::private_files;
 use psonet_serve::tls::TlsFiles;
 use rcgen::{
     BasicConstraints, CertificateParams, DnType, ExtendedKeyUsagePurpose, IsCa, Issuer, KeyPair,
@@ -143,10 +144,10 @@ impl Authority {
         })
     }
 
-    /// Writes an identity directory (`ca.pem`, `cert.pem`, `key.pem` readable by the owner
-    /// only) and returns its TLS file paths.
+    /// Writes an identity directory (0700; `ca.pem`, `cert.pem`, and `key.pem` readable by the
+    /// owner only, whatever the umask) and returns its TLS file paths.
     pub fn write_identity(&self, dir: &Path, identity: &IssuedIdentity) -> Result<TlsFiles> {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+        private_files::create_dir(dir).with_context(|| format!("creating {}", dir.display()))?;
         let files = TlsFiles {
             ca: dir.join("ca.pem"),
             cert: dir.join("cert.pem"),
@@ -176,17 +177,9 @@ pub(super) fn write(path: &Path, text: &str) -> Result<()> {
     std::fs::write(path, text).with_context(|| format!("writing {}", path.display()))
 }
 
+/// Writes a private key: 0600 whatever the umask, and whatever mode a file it replaces had.
 fn write_private(path: &Path, text: &str) -> Result<()> {
-    use std::io::Write;
-    use std::os::unix::fs::OpenOptionsExt;
-    let mut file = std::fs::OpenOptions::new()
-        .write(true)
-        .create(true)
-        .truncate(true)
-        .mode(0o600)
-        .open(path)
-        .with_context(|| format!("writing {}", path.display()))?;
-    file.write_all(text.as_bytes())
+    private_files::write(path, text.as_bytes())
         .with_context(|| format!("writing {}", path.display()))
 }
 

@@ -187,7 +187,8 @@ pub fn init(options: &InitOptions) -> Result<NetworkLayout> {
             );
         }
     }
-    std::fs::create_dir_all(out).with_context(|| format!("creating {}", out.display()))?;
+    psonet_serve::private_files::create_dir(out)
+        .with_context(|| format!("creating {}", out.display()))?;
     let ca = Authority::new(&options.network, options.years)?;
     ca.write_ca(out)?;
     let net = &options.network;

@@ -5,6 +5,8 @@
 // Each test file uses a part of what is here.
 #![allow(dead_code, unused_imports)]
 
+pub mod raw;
+
 pub use psonet::network::{Launcher, Network, NetworkBuilder, Node, ServerProcess, Servers};
 use psonet_core::pb::{self, reporting_service_client::ReportingServiceClient};
 use psonet_gateway::GatewayConfig;
@@ -99,20 +101,6 @@ pub fn write_identity(net: &Network, name: &str, (cert, key): (String, String)) 
     dir
 }
 
-/// A TLS channel to `addr` that trusts `ca` (a PEM file) and presents no client certificate.
-pub fn anonymous_channel(addr: &SocketAddr, ca: &Path) -> Channel {
-    let ca = std::fs::read(ca).unwrap();
-    tonic::transport::Endpoint::from_shared(format!("https://{addr}"))
-        .unwrap()
-        .tls_config(
-            tonic::transport::ClientTlsConfig::new()
-                .ca_certificate(tonic::transport::Certificate::from_pem(ca))
-                .domain_name("127.0.0.1"),
-        )
-        .unwrap()
-        .connect_lazy()
-}
-
 /// `GET /metrics` from a Prometheus endpoint: the whole HTTP answer, which must be 200 OK.
 pub async fn scrape(addr: SocketAddr) -> String {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
@@ -129,6 +117,22 @@ pub async fn scrape(addr: SocketAddr) -> String {
 /// An mTLS channel to `addr` with the identity directory `identity`.
 pub fn channel(addr: &SocketAddr, identity: &Path) -> Channel {
     psonet::client::channel(&addr.to_string(), identity).expect("channel")
+}
+
+/// An mTLS-less channel to `addr`: it trusts the CA in `ca` (a PEM file) but presents no
+/// client certificate.
+pub fn anonymous_channel(addr: &SocketAddr, ca: &Path) -> Channel {
+    use tonic::transport::{Certificate, ClientTlsConfig, Endpoint};
+    let ca = std::fs::read(ca).expect("read the CA");
+    Endpoint::from_shared(format!("https://{addr}"))
+        .expect("an address")
+        .tls_config(
+            ClientTlsConfig::new()
+                .ca_certificate(Certificate::from_pem(ca))
+                .domain_name("127.0.0.1"),
+        )
+        .expect("TLS setup")
+        .connect_lazy()
 }
 
 /// A minimal valid event.

@@ -23,6 +23,7 @@
 use crate::answer::Tally;
 use crate::metric::fetch::{FacilityCounts, Unusable};
 use crate::metric::secure_sum::Pooled;
+use crate::metric::peer_points::{RATE_SIGNIFICANT_FIGURES, exposure_band, round_significant};
 use crate::network_sum::NetworkSum;
 use crate::pseudonym::Pseudonyms;
 use psonet_core::disclosure::complementary::{self, Margin};
@@ -161,7 +162,8 @@ pub struct BenchmarkRules<'a> {
 }
 
 /// The benchmark of `metric` over `range`, centred on `centre`, with `facilities`' own counts on
-/// the funnel; `caller` (a facility) is marked in it.
+/// the funnel; `caller` (a facility) is marked in it with its exact figures, every other
+/// facility's point shown as [`peer_points`](crate::metric::peer_points) says.
 pub fn benchmark(
     metric: &pb::Metric,
     range: MonthRange,
@@ -261,7 +263,7 @@ pub fn benchmark(
         od,
     };
     out.funnel = funnel.points(&units, names, caller);
-    out.funnel_curve = funnel.curve(&data);
+    out.funnel_curve = funnel.curve(&out.funnel);
     out.overdispersion = Some(pb::Overdispersion {
         phi: od.phi,
         tau2: od.tau2,
@@ -288,8 +290,9 @@ pub fn interval_to_wire(i: Interval) -> pb::Interval {
     }
 }
 
+/// The rate quantiles, rounded like a peer's rate: a quantile can be one facility's rate.
 fn distribution(rates: &[f64]) -> Option<pb::RateDistribution> {
-    let q = |p| quantile_type7(rates, p);
+    let q = |p| quantile_type7(rates, p).map(|r| round_significant(r, RATE_SIGNIFICANT_FIGURES));
     Some(pb::RateDistribution {
         p10: q(0.10)?,
         p25: q(0.25)?,
@@ -328,6 +331,8 @@ impl Funnel {
         ))
     }
 
+    /// One point per facility: the caller's exact, every other one banded (exposure, rate,
+    /// limits; no event count), each positioned on its exact figures.
     fn points(
         &self,
         units: &[Unit<'_>],
@@ -339,29 +344,51 @@ impl Funnel {
             .filter_map(|u| {
                 let rate = u.data.events as f64 / u.data.exposure;
                 let (exact, adjusted) = self.limits(u.data.exposure)?;
+                let is_caller = Some(u.id) == caller;
+                let (events, exposure, shown_rate) = if is_caller {
+                    (u.data.events, u.data.exposure, rate * self.k)
+                } else {
+                    let band = exposure_band(u.data.exposure);
+                    (
+                        0,
+                        band,
+                        round_significant(rate * self.k, RATE_SIGNIFICANT_FIGURES),
+                    )
+                };
+                let (limits, adjusted_limits) = match is_caller {
+                    true => (exact, adjusted),
+                    false => self.limits(exposure)?,
+                };
                 Some(pb::FunnelPoint {
                     facility: names.name(u.id),
-                    is_caller: Some(u.id) == caller,
-                    events: u.data.events,
-                    exposure: u.data.exposure,
-                    rate: rate * self.k,
-                    limits: Some(limits_to_wire(exact.scaled(self.k))),
+                    is_caller,
+                    events,
+                    exposure,
+                    rate: shown_rate,
+                    limits: Some(limits_to_wire(limits.scaled(self.k))),
                     position: position_to_wire(exact.position(rate)) as i32,
-                    adjusted_limits: Some(limits_to_wire(adjusted.scaled(self.k))),
+                    adjusted_limits: Some(limits_to_wire(adjusted_limits.scaled(self.k))),
                     adjusted_position: position_to_wire(adjusted.position(rate)) as i32,
                 })
             })
             .collect();
-        points.sort_by(|a, b| a.exposure.total_cmp(&b.exposure));
+        // By shown exposure, then by this request's pseudonym: the order says nothing more.
+        points.sort_by(|a, b| {
+            a.exposure
+                .total_cmp(&b.exposure)
+                .then_with(|| a.facility.cmp(&b.facility))
+        });
         points
     }
 
-    fn curve(&self, data: &[CountExposure]) -> Vec<pb::FunnelCurvePoint> {
-        let min = data
+    /// The limit curves across the shown exposures (from half the smallest to 1.1 × the
+    /// largest), so their ends give no exact exposure back.
+    fn curve(&self, points: &[pb::FunnelPoint]) -> Vec<pb::FunnelCurvePoint> {
+        let min = points
             .iter()
-            .map(|d| d.exposure)
+            .map(|p| p.exposure)
             .fold(f64::INFINITY, f64::min);
-        let max = data.iter().map(|d| d.exposure).fold(0.0, f64::max);
+        let max = points.iter().map(|p| p.exposure).fold(0.0, f64::max);
         if !(min.is_finite() && max > 0.0) {
             return Vec::new();
         }
@@ -378,6 +405,16 @@ impl Funnel {
             })
             .collect()
     }
+}
+
+/// Each usable facility's exact rate (× the metric's multiplier), for figures about the
+/// caller that must not rest on banded peers (its percentile rank).
+pub fn exact_rates(metric: &pb::Metric, facilities: &[FacilityCounts<()>]) -> Vec<f64> {
+    facilities
+        .iter()
+        .filter_map(|f| f.counts.usable(&()).ok())
+        .map(|(events, exposure)| events as f64 / exposure as f64 * metric.multiplier)
+        .collect()
 }
 
 #[cfg(test)]

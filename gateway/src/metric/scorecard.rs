@@ -7,7 +7,7 @@
 //! figure under the release rule.
 
 use crate::answer::Count;
-use crate::metric::benchmark::{BenchmarkRules, Centre, benchmark, interval_to_wire};
+use crate::metric::benchmark::{BenchmarkRules, Centre, benchmark, exact_rates, interval_to_wire};
 use crate::metric::catalogue::denominator_label;
 use crate::metric::fetch::{FacilityCounts, Fetched, network_sum};
 use crate::metric::trend;
@@ -107,7 +107,8 @@ pub fn scorecard(
         ..Default::default()
     };
     if peers.released {
-        let rates: Vec<f64> = peers.funnel.iter().map(|p| p.rate).collect();
+        // On exact rates: the funnel shows the peers banded (see `peer_points`).
+        let rates = exact_rates(metric, &inputs.totals.facilities);
         let better = if metric.higher_is_better {
             Better::Higher
         } else {

@@ -8,6 +8,9 @@ use std::fmt;
 use tonic::{Code, Status};
 use tonic_types::{ErrorDetails, StatusExt};
 
+/// Violations named in a status message; the rest are counted.
+pub const MESSAGE_VIOLATIONS: usize = 3;
+
 /// One field that failed validation.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct FieldViolation {
@@ -54,9 +57,21 @@ impl FieldViolations {
         }
     }
 
-    /// The `INVALID_ARGUMENT` status with a `BadRequest` detail listing every violation.
+    /// The `INVALID_ARGUMENT` status with a `BadRequest` detail listing every violation. The
+    /// message names the first [`MESSAGE_VIOLATIONS`] and counts the rest; every server also
+    /// caps the detail (psonet-serve's `bounded_errors`), so a request with thousands of
+    /// violations still gets an error a client can read.
     pub fn into_status(self) -> Status {
-        let message = format!("invalid request: {self}");
+        let message = match self.0.len() {
+            n if n > MESSAGE_VIOLATIONS => {
+                let first = FieldViolations(self.0[..MESSAGE_VIOLATIONS].to_vec());
+                format!(
+                    "invalid request: {first}; and {} more violations",
+                    n - MESSAGE_VIOLATIONS
+                )
+            }
+            _ => format!("invalid request: {self}"),
+        };
         let details = ErrorDetails::with_bad_request(
             self.0
                 .into_iter()
@@ -119,5 +134,25 @@ mod tests {
             .map(|f| f.field.as_str())
             .collect();
         assert_eq!(fields, ["event.harm", "event.categories"]);
+    }
+
+    #[test]
+    fn the_message_names_three_and_counts_the_rest() {
+        let mut v = FieldViolations::new();
+        (0..1000).for_each(|i| v.add(format!("records[{i}].month"), "required"));
+        let status = v.into_status();
+        assert!(
+            status
+                .message()
+                .ends_with("records[2].month: required; and 997 more violations")
+        );
+        assert_eq!(
+            status
+                .get_details_bad_request()
+                .unwrap()
+                .field_violations
+                .len(),
+            1000
+        );
     }
 }

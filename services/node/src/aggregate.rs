@@ -134,7 +134,7 @@ impl Aggregates {
         audit_query: &str,
     ) -> Result<Answered, Status> {
         let key = answer_key(audit_query, raw);
-        if let Some(response) = ledger.replay(&key).map_err(ledger_status)? {
+        if let Some(response) = ledger.replay(&key).map_err(|e| ledger_status(&self.store, e))? {
             let all = response.cells.iter().chain(&response.event_totals);
             let suppressed = all.clone().filter(|c| c.suppressed).count() as u32;
             let released = all.count() as u32 - suppressed;
@@ -155,7 +155,7 @@ impl Aggregates {
         let months: Vec<_> = query.range.months().collect();
         ledger
             .reserve(&querier.uri(), &months)
-            .map_err(ledger_status)?;
+            .map_err(|e| ledger_status(&self.store, e))?;
         let variance = Variance::for_cost(
             noise::l2_squared(query, totals_query.is_some()),
             ledger.per_query(),
@@ -171,7 +171,7 @@ impl Aggregates {
         answered.spent = ledger.per_query();
         ledger
             .remember(&key, &answered.response)
-            .map_err(ledger_status)?;
+            .map_err(|e| ledger_status(&self.store, e))?;
         Ok(answered)
     }
 
@@ -239,13 +239,16 @@ pub(crate) fn too_large(e: noise::DomainTooLarge) -> Status {
     one_violation("group_by", &e.to_string())
 }
 
-/// A ledger failure as the caller sees it.
-pub(crate) fn ledger_status(e: LedgerError) -> Status {
+/// The status for a ledger refusal or failure; a failure of its sled trees is the store's, so
+/// it turns the node NOT_SERVING like any other store failure.
+pub(crate) fn ledger_status(store: &Store, e: LedgerError) -> Status {
     match e {
         LedgerError::Exhausted(e) => e.into_status(),
         LedgerError::Sled(e) => {
-            tracing::error!(error = %e, "ledger failure");
-            Status::unavailable("the node's privacy ledger is failing; retry later")
+            store
+                .failure()
+                .record_cause(&format!("the privacy ledger could not be read or written: {e}"));
+            Status::unavailable("the node's privacy ledger is failing")
         }
     }
 }

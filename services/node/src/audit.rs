@@ -223,7 +223,9 @@ pub(crate) async fn record_durably(
     entry: AuditEntry,
 ) -> Result<(), tonic::Status> {
     trail.append(entry).map_err(|e| {
-        tracing::error!(error = %e, "audit append failed");
+        store
+            .failure()
+            .record_cause(&format!("the audit trail could not be written: {e}"));
         tonic::Status::unavailable("the node could not write its audit trail; nothing was released")
     })?;
     store

@@ -228,11 +228,7 @@ fn build_store(
     header: &BackupHeader,
     cache_bytes: u64,
 ) -> Result<u64, BackupError> {
-    let db = sled::Config::new()
-        .path(dir)
-        .cache_capacity(cache_bytes)
-        .open()
-        .map_err(sled_err)?;
+    let db = crate::store::open_db(dir, cache_bytes)?;
     {
         let mut tree: Option<sled::Tree> = None;
         let mut batch = sled::Batch::default();
@@ -267,7 +263,7 @@ fn build_store(
     }
     while db.generate_id().map_err(sled_err)? < header.next_id {}
     db.flush().map_err(sled_err)?;
-    Ok(Store::from_db(db)?.verify_counters()?)
+    Ok(Store::from_db(db, dir)?.verify_counters()?)
 }
 
 /// The fixed part at the start of a backup, and its entry count from the end.

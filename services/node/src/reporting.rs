@@ -49,13 +49,21 @@ impl Reporting {
     }
 }
 
-/// The status for a store failure; details go to the log, not to the caller.
+/// The status for a store failure; details go to the log, not to the caller. A failure of the
+/// store itself has been recorded by the store (the node stops on it and is restarted), so a
+/// retry, at this node after its restart, is what helps.
 pub(crate) fn store_status(e: StoreError) -> Status {
-    tracing::error!(error = %e, "store failure");
     match e {
-        StoreError::Corrupt(_) => Status::data_loss("the node's store could not be read"),
-        StoreError::Sled(_) => Status::unavailable("the node's store is failing; retry later"),
-        StoreError::NewerFormat { .. } => Status::internal("the node cannot read its store"),
+        StoreError::Corrupt(_) => {
+            tracing::error!(error = %e, "a stored record does not decode");
+            Status::data_loss("the node's store could not be read")
+        }
+        StoreError::Sled(_) => Status::unavailable(
+            "the node's store failed; the node is restarting, retry in a few seconds",
+        ),
+        StoreError::NewerFormat { .. } | StoreError::DataDir(_) => {
+            Status::internal("the node cannot read its store")
+        }
     }
 }
 

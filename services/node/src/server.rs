@@ -1,4 +1,8 @@
 //! Starting and stopping a node: the store, then both listeners, each behind its access rule.
+//!
+//! A node whose store fails cannot serve again without a restart (see [`StoreFailure`]): it
+//! turns `NOT_SERVING` at once on both listeners, and [`RunningNode::store_failed`] tells the
+//! process to drain and exit non-zero, so that its supervisor restarts it.
 
 use crate::aggregate::{Aggregates, DisclosureRules};
 use crate::audit::{AUDIT_TREE, AuditTrail};
@@ -8,23 +12,23 @@ use crate::ledger::{ANSWERS_TREE, BUDGET_TREE, Ledger};
 use crate::reporting::Reporting;
 use crate::secure_aggregation::epoch_key::rotate_in_background;
 use crate::secure_aggregation::{SecureAggregates, SecureAggregationError, SecureAggregationParts};
-use crate::store::{Store, StoreError};
+use crate::store::{Store, StoreError, StoreFailure};
 use psonet_core::pb::aggregate_service_server::AggregateServiceServer;
 use psonet_core::pb::backup_service_server::BackupServiceServer;
 use psonet_core::pb::reporting_service_server::ReportingServiceServer;
 use psonet_core::pb::secure_aggregation_service_server::SecureAggregationServiceServer;
 use psonet_serve::auth::{AccessRule, Audience};
 use psonet_serve::listener::{
-    CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, tls_incoming, with_operations,
+    CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, server, tls_incoming, with_operations,
 };
-use psonet_serve::metrics::{Metrics, RpcMetricsLayer, serve_metrics};
+use psonet_serve::metrics::{Metrics, serve_metrics};
 use psonet_serve::security_log::SecurityLog;
 use psonet_serve::telemetry::rpc_span;
 use psonet_serve::tls::{ReloadableIdentity, TlsError};
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::time::Duration;
 use tokio::task::JoinHandle;
-use tonic::transport::Server;
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
 
@@ -67,6 +71,14 @@ pub struct RunningNode {
     health: Vec<(HealthReporter, &'static str)>,
     servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
 }
+
+/// How long a node whose store failed answers health checks `NOT_SERVING` before it stops:
+/// long enough for a probe or a load balancer to see it, short enough that the supervisor
+/// restarts it within seconds.
+pub const FAILURE_GRACE: Duration = Duration::from_secs(2);
+
+/// The health service name of a whole server (what `psonet health` asks by default).
+const WHOLE_SERVER: &str = "";
 
 /// Full name of the local listener's service.
 const REPORTING_SERVICE: &str = "psonet.v1.ReportingService";
@@ -146,7 +158,7 @@ impl RunningNode {
                  counts released by this node may identify patients, reporters or clinicians"
             );
         }
-        std::fs::create_dir_all(&config.data_dir).map_err(StoreError::from_io)?;
+        psonet_serve::private_files::private_umask();
         let store = Arc::new(Store::open(
             &config.data_dir,
             config.store.cache_capacity_mb * 1024 * 1024,
@@ -172,8 +184,7 @@ impl RunningNode {
         );
         let local_label = format!("{} local", config.facility_id);
         let local_identity = ReloadableIdentity::load(&config.local.tls, "local.tls")?;
-        let local_router = Server::builder()
-            .layer(RpcMetricsLayer::new(metrics.clone()))
+        let local_router = server(metrics.clone())
             .trace_fn(move |request| rpc_span(&local_label, request))
             .add_service(reporting)
             .add_service(backups);
@@ -203,8 +214,7 @@ impl RunningNode {
         let federation_label = format!("{} federation", config.facility_id);
         let federation_identity =
             ReloadableIdentity::load(&config.federation.tls, "federation.tls")?;
-        let federation_router = Server::builder()
-            .layer(RpcMetricsLayer::new(metrics.clone()))
+        let federation_router = server(metrics.clone())
             .trace_fn(move |request| rpc_span(&federation_label, request))
             .add_service(aggregates)
             .add_service(secure);
@@ -238,29 +248,42 @@ impl RunningNode {
             federation = %federation.addr,
             "node started"
         );
+        let health = vec![
+            (local_health.clone(), REPORTING_SERVICE),
+            (local_health.clone(), BACKUP_SERVICE),
+            (local_health, WHOLE_SERVER),
+            (federation_health.clone(), AGGREGATE_SERVICE),
+            (federation_health.clone(), SECURE_AGGREGATION_SERVICE),
+            (federation_health, WHOLE_SERVER),
+        ];
+        tokio::spawn(not_serving_on(store.failure().clone(), health.clone()));
         Ok(Self {
             local_addr: local.addr,
             federation_addr: federation.addr,
             metrics_addr,
             store,
             shutdown,
-            health: vec![
-                (local_health.clone(), REPORTING_SERVICE),
-                (local_health, BACKUP_SERVICE),
-                (federation_health.clone(), AGGREGATE_SERVICE),
-                (federation_health, SECURE_AGGREGATION_SERVICE),
-            ],
+            health,
             servers: vec![tokio::spawn(local_server), tokio::spawn(federation_server)],
         })
     }
 
+    /// Completes once the store has failed: the node already reports `NOT_SERVING`, and
+    /// [`FAILURE_GRACE`] has given probes time to see it. The caller should then
+    /// [`shutdown`](RunningNode::shutdown) (which drains the calls in flight) and exit
+    /// non-zero with the returned message: the failure and what to check.
+    pub fn store_failed(&self) -> impl Future<Output = String> + Send + 'static {
+        let failure = self.store.failure().clone();
+        async move {
+            let cause = failure.failed().await;
+            tokio::time::sleep(FAILURE_GRACE).await;
+            failure.advice(&cause)
+        }
+    }
+
     /// Stops accepting calls, lets in-flight calls finish, and flushes the store.
     pub async fn shutdown(self) -> Result<(), NodeError> {
-        for (reporter, service) in &self.health {
-            reporter
-                .set_service_status(*service, ServingStatus::NotServing)
-                .await;
-        }
+        set_not_serving(&self.health).await;
         self.shutdown.trigger();
         for server in self.servers {
             server.await??;
@@ -269,6 +292,21 @@ impl RunningNode {
         tracing::info!("node stopped");
         Ok(())
     }
+}
+
+/// Marks every service in `health` `NOT_SERVING`.
+async fn set_not_serving(health: &[(HealthReporter, &'static str)]) {
+    for (reporter, service) in health {
+        reporter
+            .set_service_status(*service, ServingStatus::NotServing)
+            .await;
+    }
+}
+
+/// Marks every service `NOT_SERVING` as soon as the store fails.
+async fn not_serving_on(failure: StoreFailure, health: Vec<(HealthReporter, &'static str)>) {
+    failure.failed().await;
+    set_not_serving(&health).await;
 }
 
 /// Where backups spool: beside the data directory, which the node may write to.

@@ -16,7 +16,7 @@ const MAX_BATCH_EVENTS: usize = 4_096;
 /// Submits waiting for the writer before callers wait to enqueue (backpressure).
 const QUEUE: usize = 1_024;
 
-type Reply = oneshot::Sender<Result<Vec<SubmitOutcome>, String>>;
+type Reply = oneshot::Sender<Result<Vec<SubmitOutcome>, StoreError>>;
 
 /// A handle to the writer task.
 #[derive(Clone)]
@@ -41,10 +41,7 @@ impl Writer {
             .send((events, reply))
             .await
             .map_err(|_| stopped())?;
-        answer
-            .await
-            .map_err(|_| stopped())?
-            .map_err(StoreError::Corrupt)
+        answer.await.map_err(|_| stopped())?
     }
 }
 
@@ -75,7 +72,7 @@ async fn run(store: Arc<Store>, mut rx: mpsc::Receiver<(Vec<Event>, Reply)>) {
             Err(e) => {
                 tracing::error!(error = %e, "write failed");
                 for reply in replies {
-                    let _ = reply.send(Err(e.to_string()));
+                    let _ = reply.send(Err(e.clone()));
                 }
             }
         }

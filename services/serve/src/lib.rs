@@ -9,6 +9,7 @@
 //! without tonic's server extras, OpenTelemetry or tower — the fuzz target included.
 
 pub mod auth;
+pub mod bounded_errors;
 pub mod config_file;
 pub mod diagnose;
 pub mod identity;
@@ -18,5 +19,6 @@ pub mod peer_identity;
 pub mod presented_certificate;
 pub mod reflection_subset;
 pub mod security_log;
+pub mod private_files;
 pub mod telemetry;
 pub mod tls;

@@ -7,6 +7,8 @@ use crate::auth::AccessRule;
 use crate::presented_certificate::noting_presented;
 use crate::reflection_subset::{DescriptorSubsetError, descriptor_subset};
 use crate::security_log::{Reason, Refusal, SecurityLog, Stage};
+use crate::bounded_errors::BoundedErrorsLayer;
+use crate::metrics::{Metrics, RpcMetricsLayer};
 use crate::tls::ReloadableIdentity;
 use futures::StreamExt;
 use std::net::SocketAddr;
@@ -18,9 +20,11 @@ use tokio_rustls::TlsAcceptor;
 use tokio_rustls::server::TlsStream;
 use tokio_stream::wrappers::ReceiverStream;
 use tonic::service::interceptor::InterceptedService;
+use tonic::transport::Server;
 use tonic::transport::server::{Router, TcpIncoming};
 use tonic_health::ServingStatus;
 use tonic_health::server::HealthReporter;
+use tower::layer::util::{Identity, Stack};
 
 /// A bound TCP listener, ready to hand to a tonic server.
 pub struct BoundListener {
@@ -38,6 +42,20 @@ pub async fn bind(addr: SocketAddr, what: &str) -> std::io::Result<BoundListener
     let addr = listener.local_addr()?;
     let incoming = TcpIncoming::from(listener).with_nodelay(Some(true));
     Ok(BoundListener { addr, incoming })
+}
+
+/// The layers every psonet listener has, outermost first: RPC metrics, then the bound on
+/// every error sent (see [`server`]).
+pub type ServerLayers = Stack<BoundedErrorsLayer, Stack<RpcMetricsLayer, Identity>>;
+
+/// A tonic server with the layers every psonet listener has: each RPC counted and timed into
+/// `metrics`, and every error it sends bounded ([`crate::bounded_errors`]). Node and gateway
+/// build their listeners from here, so none can be served without them; a server adds its own
+/// layers (the gateway's admission) after these.
+pub fn server(metrics: Arc<Metrics>) -> Server<ServerLayers> {
+    Server::builder()
+        .layer(RpcMetricsLayer::new(metrics))
+        .layer(BoundedErrorsLayer)
 }
 
 /// A one-shot stop signal that any number of servers can wait on.

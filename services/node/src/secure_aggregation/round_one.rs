@@ -225,7 +225,7 @@ impl SecureAggregates {
         if let Some(ledger) = &self.ledger {
             ledger
                 .reserve(&querier.uri(), &months)
-                .map_err(ledger_status)?;
+                .map_err(|e| ledger_status(&self.store, e))?;
             entry.rho_spent_micros = ledger.per_query().micros();
             let l2 = noise::l2_squared(&query, query.event_totals().is_some());
             let variance = share_variance(l2, ledger.per_query(), cohort.len())

@@ -78,28 +78,32 @@ impl Store {
     /// The cells of `query`, read from one counter family (the rollups from memory, the others
     /// from sled), never from events.
     pub fn aggregate(&self, query: &AggregateQuery) -> Result<BTreeMap<CellKey, u64>, StoreError> {
-        let mut cells = BTreeMap::new();
-        let (start, end) = CounterKey::range(query.family(), query.range.from(), query.range.to());
-        let mut add = |key: &[u8], count: u64| -> Result<(), StoreError> {
-            let key = CounterKey::decode(key).map_err(|e| StoreError::Corrupt(e.to_string()))?;
-            query.accumulate(&key, count, &mut cells);
-            Ok(())
-        };
-        if query.family().is_rollup() {
-            let rollup = self.rollup.read()?;
-            let mut lower = [0u8; CounterKey::LEN];
-            lower[..start.len()].copy_from_slice(&start);
-            let mut upper = [0u8; CounterKey::LEN];
-            upper[..end.len()].copy_from_slice(&end);
-            for (key, count) in rollup.range(lower..upper) {
-                add(key, *count)?;
+        self.watched(|| {
+            let mut cells = BTreeMap::new();
+            let (start, end) =
+                CounterKey::range(query.family(), query.range.from(), query.range.to());
+            let mut add = |key: &[u8], count: u64| -> Result<(), StoreError> {
+                let key =
+                    CounterKey::decode(key).map_err(|e| StoreError::Corrupt(e.to_string()))?;
+                query.accumulate(&key, count, &mut cells);
+                Ok(())
+            };
+            if query.family().is_rollup() {
+                let rollup = self.rollup.read()?;
+                let mut lower = [0u8; CounterKey::LEN];
+                lower[..start.len()].copy_from_slice(&start);
+                let mut upper = [0u8; CounterKey::LEN];
+                upper[..end.len()].copy_from_slice(&end);
+                for (key, count) in rollup.range(lower..upper) {
+                    add(key, *count)?;
+                }
+            } else {
+                for item in self.counters.range(start..end) {
+                    let (key, value) = item?;
+                    add(&key, decode_u64(&value))?;
+                }
             }
-        } else {
-            for item in self.counters.range(start..end) {
-                let (key, value) = item?;
-                add(&key, decode_u64(&value))?;
-            }
-        }
-        Ok(cells)
+            Ok(cells)
+        })
     }
 }

@@ -28,16 +28,18 @@ pub type ExposureCells = BTreeMap<(Period, UnitType, pb::DenominatorType), u64>;
 impl Store {
     /// Replaces the exposure of each record's (month, unit type, denominator), all or nothing.
     pub fn record_exposure(&self, records: &[Exposure]) -> Result<(), StoreError> {
-        let _writing = self.write_gate()?;
-        let mut batch = sled::Batch::default();
-        for r in records {
-            batch.insert(
-                &exposure_key(r.month, r.unit_type, r.denominator),
-                &r.value.to_be_bytes(),
-            );
-        }
-        self.exposure.apply_batch(batch)?;
-        Ok(())
+        self.watched(|| {
+            let _writing = self.write_gate()?;
+            let mut batch = sled::Batch::default();
+            for r in records {
+                batch.insert(
+                    &exposure_key(r.month, r.unit_type, r.denominator),
+                    &r.value.to_be_bytes(),
+                );
+            }
+            self.exposure.apply_batch(batch)?;
+            Ok(())
+        })
     }
 
     /// Exposure of `range` summed to `grain` periods, for the unit types in `units` (all when
@@ -48,18 +50,20 @@ impl Store {
         grain: Grain,
         units: &[u8],
     ) -> Result<ExposureCells, StoreError> {
-        let start = range.from().index().to_be_bytes();
-        let end = (range.to().index() + 1).to_be_bytes();
-        let mut out = ExposureCells::new();
-        for item in self.exposure.range(start..end) {
-            let (key, value) = item?;
-            let e = decode_exposure(&key, &value)?;
-            if units.is_empty() || units.contains(&(e.unit_type as u8)) {
-                *out.entry((Period::of(e.month, grain), e.unit_type, e.denominator))
-                    .or_default() += e.value;
+        self.watched(|| {
+            let start = range.from().index().to_be_bytes();
+            let end = (range.to().index() + 1).to_be_bytes();
+            let mut out = ExposureCells::new();
+            for item in self.exposure.range(start..end) {
+                let (key, value) = item?;
+                let e = decode_exposure(&key, &value)?;
+                if units.is_empty() || units.contains(&(e.unit_type as u8)) {
+                    *out.entry((Period::of(e.month, grain), e.unit_type, e.denominator))
+                        .or_default() += e.value;
+                }
             }
-        }
-        Ok(out)
+            Ok(out)
+        })
     }
 }
 

@@ -194,8 +194,8 @@ mod tests {
     #[test]
     fn an_interrupted_migration_finishes_at_the_next_open() {
         let rewritten = StoredEventRecord::new(&event("k2"), SystemTime::now()).encode_to_vec();
-        let (_dir, db) = store_of_format_0(&[(1, format_0(1, 1, "k1")), (2, rewritten)]);
-        let store = Store::from_db(db).unwrap();
+        let (dir, db) = store_of_format_0(&[(1, format_0(1, 1, "k1")), (2, rewritten)]);
+        let store = Store::from_db(db, dir.path()).unwrap();
         assert_eq!(store.format_version().unwrap(), FORMAT_VERSION);
         let first = store.event_by_id(&format_id(1)).unwrap().unwrap();
         assert_eq!(first.event, event("k1"));
@@ -205,8 +205,8 @@ mod tests {
 
     #[test]
     fn an_event_that_names_another_id_stops_the_upgrade() {
-        let (_dir, db) = store_of_format_0(&[(1, format_0(1, 7, "k1"))]);
-        let e = Store::from_db(db.clone()).err().unwrap();
+        let (dir, db) = store_of_format_0(&[(1, format_0(1, 7, "k1"))]);
+        let e = Store::from_db(db.clone(), dir.path()).err().unwrap();
         assert_eq!(
             e.to_string(),
             "store is corrupt: stored event 0000000000000001: it names itself 0000000000000007"
@@ -216,12 +216,12 @@ mod tests {
 
     #[test]
     fn a_store_of_a_newer_format_is_refused_untouched() {
-        let (_dir, db) = store_of_format_0(&[(1, format_0(1, 1, "k1"))]);
+        let (dir, db) = store_of_format_0(&[(1, format_0(1, 1, "k1"))]);
         db.open_tree(META_TREE)
             .unwrap()
             .insert(VERSION_KEY, &(FORMAT_VERSION + 1).to_be_bytes())
             .unwrap();
-        let e = Store::from_db(db.clone()).err().unwrap();
+        let e = Store::from_db(db.clone(), dir.path()).err().unwrap();
         assert!(matches!(e, StoreError::NewerFormat { found, supported }
             if found == FORMAT_VERSION + 1 && supported == FORMAT_VERSION));
         let untouched = db

@@ -14,8 +14,10 @@
 
 mod counters;
 mod exposure;
+mod failure;
 mod format;
 mod keys;
+mod open;
 mod read;
 mod rollup;
 mod verify;
@@ -29,15 +31,21 @@ use sled::transaction::TransactionError;
 use std::sync::RwLock;
 
 pub use exposure::{Exposure, ExposureCells};
+pub use failure::StoreFailure;
 pub use format::{FORMAT_VERSION, META_TREE};
+pub(crate) use open::open_db;
 pub use write::{AmendOutcome, SubmitOutcome};
 
 /// A store failure.
-#[derive(Debug, thiserror::Error)]
+#[derive(Debug, Clone, thiserror::Error)]
 pub enum StoreError {
-    /// sled failed (I/O, or another process holds the data directory).
-    #[error("the store failed")]
-    Sled(#[from] sled::Error),
+    /// sled failed (I/O, corruption it detected, or a bug it reports); the message carries
+    /// sled's own, so the log says what the disk did.
+    #[error("the store failed: {0}")]
+    Sled(sled::Error),
+    /// The data directory cannot hold a store: what is wrong with it and what to do, naming it.
+    #[error("{0}")]
+    DataDir(String),
     /// Stored bytes do not decode, or counters disagree with events.
     #[error("store is corrupt: {0}")]
     Corrupt(String),
@@ -54,19 +62,18 @@ pub enum StoreError {
     },
 }
 
+impl From<sled::Error> for StoreError {
+    fn from(e: sled::Error) -> Self {
+        StoreError::Sled(e)
+    }
+}
+
 impl From<TransactionError<StoreError>> for StoreError {
     fn from(e: TransactionError<StoreError>) -> Self {
         match e {
             TransactionError::Abort(e) => e,
             TransactionError::Storage(e) => StoreError::Sled(e),
         }
-    }
-}
-
-impl StoreError {
-    /// An I/O failure around the store (e.g. creating its directory).
-    pub fn from_io(e: std::io::Error) -> Self {
-        StoreError::Sled(sled::Error::Io(e))
     }
 }
 
@@ -78,6 +85,8 @@ pub struct Store {
     counters: Tree,
     exposure: Tree,
     commits: GroupCommit,
+    /// The first I/O failure met by any call, which the node must not outlive.
+    failure: StoreFailure,
     /// The rollup families of the counters, mirrored in memory.
     rollup: RollupMirror,
     /// Every write holds it shared; a backup holds it exclusively, so the copy is one point in
@@ -87,19 +96,16 @@ pub struct Store {
 
 impl Store {
     /// Opens (or creates) the store in `dir` with a page cache of `cache_bytes`, migrating a
-    /// store of an older format in place first.
+    /// store of an older format in place first. The directory and its files are private to
+    /// the owner; an unusable directory is refused with what to do about it.
     pub fn open(dir: &std::path::Path, cache_bytes: u64) -> Result<Self, StoreError> {
-        let db = sled::Config::new()
-            .path(dir)
-            .cache_capacity(cache_bytes)
-            .open()?;
-        Self::from_db(db)
+        Self::from_db(open_db(dir, cache_bytes)?, dir)
     }
 
-    /// The store in an open database (e.g. one just restored, which sled would not let this
-    /// process open again until its background threads let go of it), migrated to the current
-    /// format if it is older.
-    pub fn from_db(db: sled::Db) -> Result<Self, StoreError> {
+    /// The store in an open database in `dir` (e.g. one just restored, which sled would not let
+    /// this process open again until its background threads let go of it), migrated to the
+    /// current format if it is older.
+    pub fn from_db(db: sled::Db, dir: &std::path::Path) -> Result<Self, StoreError> {
         let events = db.open_tree("events")?;
         format::upgrade(&db, &events)?;
         let counters = db.open_tree("counters")?;
@@ -111,6 +117,7 @@ impl Store {
             counters,
             exposure: db.open_tree("exposure")?,
             commits: GroupCommit::default(),
+            failure: StoreFailure::new(dir),
             rollup,
             writes: RwLock::new(()),
             db,
@@ -120,7 +127,18 @@ impl Store {
     /// Opens (or creates) another tree of this store, e.g. the audit trail or the privacy
     /// ledger; its writes become durable with [`Store::make_durable`].
     pub fn tree(&self, name: &str) -> Result<Tree, StoreError> {
-        Ok(self.db.open_tree(name)?)
+        self.watched(|| Ok(self.db.open_tree(name)?))
+    }
+
+    /// The store's first I/O failure, for whoever must stop serving on it.
+    pub fn failure(&self) -> &StoreFailure {
+        &self.failure
+    }
+
+    /// Runs `op`, recording the failure it meets (see [`StoreFailure::record`]). Every public
+    /// call of the store goes through here, so no caller can miss a failed disk.
+    fn watched<T>(&self, op: impl FnOnce() -> Result<T, StoreError>) -> Result<T, StoreError> {
+        op().inspect_err(|e| self.failure.record(e))
     }
 
     /// The format version the store is in (always [`FORMAT_VERSION`] once opened).
@@ -145,5 +163,6 @@ impl Store {
                 Ok(())
             })
             .await
+            .inspect_err(|e| self.failure.record(e))
     }
 }

@@ -8,21 +8,23 @@ use crate::record::{StoredEvent, StoredEventRecord};
 impl Store {
     /// Reads one stored event by node id.
     pub fn event_by_id(&self, id: &str) -> Result<Option<StoredEvent>, StoreError> {
-        let Some(id) = parse_id(id) else {
-            return Ok(None);
-        };
-        self.events
-            .get(id.to_be_bytes())?
-            .map(|bytes| read_event(id, &bytes))
-            .transpose()
+        self.watched(|| {
+            let Some(id) = parse_id(id) else {
+                return Ok(None);
+            };
+            self.events
+                .get(id.to_be_bytes())?
+                .map(|bytes| read_event(id, &bytes))
+                .transpose()
+        })
     }
 
     /// Reads one stored event by idempotency key.
     pub fn event_by_key(&self, key: &str) -> Result<Option<StoredEvent>, StoreError> {
-        match self.keys.get(key.as_bytes())? {
+        self.watched(|| match self.keys.get(key.as_bytes())? {
             Some(id) => self.event_by_id(&event_id(&id)),
             None => Ok(None),
-        }
+        })
     }
 
     /// Every stored event, for recounts and local export. Reads events, so never used to
