@@ -8,7 +8,7 @@
 use crate::client;
 use crate::render::{export, plot, table};
 use anyhow::{Context, Result, bail};
-use psonet_core::month::Month;
+use psonet_core::month::{Month, MonthRange};
 use psonet_core::pb::{self, benchmark_service_client::BenchmarkServiceClient};
 use psonet_gateway::metric::catalogue::enum_value;
 use std::io::Write;
@@ -26,13 +26,14 @@ pub enum Format {
     Csv,
 }
 
-/// Arguments of `psonet benchmark`.
+/// Which gateway to ask, as whom, about which months and which facilities: the flags every
+/// client of the benchmark service shares (`psonet benchmark`, `psonet report`).
 #[derive(Debug, Clone, clap::Args)]
-pub struct Args {
+pub struct Query {
     /// The gateway, e.g. 127.0.0.1:7100.
     #[arg(long)]
     pub gateway: String,
-    /// Identity directory of a partner or facility client.
+    /// Identity directory of a partner or facility client (a facility gets its own figures).
     #[arg(long)]
     pub identity: PathBuf,
     /// First month, YYYY-MM (default: 11 months before --to).
@@ -41,16 +42,36 @@ pub struct Args {
     /// Last month, YYYY-MM (default: this month).
     #[arg(long)]
     pub to: Option<String>,
+    /// Peer group filter KEY=VALUE (repeatable): bed_size_band=100_to_199, teaching=major,
+    /// facility_type=critical_access, region=midwest, urbanicity=rural.
+    #[arg(long = "peer")]
+    pub peers: Vec<String>,
+}
+
+impl Query {
+    /// The months asked for (see [`period`]).
+    pub fn months(&self) -> Result<MonthRange> {
+        period(self.from.as_deref(), self.to.as_deref())
+    }
+
+    /// The peer group asked for (see [`peer_group`]).
+    pub fn peer_group(&self) -> Result<Option<pb::PeerGroup>> {
+        peer_group(&self.peers)
+    }
+}
+
+/// Arguments of `psonet benchmark`.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Args {
+    /// Gateway, identity, months and peers.
+    #[command(flatten)]
+    pub query: Query,
     /// Categories to show without --metric, e.g. FALL (repeatable; default all).
     #[arg(long = "category")]
     pub categories: Vec<String>,
     /// A metric from --list-metrics, e.g. falls.
     #[arg(long)]
     pub metric: Option<String>,
-    /// Peer group filter KEY=VALUE (repeatable): bed_size_band=100_to_199, teaching=major,
-    /// facility_type=critical_access, region=midwest, urbanicity=rural.
-    #[arg(long = "peer")]
-    pub peers: Vec<String>,
     /// Show the metric's monthly network control chart.
     #[arg(long, conflicts_with = "scorecard")]
     pub trend: bool,
@@ -82,21 +103,16 @@ enum Answer {
 /// Runs `psonet benchmark`, writing the answer to `out`.
 pub async fn run(args: Args, out: &mut impl Write) -> Result<()> {
     let args = &args;
-    let to = args
-        .to
-        .clone()
-        .unwrap_or_else(|| Month::current().to_string());
-    let from = match &args.from {
-        Some(f) => f.clone(),
-        None => to.parse::<Month>().context("--to")?.minus(11).to_string(),
-    };
-    let mut client = BenchmarkServiceClient::new(client::channel(&args.gateway, &args.identity)?);
+    let query = &args.query;
+    let months = query.months()?;
+    let (from, to) = (months.from().to_string(), months.to().to_string());
+    let mut client = BenchmarkServiceClient::new(client::channel(&query.gateway, &query.identity)?);
     let answer = match ask(&mut client, args, from, to).await {
         Ok(answer) => answer,
         Err(Ask::Usage(e)) => return Err(e),
         Err(Ask::Call(s)) => {
-            let peer = format!("the gateway at {}", args.gateway);
-            return Err(client::explain(s, &args.gateway, &peer, &args.identity).await);
+            let peer = format!("the gateway at {}", query.gateway);
+            return Err(client::explain(s, &query.gateway, &peer, &query.identity).await);
         }
     };
     if let Some(path) = &args.plot {
@@ -112,6 +128,20 @@ pub async fn run(args: Args, out: &mut impl Write) -> Result<()> {
         eprintln!("wrote {}", path.display());
     }
     Ok(())
+}
+
+/// `--from` and `--to` as a range of months: `--to` defaults to this month and `--from` to 11
+/// months before `--to` (a year), so a bare command asks for the last twelve months.
+pub fn period(from: Option<&str>, to: Option<&str>) -> Result<MonthRange> {
+    let to = match to {
+        Some(to) => to.parse::<Month>().context("--to")?,
+        None => Month::current(),
+    };
+    let from = match from {
+        Some(from) => from.parse::<Month>().context("--from")?,
+        None => to.minus(11),
+    };
+    MonthRange::new(from, to).context("--from and --to")
 }
 
 enum Ask {
@@ -131,7 +161,7 @@ async fn ask(
             .map(|r| Answer::Metrics(r.into_inner()))
             .map_err(Ask::Call);
     }
-    let peer_group = peer_group(&args.peers).map_err(Ask::Usage)?;
+    let peer_group = args.query.peer_group().map_err(Ask::Usage)?;
     let metric = args.metric.clone().unwrap_or_default();
     if (args.trend || args.scorecard) && metric.is_empty() {
         return Err(Ask::Usage(anyhow::anyhow!(

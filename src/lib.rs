@@ -2,8 +2,8 @@
 //!
 //! Each subcommand is a module with its clap `Args` and a `run`: [`node`] and [`gateway`] run
 //! the servers, [`pki`] issues certificates, [`import`], [`benchmark`] and [`health`] are
-//! clients for people, [`synth`] writes synthetic data, [`demo`] shows the whole path on one
-//! machine, and [`perf`] measures it (`bench`, `bench-load`, `bench-fanout`). What they share:
+//! clients for people, [`report`] writes the PSO's periodic report as one HTML file, [`synth`]
+//! writes synthetic data, [`demo`] shows the whole path on one machine, and [`perf`] measures it (`bench`, `bench-load`, `bench-fanout`). What they share:
 //! [`network`] starts a network on loopback (the demo, the measurements and the end-to-end tests
 //! all start theirs there), [`client`] connects and explains failures, [`render`] formats
 //! answers, [`ndjson`] reads and writes event files, [`foreground`] is a server's ready line.
@@ -21,4 +21,5 @@ pub mod node;
 pub mod perf;
 pub mod pki;
 pub mod render;
+pub mod report;
 pub mod synth;

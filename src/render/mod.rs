@@ -1,10 +1,27 @@
 //! Benchmark answers for people and programs: tables for a terminal ([`table`]), SVG charts
-//! ([`plot`]), and JSON and CSV ([`export`]). Each takes an API message and returns text or
-//! writes a file; none of them calls anything.
+//! ([`plot`]) in the colours of [`palette`], and JSON and CSV ([`export`]). Each takes an API
+//! message and returns text or writes a file; none of them calls anything.
 
 pub mod export;
+pub mod palette;
 pub mod plot;
 pub mod table;
+
+/// `text` safe inside XML or HTML text and attribute values (charts and reports).
+pub fn escape(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    for c in text.chars() {
+        match c {
+            '<' => out.push_str("&lt;"),
+            '>' => out.push_str("&gt;"),
+            '&' => out.push_str("&amp;"),
+            '"' => out.push_str("&quot;"),
+            '\'' => out.push_str("&#39;"),
+            c => out.push(c),
+        }
+    }
+    out
+}
 
 /// `12345` as `12,345` (tables and plot axes).
 pub fn thousands(n: u64) -> String {
