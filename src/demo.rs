@@ -41,12 +41,14 @@ pub async fn run(out: &mut impl Write) -> Result<()> {
         FACILITIES.len()
     )?;
     for node in &net.nodes {
+        let federation = node
+            .federation()
+            .map_or_else(|| "none (dials out)".to_string(), |a| a.to_string());
         writeln!(
             out,
-            "node {:<15} local {}  federation {}",
+            "node {:<15} local {}  federation {federation}",
             node.id,
             node.local(),
-            node.federation()
         )?;
     }
     net.start_gateway(|_| {}).await?;

@@ -20,7 +20,7 @@ pub async fn run(args: Args, out: &mut impl Write) -> Result<()> {
     writeln!(
         out,
         "{}",
-        ReadyLine::gateway(gateway.addr, gateway.metrics_addr)
+        ReadyLine::gateway(gateway.addr, gateway.link_addr, gateway.metrics_addr)
     )?;
     out.flush()?;
     stop_signal().await?;

@@ -3,6 +3,10 @@
 //! Kubernetes' built-in gRPC probe speaks plaintext only, and every psonet listener requires a
 //! client certificate, so container probes run this instead (an `exec` probe): it makes a real
 //! `grpc.health.v1.Health/Check` call and exits non-zero unless the service is `SERVING`.
+//!
+//! After `SERVING` it prints the server's links when it has any and admits the caller: on the
+//! gateway the facility nodes linked to it (asked as a partner), on a node's local listener the
+//! gateway addresses it holds links to. A probe's exit code never depends on them.
 
 use crate::client::{channel, explain};
 use anyhow::{Result, bail};
@@ -34,6 +38,11 @@ pub async fn run(args: Args, out: &mut impl Write) -> Result<()> {
     let wait = Duration::from_secs(args.timeout);
     check(&args.addr, &args.identity, &args.service, wait).await?;
     writeln!(out, "SERVING")?;
+    if let Ok(links) = crate::links::list(&args.addr, &args.identity, wait).await
+        && !links.links.is_empty()
+    {
+        write!(out, "{}", crate::render::table::links(&links))?;
+    }
     Ok(())
 }
 

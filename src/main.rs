@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use psonet::{benchmark, demo, gateway, health, import, node, perf, pki, report, synth};
+use psonet::{benchmark, demo, gateway, health, import, links, node, perf, pki, report, synth};
 
 #[derive(Parser)]
 #[command(
@@ -41,8 +41,12 @@ enum Command {
     /// The PSO's report for a period as one self-contained HTML file (and PDF with --pdf):
     /// every catalogue metric for a partner, the facility's own scorecards for a facility.
     Report(report::Args),
-    /// gRPC health check over mTLS; exits 0 only when SERVING (for container probes).
+    /// gRPC health check over mTLS; exits 0 only when SERVING (for container probes). Lists
+    /// the server's links after SERVING when it has any.
     Health(health::Args),
+    /// Facility nodes linked to a gateway and since when (for PSO staff), or a node's own
+    /// links to the gateway (for facility IT).
+    Links(links::Args),
     /// Measure a node on this machine: ingest, unary submits, aggregates, memory, disk.
     Bench(perf::node::Args),
     /// Measure the gateway under load: many concurrent benchmark clients, then overload.
@@ -76,6 +80,7 @@ impl Command {
             Command::Benchmark(args) => benchmark::run(args, out).await,
             Command::Report(args) => report::run(args).await,
             Command::Health(args) => health::run(args, out).await,
+            Command::Links(args) => links::run(args, out).await,
             Command::Bench(args) => perf::node::run(args, out).await,
             Command::BenchLoad(args) => perf::gateway::run_load(args, out).await,
             Command::BenchFanout(args) => perf::gateway::run_fanout(args, out).await,

@@ -74,7 +74,7 @@ async fn listeners_refuse_every_caller_they_do_not_serve() {
 
     // A partner calling a node's federation listener.
     let status = pb::aggregate_service_client::AggregateServiceClient::new(channel(
-        &node.federation(),
+        &node.federation().unwrap(),
         &net.layout.partner_identity,
     ))
     .aggregate(aggregate_request("2026-01", "2026-01"))
@@ -89,7 +89,7 @@ async fn listeners_refuse_every_caller_they_do_not_serve() {
 
     // A facility's own client calling its node's federation listener.
     let status = pb::aggregate_service_client::AggregateServiceClient::new(channel(
-        &node.federation(),
+        &node.federation().unwrap(),
         &node.client_identity,
     ))
     .aggregate(aggregate_request("2026-01", "2026-01"))
@@ -118,6 +118,7 @@ async fn listeners_refuse_every_caller_they_do_not_serve() {
 
     // And the gateway itself is served on the federation listener.
     net.aggregate_client(0)
+        .await
         .unwrap()
         .aggregate(aggregate_request("2026-01", "2026-01"))
         .await

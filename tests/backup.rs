@@ -50,7 +50,7 @@ fn config_for(original: &Path, name: &str, data: &Path) -> PathBuf {
         toml::from_str(&std::fs::read_to_string(original).unwrap()).unwrap();
     config.data_dir = data.to_path_buf();
     config.local.listen = "127.0.0.1:0".parse().unwrap();
-    config.federation.listen = "127.0.0.1:0".parse().unwrap();
+    config.federation.listen = Some("127.0.0.1:0".parse().unwrap());
     let path = original.with_file_name(format!("{name}.toml"));
     std::fs::write(&path, toml::to_string(&config).unwrap()).unwrap();
     path
@@ -247,7 +247,7 @@ async fn a_running_node_is_backed_up_and_restored_into_a_node_that_answers_the_s
 
     assert_eq!(
         aggregates(&net, restored_node.addr("federation").unwrap()).await,
-        aggregates(&net, node.federation()).await
+        aggregates(&net, node.federation().unwrap()).await
     );
     let mut original = node.reporting().unwrap();
     let mut copy = pb::reporting_service_client::ReportingServiceClient::new(channel(
@@ -305,7 +305,7 @@ async fn backups_are_for_the_facility_only_and_restores_never_overwrite() {
         .await
         .unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
-    let federation = channel(&node.federation(), &net.gateway_identity());
+    let federation = channel(&node.federation().unwrap(), &net.gateway_identity());
     let refused = BackupServiceClient::new(federation)
         .backup(pb::BackupRequest {})
         .await

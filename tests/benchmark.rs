@@ -1,8 +1,10 @@
 //! The benchmark path end to end: on the node-suppressed path, figures equal a brute-force count
 //! with the node's small-cell rule and the gateway's network release rule applied (8a); on the
 //! secure path, a node that is down or frozen never makes the benchmark wait past its deadline,
-//! and too few survivors are a refusal that says who is missing (8f). The secure path's figures
-//! against brute force are `tests/exact_network.rs`.
+//! and too few survivors are a refusal that says who is missing (8f). Both hold with the gateway
+//! dialling the nodes, with every node dialling out to the gateway, and — the figures — in a
+//! mixed network where some nodes listen, some dial out and one does both. The secure path's
+//! figures against brute force are `tests/exact_network.rs`.
 
 mod common;
 
@@ -131,10 +133,10 @@ fn brute_force(
     rows
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
+async fn benchmark_figures_equal_a_brute_force_count_with_suppression(reach: ReachOf) {
     psonet_serve::tls::install_crypto_provider();
-    let mut net = network(5).start().await.unwrap();
+    let mut net = network(5).reach_each(reach).start().await.unwrap();
+    assert_reach(&net);
     net.start_gateway(|c| {
         c.fanout.node_deadline_ms = 3_000;
         node_suppressed_sums(c);
@@ -250,11 +252,11 @@ async fn benchmark_figures_equal_a_brute_force_count_with_suppression() {
     );
 }
 
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline() {
+async fn a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline(reach: ReachOf) {
     psonet_serve::tls::install_crypto_provider();
     // Six facilities: the sum opens while five survive.
-    let mut net = network(6).start().await.unwrap();
+    let mut net = network(6).reach_each(reach).start().await.unwrap();
+    assert_reach(&net);
     let deadline = Duration::from_millis(1_200);
     net.start_gateway(|c| c.fanout.node_deadline_ms = deadline.as_millis() as u64)
         .await
@@ -331,4 +333,19 @@ async fn a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline() {
         refused.message().contains("facility-2") && refused.message().contains("facility-3"),
         "{refused:?}"
     );
+}
+
+crate::each_reach!(
+    benchmark_figures_equal_a_brute_force_count_with_suppression,
+    a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline,
+);
+
+/// Facilities 1 and 4 dial out, 2 and 5 listen, 3 does both.
+fn mixed(i: usize) -> Reach {
+    [Reach::DialsOut, Reach::Listens, Reach::Both][i % 3]
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_mixed_network_gives_the_same_figures() {
+    benchmark_figures_equal_a_brute_force_count_with_suppression(mixed).await
 }

@@ -45,7 +45,38 @@ fn the_documented_node_toml_sets_every_key() {
     }
     assert_eq!(config.data_dir, Path::new("/var/lib/psonet/store"));
     assert_eq!(config.local.listen.port(), 7111);
-    assert_eq!(config.federation.listen.port(), 7112);
+    assert_eq!(config.federation.listen.map(|a| a.port()), Some(7112));
+}
+
+#[test]
+fn the_documented_dial_out_node_toml_sets_every_link_key_and_no_listener() {
+    let config = node("deploy/node-dial-out.toml");
+    let text = read("deploy/node-dial-out.toml");
+    for key in [
+        "[gateway_link]",
+        "endpoint",
+        "server_name",
+        "reconnect_backoff_ms",
+        "reconnect_backoff_max_ms",
+        "connect_timeout_ms",
+        "resolve_interval_s",
+        "keepalive_interval_ms",
+        "keepalive_timeout_ms",
+    ] {
+        assert!(
+            text.contains(key),
+            "deploy/node-dial-out.toml does not document {key}"
+        );
+    }
+    assert_eq!(config.federation.listen, None);
+    let link = config.gateway_link.expect("a [gateway_link]");
+    assert_eq!(link.host_port().unwrap().1, 7443);
+    // Every value is the default the code uses, so the documented numbers are the real ones.
+    let defaults = psonet_node::config::GatewayLinkConfig {
+        server_name: link.server_name.clone(),
+        ..psonet_node::config::GatewayLinkConfig::new(&link.endpoint)
+    };
+    assert_eq!(link, defaults);
 }
 
 #[test]
@@ -54,7 +85,11 @@ fn compose_and_kubernetes_configs_load() {
         let config = node(&format!("deploy/compose/node-{i}.toml"));
         assert_eq!(config.facility_id, format!("facility-{i}"));
     }
-    node("deploy/kubernetes/base/node.toml");
+    // The compose demo is a mixed network: node3 dials out.
+    let linked = node("deploy/compose/node-3.toml");
+    assert!(linked.federation.listen.is_none() && linked.gateway_link.is_some());
+    let in_cluster = node("deploy/kubernetes/base/node.toml");
+    assert!(in_cluster.federation.listen.is_none());
     for path in [
         "deploy/compose/gateway.toml",
         "deploy/kubernetes/base/gateway.toml",
@@ -63,5 +98,11 @@ fn compose_and_kubernetes_configs_load() {
         let config = gateway(path);
         assert!(!config.facilities.is_empty(), "{path}: empty registry");
         assert_eq!(config.listen.port(), 7100, "{path}");
+        // Each has a facility that dials out, so each listens for links.
+        assert!(
+            config.facilities.iter().any(|f| f.endpoint.is_none()),
+            "{path}"
+        );
+        assert_eq!(config.link_listen.map(|a| a.port()), Some(7443), "{path}");
     }
 }

@@ -1,5 +1,6 @@
 //! Attacks on disclosure control (6a–6e), each against real node and gateway processes over
-//! mTLS, and each of which would succeed if its protection were removed.
+//! mTLS, and each of which would succeed if its protection were removed. Each runs twice: with
+//! the gateway dialling the nodes, and with every node dialling out to the gateway.
 
 mod common;
 
@@ -47,10 +48,10 @@ fn by_category_and_harm(querier: &str) -> pb::AggregateRequest {
 /// `total - released`, so a lone one is exactly that and each of several lies in
 /// `1 ..= total - released - (r - 1)`. It must never be a single value, and must stay as wide
 /// as the suppression flag's own 1..k-1.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a6_no_suppressed_cell_can_be_solved_from_the_released_margins() {
+async fn a6_no_suppressed_cell_can_be_solved_from_the_released_margins(reach: ReachOf) {
     psonet_serve::tls::install_crypto_provider();
-    let net = network(1).start().await.unwrap();
+    let net = network(1).reach_each(reach).start().await.unwrap();
+    assert_reach(&net);
     let mut batch = Vec::new();
     // Mild: a lone small cell (4) under a total of 34: 34 - 30 would give it away.
     batch.extend(events("mild-fall", C::Fall, H::Mild, 30));
@@ -67,6 +68,7 @@ async fn a6_no_suppressed_cell_can_be_solved_from_the_released_margins() {
 
     let answer = net
         .aggregate_client(0)
+        .await
         .unwrap()
         .aggregate(by_category_and_harm(""))
         .await
@@ -132,16 +134,21 @@ fn remaining_rho(status: &tonic::Status) -> (String, String) {
 /// everyone): querier A is refused once its budget is spent, with what remains in the error;
 /// querier B is refused once the month's global budget is spent; repeating a query replays
 /// its noisy answer without spending.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a6b_spent_budgets_are_refused_per_querier_and_globally() {
+async fn a6b_spent_budgets_are_refused_per_querier_and_globally(reach: ReachOf) {
     psonet_serve::tls::install_crypto_provider();
-    let net = network(1).node_config(with_privacy).start().await.unwrap();
+    let net = network(1)
+        .reach_each(reach)
+        .node_config(with_privacy)
+        .start()
+        .await
+        .unwrap();
+    assert_reach(&net);
     let mut batch = events("fall", C::Fall, H::Mild, 40);
     batch.extend(events("med", C::Medication, H::NoHarm, 25));
     submit_all(&mut net.nodes[0].reporting().unwrap(), batch).await;
     let a = format!("spiffe://{NETWORK}/partner/a");
     let b = format!("spiffe://{NETWORK}/partner/b");
-    let mut client = net.aggregate_client(0).unwrap();
+    let mut client = net.aggregate_client(0).await.unwrap();
     let by_harm = |q: &str| pb::AggregateRequest {
         group_by: vec![pb::Dimension::Harm as i32],
         ..by_category_and_harm(q)
@@ -310,14 +317,15 @@ async fn described(channel: Channel) -> (BTreeMap<String, Vec<String>>, BTreeSet
     (services, reachable)
 }
 
-/// 6c. The federation listener describes, through its own reflection, nothing but the
-/// aggregate query, secure aggregation, health and reflection — and nothing reachable from them
-/// can carry an event, a narrative, an identifier or a timestamp.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a6c_the_federation_listener_exposes_only_aggregates_health_and_reflection() {
+/// 6c. The federation API — on its listener, or over the link of a node that dials out —
+/// describes, through its own reflection, nothing but the aggregate query, secure aggregation,
+/// health and reflection — and nothing reachable from them can carry an event, a narrative, an
+/// identifier or a timestamp.
+async fn a6c_the_federation_listener_exposes_only_aggregates_health_and_reflection(reach: ReachOf) {
     psonet_serve::tls::install_crypto_provider();
-    let net = network(1).start().await.unwrap();
-    let as_gateway = channel(&net.nodes[0].federation(), &net.gateway_identity());
+    let net = network(1).reach_each(reach).start().await.unwrap();
+    assert_reach(&net);
+    let as_gateway = net.federation_channel(0).await.unwrap();
     let (services, reachable) = described(as_gateway).await;
     let names: Vec<&str> = services.keys().map(String::as_str).collect();
     assert_eq!(
@@ -366,7 +374,7 @@ async fn thirty_falls_asked_by_a_partner(
         events("fall", C::Fall, H::Mild, 30),
     )
     .await;
-    let mut client = net.aggregate_client(0).unwrap();
+    let mut client = net.aggregate_client(0).await.unwrap();
     let partner = format!("spiffe://{NETWORK}/partner/analyst");
     client
         .aggregate(by_category_and_harm(&partner))
@@ -377,10 +385,10 @@ async fn thirty_falls_asked_by_a_partner(
 
 /// 6d. Every aggregate request is in the node's audit trail; editing one record in the sled
 /// tree of the stopped node is caught by `psonet node audit --verify`, which names it.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a6d_a_tampered_audit_record_is_detected_and_named() {
+async fn a6d_a_tampered_audit_record_is_detected_and_named(reach: ReachOf) {
     psonet_serve::tls::install_crypto_provider();
-    let mut net = network(1).start().await.unwrap();
+    let mut net = network(1).reach_each(reach).start().await.unwrap();
+    assert_reach(&net);
     let (mut client, partner) = thirty_falls_asked_by_a_partner(&net).await;
     let too_small = pb::AggregateRequest {
         filter: Some(pb::AggregateFilter {
@@ -461,10 +469,10 @@ async fn a6d_a_tampered_audit_record_is_detected_and_named() {
 
 /// 6e. A peer group of two facilities (here the whole network) would hand each facility the
 /// other's exact figures: the gateway refuses it before asking any node.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a6e_a_peer_group_of_two_is_refused_at_the_gateway() {
+async fn a6e_a_peer_group_of_two_is_refused_at_the_gateway(reach: ReachOf) {
     psonet_serve::tls::install_crypto_provider();
-    let mut net = network(2).start().await.unwrap();
+    let mut net = network(2).reach_each(reach).start().await.unwrap();
+    assert_reach(&net);
     for node in &net.nodes {
         submit_all(
             &mut node.reporting().unwrap(),
@@ -499,10 +507,10 @@ async fn a6e_a_peer_group_of_two_is_refused_at_the_gateway() {
 }
 
 /// Facility policy: a query kind no rule approves for the querier is refused naming the rule.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn queries_outside_the_facility_policy_are_refused_naming_the_rule() {
+async fn queries_outside_the_facility_policy_are_refused_naming_the_rule(reach: ReachOf) {
     psonet_serve::tls::install_crypto_provider();
     let net = network(1)
+        .reach_each(reach)
         .node_config(|c| {
             c.policy.rules = vec![PolicyRule {
                 name: "partners-benchmark".into(),
@@ -513,6 +521,7 @@ async fn queries_outside_the_facility_policy_are_refused_naming_the_rule() {
         .start()
         .await
         .unwrap();
+    assert_reach(&net);
     let (mut client, partner) = thirty_falls_asked_by_a_partner(&net).await;
     let by_age = pb::AggregateRequest {
         group_by: vec![pb::Dimension::AgeBand as i32],
@@ -538,14 +547,15 @@ async fn queries_outside_the_facility_policy_are_refused_naming_the_rule() {
 
 /// A node configured below the CMS/PCORnet minimum says so loudly when it starts, and then
 /// applies the k it was given to cells and query sets alike.
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_threshold_below_eleven_is_warned_about_at_start_and_applied() {
+async fn a_threshold_below_eleven_is_warned_about_at_start_and_applied(reach: ReachOf) {
     psonet_serve::tls::install_crypto_provider();
     let net = network(1)
+        .reach_each(reach)
         .node_config(|c| c.disclosure.min_cell_count = 5)
         .start()
         .await
         .unwrap();
+    assert_reach(&net);
     let log = net.nodes[0].log();
     assert!(
         log.contains("WARNING: disclosure.min_cell_count is below 11"),
@@ -560,6 +570,7 @@ async fn a_threshold_below_eleven_is_warned_about_at_start_and_applied() {
     };
     let answer = net
         .aggregate_client(0)
+        .await
         .unwrap()
         .aggregate(by_harm)
         .await
@@ -579,14 +590,15 @@ async fn a_threshold_below_eleven_is_warned_about_at_start_and_applied() {
 /// the noisy figures is not asserted: with every cell noised and then suppressed (primary and
 /// complementary), a network row can land far from the true count. (On the secure path each
 /// execution draws a fresh noise share and is charged again: there is no replay there yet.)
-#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-async fn a_noisy_network_benchmark_answers_and_replays() {
+async fn a_noisy_network_benchmark_answers_and_replays(reach: ReachOf) {
     psonet_serve::tls::install_crypto_provider();
     let mut net = network(5)
+        .reach_each(reach)
         .node_config(|c| c.privacy.differential_privacy = true)
         .start()
         .await
         .unwrap();
+    assert_reach(&net);
     for node in &net.nodes {
         let mut batch = events(&format!("{}-fall", node.id), C::Fall, H::Mild, 40);
         batch.extend(events(
@@ -627,3 +639,14 @@ async fn a_noisy_network_benchmark_answers_and_replays() {
     let again = client.network_benchmark(ask()).await.unwrap().into_inner();
     assert_eq!(first.rows, again.rows);
 }
+
+crate::each_reach!(
+    a6_no_suppressed_cell_can_be_solved_from_the_released_margins,
+    a6b_spent_budgets_are_refused_per_querier_and_globally,
+    a6c_the_federation_listener_exposes_only_aggregates_health_and_reflection,
+    a6d_a_tampered_audit_record_is_detected_and_named,
+    a6e_a_peer_group_of_two_is_refused_at_the_gateway,
+    queries_outside_the_facility_policy_are_refused_naming_the_rule,
+    a_threshold_below_eleven_is_warned_about_at_start_and_applied,
+    a_noisy_network_benchmark_answers_and_replays,
+);

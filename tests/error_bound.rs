@@ -105,7 +105,10 @@ impl Channels {
         let gateway = net.gateway_addr().unwrap();
         Self {
             local: channel(&node.local(), &node.client_identity),
-            federation: channel(&node.federation(), &net.gateway_identity()),
+            federation: channel(
+                &node.federation().expect("it listens"),
+                &net.gateway_identity(),
+            ),
             gateway: channel(&gateway, &net.layout.partner_identity),
             gateway_as_facility: channel(&gateway, &node.client_identity),
         }

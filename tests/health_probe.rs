@@ -65,7 +65,7 @@ async fn health_succeeds_only_for_a_serving_service_and_an_admitted_caller() {
     );
     assert!(!unknown.status.success());
     // A stopped server fails too.
-    let addr = node.federation();
+    let addr = node.federation().unwrap();
     net.nodes[0].kill();
     let down = health(addr, &net.gateway_identity(), "");
     assert!(!down.status.success());

@@ -166,6 +166,7 @@ async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
     // (the query-set minimum), and nothing else was counted.
     let refused = net
         .aggregate_client(0)
+        .await
         .unwrap()
         .aggregate(aggregate_request(&month(), &month()))
         .await
@@ -208,6 +209,7 @@ async fn malformed_events_are_refused_naming_the_field_and_nothing_is_stored() {
     };
     let aggregate = net
         .aggregate_client(0)
+        .await
         .unwrap()
         .aggregate(near_misses)
         .await
@@ -289,6 +291,7 @@ async fn the_same_idempotency_key_is_stored_once() {
     // 1 + 11 + 1 events: one released cell of 13.
     let aggregate = net
         .aggregate_client(0)
+        .await
         .unwrap()
         .aggregate(aggregate_request(&month(), &month()))
         .await
@@ -370,6 +373,7 @@ async fn acknowledged_events_survive_a_crash_and_restart() {
     }
     let aggregate = net
         .aggregate_client(0)
+        .await
         .unwrap()
         .aggregate(aggregate_request(&month(), &month()))
         .await
@@ -403,6 +407,7 @@ async fn amendments_move_counts_and_keep_history_over_grpc() {
     };
     let before = net
         .aggregate_client(0)
+        .await
         .unwrap()
         .aggregate(by_harm())
         .await
@@ -437,6 +442,7 @@ async fn amendments_move_counts_and_keep_history_over_grpc() {
     assert_eq!((retried.revision, retried.unchanged), (1, true));
     let after = net
         .aggregate_client(0)
+        .await
         .unwrap()
         .aggregate(by_harm())
         .await

@@ -145,7 +145,7 @@ async fn a_certificate_with_two_uri_sans_is_refused_on_both_sides() {
     );
     let dir = write_identity(&net, "two-uris", issued);
     let status = pb::aggregate_service_client::AggregateServiceClient::new(channel(
-        &net.nodes[0].federation(),
+        &net.nodes[0].federation().unwrap(),
         &dir,
     ))
     .aggregate(aggregate_request("2026-01", "2026-01"))
@@ -171,7 +171,8 @@ async fn a_certificate_with_two_uri_sans_is_refused_on_both_sides() {
     let refused = net.nodes[0].start().await.unwrap_err().to_string();
     assert!(refused.contains("exactly one"), "{refused}");
     // A hostile node that runs anyway (modified software) is refused by the gateway.
-    let _hostile = serve_tls_only(net.nodes[0].federation(), &cert, &key).await;
+    let _hostile =
+        serve_tls_only(net.nodes[0].federation().expect("it listened"), &cert, &key).await;
     net.start_gateway(release_with_three_facilities)
         .await
         .unwrap();

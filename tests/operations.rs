@@ -53,7 +53,7 @@ async fn listeners_serve_health_and_reflection_of_exactly_their_services() {
         .await
         .unwrap();
     let node = &net.nodes[0];
-    let as_gateway = channel(&node.federation(), &net.gateway_identity());
+    let as_gateway = channel(&node.federation().unwrap(), &net.gateway_identity());
 
     let federation = listed_services(as_gateway.clone()).await.unwrap();
     assert_eq!(
@@ -98,7 +98,7 @@ async fn listeners_serve_health_and_reflection_of_exactly_their_services() {
     assert_eq!(health.status, ServingStatus::Serving as i32);
 
     // Reflection and health are behind the listener's access rule like everything else.
-    let partner = channel(&node.federation(), &net.layout.partner_identity);
+    let partner = channel(&node.federation().unwrap(), &net.layout.partner_identity);
     let refused = listed_services(partner.clone()).await.unwrap_err();
     assert_eq!(refused.code(), Code::PermissionDenied);
     let refused = HealthClient::new(partner)
@@ -147,7 +147,7 @@ async fn reflection_describes_nothing_of_another_listener() {
     let symbol = |s: &str| MessageRequest::FileContainingSymbol(s.to_string());
     let file = |f: &str| MessageRequest::FileByFilename(f.to_string());
 
-    let federation = channel(&node.federation(), &net.gateway_identity());
+    let federation = channel(&node.federation().unwrap(), &net.gateway_identity());
     let own = describe(federation.clone(), symbol("psonet.v1.AggregateService"))
         .await
         .unwrap();

@@ -24,6 +24,7 @@ async fn a_facility_added_to_an_existing_network_serves_its_clients_and_the_gate
         facility: "new-site".into(),
         hosts: Vec::new(),
         ports: (0, 0),
+        link_port: 0,
         years: 1,
     };
     let added = pki::add_facility(&options).unwrap();
@@ -38,7 +39,7 @@ async fn a_facility_added_to_an_existing_network_serves_its_clients_and_the_gate
     psonet::health::check(&local, &added.client_identity, "", wait)
         .await
         .unwrap();
-    let federation = node.federation_addr.to_string();
+    let federation = node.federation_addr.unwrap().to_string();
     psonet::health::check(&federation, &out.join("gateway"), "", wait)
         .await
         .unwrap();

@@ -225,7 +225,7 @@ fn documented_months_after() -> Vec<(String, u32)> {
 async fn a_range_as_long_as_the_proto_allows_is_accepted_and_one_month_more_refused() {
     psonet_serve::tls::install_crypto_provider();
     let net = network(1).start().await.unwrap();
-    let mut node = net.aggregate_client(0).unwrap();
+    let mut node = net.aggregate_client(0).await.unwrap();
     for (file, n) in documented_months_after() {
         let to = Month::current();
         for (after, accepted) in [(n, true), (n + 1, false)] {

@@ -164,7 +164,11 @@ struct SecureGateway {
 
 impl SecureGateway {
     fn of(net: &Network) -> Self {
-        let ports: Vec<u16> = net.nodes.iter().map(|n| n.federation().port()).collect();
+        let ports: Vec<u16> = net
+            .nodes
+            .iter()
+            .map(|n| n.federation().expect("it listens").port())
+            .collect();
         Self::at(&net.layout.gateway_config, &ports)
     }
 
@@ -172,13 +176,14 @@ impl SecureGateway {
     fn at(gateway_toml: &std::path::Path, ports: &[u16]) -> Self {
         let mut loaded = GatewayConfig::load(gateway_toml).expect("gateway.toml");
         for (entry, port) in loaded.config.facilities.iter_mut().zip(ports) {
-            entry.endpoint = format!("https://127.0.0.1:{port}");
+            entry.endpoint = Some(format!("https://127.0.0.1:{port}"));
         }
         let identity = ReloadableIdentity::load(&loaded.config.tls, "tls").unwrap();
         let registry = Registry::new(
             NETWORK,
             &loaded.config.facilities,
             identity.client_config().unwrap(),
+            None,
             &loaded.config.fanout,
             &Metrics::new(),
         )
@@ -217,7 +222,10 @@ impl Recorder {
             .nodes
             .iter()
             .map(|n| {
-                let channel = channel(&n.federation(), &net.gateway_identity());
+                let channel = channel(
+                    &n.federation().expect("it listens"),
+                    &net.gateway_identity(),
+                );
                 (n.id.clone(), SecureAggregationServiceClient::new(channel))
             })
             .collect();
@@ -991,7 +999,11 @@ async fn measure_gateway_and_node_cpu_per_secure_aggregation() {
         .await
         .unwrap();
         let toml = net.layout.gateway_config.clone();
-        let ports: Vec<u16> = net.nodes.iter().map(|n| n.federation().port()).collect();
+        let ports: Vec<u16> = net
+            .nodes
+            .iter()
+            .map(|n| n.federation().expect("it listens").port())
+            .collect();
         let twelve = months(0, 12);
         let report = std::thread::spawn(move || {
             let runtime = tokio::runtime::Builder::new_current_thread()

@@ -29,7 +29,7 @@ async fn refused_handshakes_and_calls_are_logged_counted_and_audited() {
         .start()
         .await
         .unwrap();
-    let federation = net.nodes[0].federation();
+    let federation = net.nodes[0].federation().unwrap();
     let gateway = format!("spiffe://{NETWORK}/gateway");
 
     // Handshakes: no certificate; another CA's certificate claiming to be facility-1; the

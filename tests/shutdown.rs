@@ -53,6 +53,7 @@ async fn sigterm_lets_the_stream_in_flight_finish_and_keeps_what_it_acknowledged
     net.nodes[0].start().await.unwrap();
     let aggregate = net
         .aggregate_client(0)
+        .await
         .unwrap()
         .aggregate(aggregate_request(
             &Month::current().to_string(),

@@ -10,6 +10,7 @@ use psonet_core::network_release::{
 pub use psonet_serve::config_file::ConfigError;
 use psonet_serve::config_file::read_toml;
 use psonet_serve::identity::check_name;
+use psonet_serve::link::{DEFAULT_KEEPALIVE_INTERVAL_MS, DEFAULT_KEEPALIVE_TIMEOUT_MS, Keepalive};
 use psonet_serve::tls::{TlsFiles, TlsMaterial};
 use serde::{Deserialize, Serialize};
 use std::collections::{HashMap, HashSet};
@@ -27,6 +28,14 @@ pub struct GatewayConfig {
     pub listen: SocketAddr,
     /// CA, certificate and key: served to partners and presented to nodes.
     pub tls: TlsFiles,
+    /// Address of the link listener that facility nodes behind a firewall dial out to (e.g.
+    /// `0.0.0.0:7443`), then serve their federation API over; off when unset. Needed by every
+    /// facility listed without an `endpoint`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub link_listen: Option<SocketAddr>,
+    /// Keepalive and handshake limits of links.
+    #[serde(default)]
+    pub links: LinksConfig,
     /// Fan-out timing.
     #[serde(default)]
     pub fanout: FanoutConfig,
@@ -178,6 +187,55 @@ impl FanoutConfig {
     }
 }
 
+/// Links from nodes that dial out: how fast a dead one is found.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct LinksConfig {
+    /// Silence on a link before the gateway sends an HTTP/2 PING, in ms. Default 2,000.
+    #[serde(default = "default_keepalive_interval_ms")]
+    pub keepalive_interval_ms: u64,
+    /// Longest wait for the PING's answer before the link is dropped and the facility shows as
+    /// not linked, in ms. Default 3,000: a frozen or unplugged node is found within about 5 s.
+    #[serde(default = "default_keepalive_timeout_ms")]
+    pub keepalive_timeout_ms: u64,
+}
+
+fn default_keepalive_interval_ms() -> u64 {
+    DEFAULT_KEEPALIVE_INTERVAL_MS
+}
+
+fn default_keepalive_timeout_ms() -> u64 {
+    DEFAULT_KEEPALIVE_TIMEOUT_MS
+}
+
+impl Default for LinksConfig {
+    fn default() -> Self {
+        Self {
+            keepalive_interval_ms: default_keepalive_interval_ms(),
+            keepalive_timeout_ms: default_keepalive_timeout_ms(),
+        }
+    }
+}
+
+impl LinksConfig {
+    /// The links' HTTP/2 keepalive.
+    pub fn keepalive(&self) -> Keepalive {
+        Keepalive::from_ms(self.keepalive_interval_ms, self.keepalive_timeout_ms)
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        for (key, value) in [
+            ("links.keepalive_interval_ms", self.keepalive_interval_ms),
+            ("links.keepalive_timeout_ms", self.keepalive_timeout_ms),
+        ] {
+            if value == 0 {
+                return Err(ConfigError::invalid(key, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
+}
+
 /// Gateway-side disclosure re-check.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -246,8 +304,11 @@ impl Default for GatewayDisclosureConfig {
 pub struct FacilityEntry {
     /// Facility id (as in its certificates).
     pub id: String,
-    /// Its node's federation listener, e.g. `https://node.st-mary.example:7112`.
-    pub endpoint: String,
+    /// Its node's federation listener, e.g. `https://node.st-mary.example:7112`. Unset for a
+    /// node that opens no inbound port and dials out to `link_listen` instead; with both, a
+    /// live link is used first.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub endpoint: Option<String>,
     /// Name its certificate must carry; defaults to the endpoint's host.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub server_name: Option<String>,
@@ -257,11 +318,11 @@ pub struct FacilityEntry {
 }
 
 impl FacilityEntry {
-    /// The name the node's certificate must carry.
-    pub fn server_name(&self) -> String {
+    /// The name the node's certificate must carry, when the gateway dials it.
+    pub fn server_name(&self) -> Option<String> {
         self.server_name
             .clone()
-            .unwrap_or_else(|| endpoint_host(&self.endpoint))
+            .or_else(|| self.endpoint.as_deref().map(endpoint_host))
     }
 }
 
@@ -343,16 +404,30 @@ impl GatewayConfig {
                 ConfigError::invalid(format!("facilities[{i}].peer.{key}"), why)
             })?;
             peers.insert(f.id.clone(), attributes);
-            if !f.endpoint.starts_with("https://") {
-                return Err(ConfigError::invalid(
-                    format!("facilities[{i}].endpoint"),
-                    format!(
-                        "{:?} must start with https:// (nodes only speak mutual TLS)",
-                        f.endpoint
-                    ),
-                ));
+            match &f.endpoint {
+                Some(endpoint) if !endpoint.starts_with("https://") => {
+                    return Err(ConfigError::invalid(
+                        format!("facilities[{i}].endpoint"),
+                        format!(
+                            "{endpoint:?} must start with https:// (nodes only speak mutual TLS)"
+                        ),
+                    ));
+                }
+                None if self.link_listen.is_none() => {
+                    return Err(ConfigError::invalid(
+                        format!("facilities[{i}].endpoint"),
+                        format!(
+                            "is unset and there is no link_listen: the gateway could never \
+                             reach facility {} (give its endpoint, or set link_listen for a \
+                             node that dials out)",
+                            f.id
+                        ),
+                    ));
+                }
+                _ => {}
             }
         }
+        self.links.check()?;
         Ok(LoadedGatewayConfig {
             tls: self.tls.load("tls")?,
             small_cells,
@@ -373,16 +448,43 @@ mod tests {
     fn server_names_default_to_the_endpoint_host() {
         let entry = |e: &str| FacilityEntry {
             id: "f".into(),
-            endpoint: e.into(),
+            endpoint: Some(e.into()),
             server_name: None,
             peer: PeerAttributesConfig::default(),
         };
-        assert_eq!(entry("https://127.0.0.1:7112").server_name(), "127.0.0.1");
-        assert_eq!(
-            entry("https://node.example.org:7112/").server_name(),
-            "node.example.org"
+        let name = |e: &str| entry(e).server_name().unwrap();
+        assert_eq!(name("https://127.0.0.1:7112"), "127.0.0.1");
+        assert_eq!(name("https://node.example.org:7112/"), "node.example.org");
+        assert_eq!(name("https://[::1]:7112"), "::1");
+        let linked = FacilityEntry {
+            endpoint: None,
+            ..entry("https://x")
+        };
+        assert_eq!(linked.server_name(), None);
+    }
+
+    #[test]
+    fn a_facility_without_an_endpoint_needs_the_link_listener() {
+        let text = |link: &str| {
+            format!(
+                "network = \"n\"\nlisten = \"127.0.0.1:0\"\n{link}\n\
+                 tls = {{ ca = \"ca.pem\", cert = \"cert.pem\", key = \"key.pem\" }}\n\
+                 [[facilities]]\nid = \"f1\"\n"
+            )
+        };
+        let unreachable: GatewayConfig = toml::from_str(&text("")).unwrap();
+        let err = unreachable.check().err().unwrap().to_string();
+        assert!(
+            err.starts_with("facilities[0].endpoint") && err.contains("link_listen"),
+            "{err}"
         );
-        assert_eq!(entry("https://[::1]:7112").server_name(), "::1");
+        let linked: GatewayConfig =
+            toml::from_str(&text("link_listen = \"127.0.0.1:7443\"")).unwrap();
+        assert_eq!(linked.facilities[0].endpoint, None);
+        assert_eq!(linked.links, LinksConfig::default());
+        // The check gets past the registry and stops only at the missing TLS files.
+        let err = linked.check().err().unwrap().to_string();
+        assert!(err.starts_with("tls.ca"), "{err}");
     }
 
     #[test]

@@ -10,8 +10,9 @@
 //!
 //! - serving: [`server`] (listener, TLS, operations), [`admission`] (at most so many benchmarks
 //!   at once), [`config`], and [`benchmark`], the `BenchmarkService` itself;
-//! - asking the nodes: [`client`] (registry, the per-node tower stack, fan-out) and
-//!   [`coverage`], which asks one question and accounts for every facility asked;
+//! - asking the nodes: [`client`] (registry, the per-node tower stack, fan-out), [`link`] (nodes
+//!   that dial out to the gateway instead of being dialled) and [`coverage`], which asks one
+//!   question and accounts for every facility asked;
 //! - reading the answers: [`answer`], each node's answer checked once, and [`network_sum`], a
 //!   sum of node-released counts taken in the clear and released by the plain path's rule;
 //! - secure aggregation: [`secure`], the exact sum over a cohort opened from masked vectors,
@@ -26,6 +27,7 @@ pub mod category_rows;
 pub mod client;
 pub mod config;
 pub mod coverage;
+pub mod link;
 pub mod metric;
 pub mod network_sum;
 pub mod peer_group;

@@ -1,12 +1,17 @@
-//! Starting and stopping the gateway.
+//! Starting and stopping the gateway: the `BenchmarkService` listener and, when configured, the
+//! link listener that facility nodes behind a firewall dial out to.
 
 use crate::admission::AdmissionLayer;
 use crate::benchmark::Benchmarks;
 use crate::client::registry::Registry;
 use crate::client::registry::RegistryError;
 use crate::config::LoadedGatewayConfig;
+use crate::link::list::LinkList;
+use crate::link::listener::LinkAcceptor;
+use crate::link::table::{LinkGauges, LinkTable};
 use crate::secure::SecureAggregation;
 use psonet_core::pb::benchmark_service_server::BenchmarkServiceServer;
+use psonet_core::pb::link_service_server::LinkServiceServer;
 use psonet_core::secagg::masking_key::MaskingKeyError;
 use psonet_serve::auth::{AccessRule, Audience};
 use psonet_serve::listener::{
@@ -48,34 +53,62 @@ pub enum GatewayError {
 
 /// Full name of the gateway's service.
 const BENCHMARK_SERVICE: &str = "psonet.v1.BenchmarkService";
+/// Full name of the list of linked facilities.
+const LINK_SERVICE: &str = "psonet.v1.LinkService";
 
 /// A started gateway.
 pub struct RunningGateway {
     /// Address of the `BenchmarkService` listener.
     pub addr: SocketAddr,
+    /// Address of the link listener, when configured.
+    pub link_addr: Option<SocketAddr>,
     /// Address of the Prometheus metrics endpoint, when configured.
     pub metrics_addr: Option<SocketAddr>,
     shutdown: Shutdown,
     health: HealthReporter,
     server: JoinHandle<Result<(), tonic::transport::Error>>,
+    links: Option<JoinHandle<()>>,
 }
 
 impl RunningGateway {
-    /// Builds the registry and starts the listener.
+    /// Builds the registry and starts the listeners.
     pub async fn start(loaded: LoadedGatewayConfig) -> Result<Self, GatewayError> {
         let config = &loaded.config;
         let identity = ReloadableIdentity::load(&config.tls, "tls")?;
         let metrics = Metrics::new();
+        let ids = || config.facilities.iter().map(|f| f.id.clone());
+        let links = config.link_listen.map(|_| {
+            let outbound_only = config.facilities.iter().filter(|f| f.endpoint.is_none());
+            LinkTable::new(ids(), outbound_only.map(|f| f.id.clone()))
+        });
         let registry = Registry::new(
             &config.network,
             &config.facilities,
             identity.client_config()?,
+            links.clone(),
             &config.fanout,
             &metrics,
         )?;
         let listener = bind(config.listen, "gateway listener").await?;
         let shutdown = Shutdown::new();
         let log = SecurityLog::new("gateway", &metrics);
+        let (link_addr, link_task) = match (config.link_listen, &links) {
+            (Some(addr), Some(table)) => {
+                let bound = bind(addr, "link listener").await?;
+                let link_addr = bound.addr;
+                metrics.register_collector(LinkGauges(table.clone()));
+                let acceptor = LinkAcceptor {
+                    identity: identity.clone(),
+                    network: config.network.clone(),
+                    facilities: ids().collect(),
+                    keepalive: config.links.keepalive(),
+                    table: table.clone(),
+                    log: SecurityLog::new("links", &metrics),
+                };
+                (Some(link_addr), Some(acceptor.serve(bound, &shutdown)?))
+            }
+            _ => (None, None),
+        };
         let rule = AccessRule::new(&config.network, Audience::PartnersAndFacilities, &log);
         let secure = SecureAggregation::new(&config.network, loaded.tls.ca_pem())?;
         let benchmarks = BenchmarkServiceServer::with_interceptor(
@@ -88,7 +121,13 @@ impl RunningGateway {
             .trace_fn(|request| psonet_serve::telemetry::rpc_span("gateway", request))
             .layer(AdmissionLayer::new(config.fanout.max_concurrent_benchmarks))
             .add_service(benchmarks);
-        let (router, health) = with_operations(router, &rule, &[BENCHMARK_SERVICE]).await?;
+        // Which facilities are linked is for PSO staff, not for facilities.
+        let staff = AccessRule::new(&config.network, Audience::Partners, &log);
+        let table = links.unwrap_or_else(|| LinkTable::new(ids(), []));
+        let router =
+            router.add_service(LinkServiceServer::with_interceptor(LinkList(table), staff));
+        let (router, health) =
+            with_operations(router, &rule, &[BENCHMARK_SERVICE, LINK_SERVICE]).await?;
         let incoming = tls_incoming(listener.incoming, identity.server_config()?, log);
         let server = router.serve_with_incoming_shutdown(incoming, shutdown.signalled());
         reload_certificates(vec![identity], CERT_POLL_INTERVAL, &shutdown)?;
@@ -96,13 +135,15 @@ impl RunningGateway {
             Some(addr) => Some(serve_metrics(addr, metrics, &shutdown).await?),
             None => None,
         };
-        tracing::info!(addr = %listener.addr, facilities = config.facilities.len(), "gateway started");
+        tracing::info!(addr = %listener.addr, links = ?link_addr, facilities = config.facilities.len(), "gateway started");
         Ok(Self {
             addr: listener.addr,
+            link_addr,
             metrics_addr,
             shutdown,
             health,
             server: tokio::spawn(server),
+            links: link_task,
         })
     }
 
@@ -113,6 +154,9 @@ impl RunningGateway {
             .await;
         self.shutdown.trigger();
         self.server.await??;
+        if let Some(links) = self.links {
+            links.await?;
+        }
         tracing::info!("gateway stopped");
         Ok(())
     }

@@ -10,6 +10,7 @@ use std::path::Path;
 /// A running gateway and where it listens.
 pub struct Gateway {
     addr: SocketAddr,
+    links: Option<SocketAddr>,
     metrics: Option<SocketAddr>,
     running: Running,
 }
@@ -31,6 +32,7 @@ impl Gateway {
                 let gateway = RunningGateway::start(GatewayConfig::load(config)?).await?;
                 Self {
                     addr: gateway.addr,
+                    links: gateway.link_addr,
                     metrics: gateway.metrics_addr,
                     running: Running::InProcess(gateway),
                 }
@@ -39,6 +41,7 @@ impl Gateway {
                 let process = ServerProcess::gateway(launcher, config, log)?;
                 Self {
                     addr: process.addr("listen")?,
+                    links: process.addr("links").ok(),
                     metrics: process.addr("metrics").ok(),
                     running: Running::Process(process),
                 }
@@ -49,6 +52,11 @@ impl Gateway {
     /// The `BenchmarkService` listener.
     pub fn addr(&self) -> SocketAddr {
         self.addr
+    }
+
+    /// The link listener, when the config has one.
+    pub fn links(&self) -> Option<SocketAddr> {
+        self.links
     }
 
     /// The Prometheus endpoint, when the config serves one.
@@ -62,6 +70,16 @@ impl Gateway {
             Running::Process(process) => Some(process),
             Running::InProcess(_) => None,
         }
+    }
+
+    /// SIGKILLs the gateway's process: a crash, not a shutdown. A gateway in this process has
+    /// no process to kill: it is stopped gracefully instead.
+    pub async fn kill(self) -> Result<()> {
+        match self.running {
+            Running::Process(mut process) => process.kill(),
+            Running::InProcess(gateway) => gateway.shutdown().await?,
+        }
+        Ok(())
     }
 
     /// Stops the gateway gracefully (SIGTERM for a process) and waits until it has: an error

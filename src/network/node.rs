@@ -1,7 +1,7 @@
 //! One facility node of a [`Network`](super::Network): its files, where it listens, and how it
 //! is started, stopped, crashed and restarted on the same config and data directory.
 
-use super::{Servers, rewrite_config};
+use super::{Reach, Servers, rewrite_config};
 use crate::client;
 use crate::network::ServerProcess;
 use crate::pki::FacilityLayout;
@@ -20,11 +20,12 @@ pub struct Node {
     pub config: PathBuf,
     /// Identity directory of the facility's local clients.
     pub client_identity: PathBuf,
+    reach: Reach,
     servers: Servers,
     log: Option<PathBuf>,
     running: Option<Running>,
     local: SocketAddr,
-    federation: SocketAddr,
+    federation: Option<SocketAddr>,
     metrics: Option<SocketAddr>,
 }
 
@@ -39,6 +40,7 @@ impl Node {
     /// launcher asks for log files.
     pub(super) async fn start_new(
         facility: &FacilityLayout,
+        reach: Reach,
         servers: &Servers,
         dir: &Path,
     ) -> Result<Self> {
@@ -54,6 +56,7 @@ impl Node {
             id: facility.id.clone(),
             config: facility.node_config.clone(),
             client_identity: facility.client_identity.clone(),
+            reach,
             servers: servers.clone(),
             log,
             running: Some(running),
@@ -68,9 +71,15 @@ impl Node {
         self.local
     }
 
-    /// The federation listener (`AggregateService`), as for [`Node::local`].
-    pub fn federation(&self) -> SocketAddr {
+    /// The federation listener (`AggregateService`), as for [`Node::local`]; `None` for a
+    /// node that only dials out.
+    pub fn federation(&self) -> Option<SocketAddr> {
         self.federation
+    }
+
+    /// How the gateway reaches this node.
+    pub fn reach(&self) -> Reach {
+        self.reach
     }
 
     /// The Prometheus endpoint, when the config serves one.
@@ -146,13 +155,20 @@ impl Node {
         }
     }
 
+    /// Changes the node's `node.toml`; the change takes effect at its next start.
+    pub fn edit_config(&self, edit: impl FnOnce(&mut NodeConfig)) -> Result<()> {
+        rewrite_config(&self.config, edit)
+    }
+
     /// Writes the ports the node listens on now into its config, so a restart keeps them (as a
     /// real node with fixed ports would).
     pub fn pin_ports(&self) -> Result<()> {
         let (local, federation) = (self.local, self.federation);
         rewrite_config(&self.config, |config: &mut NodeConfig| {
             config.local.listen = local;
-            config.federation.listen = federation;
+            if federation.is_some() {
+                config.federation.listen = federation;
+            }
         })
     }
 
@@ -163,8 +179,8 @@ impl Node {
     }
 }
 
-/// The addresses a started node reports: local, federation, metrics.
-type NodeAddrs = (SocketAddr, SocketAddr, Option<SocketAddr>);
+/// The addresses a started node reports: local, federation (if it listens), metrics.
+type NodeAddrs = (SocketAddr, Option<SocketAddr>, Option<SocketAddr>);
 
 /// Starts a node on `config`, in this process or as a process of `servers`' launcher.
 async fn launch(
@@ -182,7 +198,7 @@ async fn launch(
             let process = ServerProcess::node(launcher, config, log)?;
             let addrs = (
                 process.addr("local")?,
-                process.addr("federation")?,
+                process.addr("federation").ok(),
                 process.addr("metrics").ok(),
             );
             (Running::Process(process), addrs)

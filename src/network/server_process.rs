@@ -7,6 +7,7 @@
 
 use crate::foreground::ReadyLine;
 use anyhow::{Context, Result, bail};
+use std::collections::BTreeSet;
 use std::io::{BufRead, BufReader};
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -158,6 +159,49 @@ impl ServerProcess {
     /// The process id (for its memory and CPU time, or a signal).
     pub fn pid(&self) -> u32 {
         self.child.id()
+    }
+
+    /// The TCP ports the process listens on now, read from `/proc` (Linux): its socket inodes
+    /// matched against the listening sockets of `/proc/<pid>/net/tcp` and `tcp6`. How a test
+    /// shows that a node which dials out opened no port for the gateway.
+    pub fn listening_ports(&self) -> Result<BTreeSet<u16>> {
+        let pid = self.pid();
+        let mut inodes = BTreeSet::new();
+        let fds = format!("/proc/{pid}/fd");
+        for entry in std::fs::read_dir(&fds).with_context(|| format!("reading {fds}"))? {
+            let Ok(target) = std::fs::read_link(entry?.path()) else {
+                continue;
+            };
+            if let Some(inode) = target
+                .to_str()
+                .and_then(|t| t.strip_prefix("socket:["))
+                .and_then(|t| t.strip_suffix(']'))
+            {
+                inodes.insert(inode.to_string());
+            }
+        }
+        let mut ports = BTreeSet::new();
+        for table in ["tcp", "tcp6"] {
+            let path = format!("/proc/{pid}/net/{table}");
+            let text = std::fs::read_to_string(&path).with_context(|| format!("reading {path}"))?;
+            for line in text.lines().skip(1) {
+                let fields: Vec<&str> = line.split_whitespace().collect();
+                // local_address is HEXIP:HEXPORT, st 0A is LISTEN, the inode is the 10th field.
+                let (Some(local), Some(&"0A"), Some(inode)) =
+                    (fields.get(1), fields.get(3), fields.get(9))
+                else {
+                    continue;
+                };
+                if inodes.contains(*inode)
+                    && let Some(port) = local
+                        .rsplit_once(':')
+                        .and_then(|(_, p)| u16::from_str_radix(p, 16).ok())
+                {
+                    ports.insert(port);
+                }
+            }
+        }
+        Ok(ports)
     }
 
     /// SIGKILL and reap: a crash, not a shutdown.

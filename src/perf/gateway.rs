@@ -10,10 +10,11 @@
 //! latency, the gateway's CPU per benchmark, and each node's CPU per answer — read from this
 //! process for both paths (it runs every node, and the one client), and as the nodes report it
 //! in their secure-aggregation answers, masking apart, collected by the gateway's metrics.
+//! With `--links`, `bench-fanout` measures latency over links beside listening nodes.
 
 use super::{cpu_seconds, rss_mb};
 use crate::client;
-use crate::network::{Launcher, Network, Servers};
+use crate::network::{Launcher, Network, Reach, Servers};
 use crate::synth::SynthOptions;
 use anyhow::{Context, Result};
 use psonet_core::month::Month;
@@ -65,13 +66,22 @@ pub struct FanoutArgs {
     /// Months each benchmark covers, ending this month.
     #[arg(long, default_value_t = 12)]
     pub months: u32,
+    /// Measure each size twice, the gateway dialling the nodes' listeners and the nodes dialling
+    /// out to the gateway (the same nodes: each listens and links), and print both side by side.
+    #[arg(long)]
+    pub links: bool,
+    /// Measured runs per size and path, `--seconds` each (their p50s show the spread).
+    #[arg(long, default_value_t = 3)]
+    pub rounds: u32,
 }
 
 /// `count` nodes in this process, loaded with synthetic data; the gateway will be a process.
-async fn start_network(count: usize, out: &mut impl Write) -> Result<Network> {
+/// Each node is reached as `reach` says.
+async fn start_network(count: usize, reach: Reach, out: &mut impl Write) -> Result<Network> {
     let gateway = Launcher::this_binary()?.log_filter("error");
     let net = Network::builder("load")
         .facilities(count)
+        .reach(reach)
         .servers(Servers::InProcess)
         .gateway_servers(Servers::Processes(gateway))
         .start()
@@ -268,7 +278,7 @@ fn report_memory(out: &mut impl Write, memory: &[f64]) -> Result<()> {
 
 /// Runs `bench-load` and prints its figures to `out`.
 pub async fn run_load(options: LoadArgs, out: &mut impl Write) -> Result<()> {
-    let mut net = start_network(options.nodes, out).await?;
+    let mut net = start_network(options.nodes, Reach::Listens, out).await?;
     start_gateway(
         &mut net,
         options.nodes,
@@ -445,9 +455,12 @@ fn report_path(out: &mut impl Write, what: &str, run: &PathRun, size: usize) -> 
 
 /// Runs `bench-fanout` for each network size and prints the figures to `out`.
 pub async fn run_fanout(options: FanoutArgs, out: &mut impl Write) -> Result<()> {
+    if options.links {
+        return run_fanout_links(options, out).await;
+    }
     let (seconds, months) = (options.seconds, options.months);
     let largest = options.nodes.iter().copied().max().unwrap_or(0);
-    let mut net = start_network(largest, out).await?;
+    let mut net = start_network(largest, Reach::Listens, out).await?;
     writeln!(
         out,
         "each benchmark: the category table of {months} month(s); plain: each node answers by \
@@ -472,6 +485,83 @@ pub async fn run_fanout(options: FanoutArgs, out: &mut impl Write) -> Result<()>
             secure.p50_ms() / plain.p50_ms()
         )?;
         report_memory(out, &secure.memory)?;
+    }
+    net.shutdown().await
+}
+
+/// The two ways a gateway reaches the same nodes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Path {
+    /// The gateway dials each node's federation listener.
+    Listening,
+    /// Each node dials out to the gateway's link listener.
+    Links,
+}
+
+/// `bench-fanout --links`: per size, one warm client's benchmark latency with the gateway
+/// dialling the nodes, then with the nodes dialling out, over the same nodes and data. Each
+/// path gets `rounds` runs; their p50s give the spread.
+async fn run_fanout_links(options: FanoutArgs, out: &mut impl Write) -> Result<()> {
+    let (seconds, months) = (options.seconds, options.months);
+    let largest = options.nodes.iter().copied().max().unwrap_or(0);
+    let mut net = start_network(largest, Reach::Both, out).await?;
+    writeln!(
+        out,
+        "each benchmark: {months} month(s) × category × harm; every node listens and links, the \
+         gateway (its own process) uses one path at a time; {} run(s) of {seconds} s per path",
+        options.rounds
+    )?;
+    for &size in &options.nodes {
+        writeln!(out, "fan-out to {size:>3} nodes, one client, warm channels")?;
+        let mut p50s = Vec::new();
+        for path in [Path::Listening, Path::Links] {
+            net.start_gateway(|config| {
+                config.facilities.truncate(size);
+                match path {
+                    // No link listener: the nodes' endpoints are the only way.
+                    Path::Listening => config.link_listen = None,
+                    // No endpoints: the links are the only way.
+                    Path::Links => config.facilities.iter_mut().for_each(|f| f.endpoint = None),
+                }
+            })
+            .await?;
+            drive(&net, 1, 1, months).await?; // warm: every channel connected
+            let mut all = RunFigures::default();
+            let mut round_p50s = Vec::new();
+            for _ in 0..options.rounds.max(1) {
+                let (mut figures, _) = drive(&net, 1, seconds, months).await?;
+                figures.latencies.sort();
+                round_p50s.push(quantile(&figures.latencies, 0.5));
+                all.merge(figures);
+            }
+            all.latencies.sort();
+            let l = &all.latencies;
+            let spread: Vec<String> = round_p50s.iter().map(|p| format!("{p:.2}")).collect();
+            writeln!(
+                out,
+                "  {:<34} {:>6} benchmarks, with a facility missing {:>3}; p50 {:.2} ms \
+                 (per run: {}), p90 {:.2} ms, p99 {:.2} ms",
+                match path {
+                    Path::Listening => "listening (the gateway dials):",
+                    Path::Links => "links (the nodes dial out):",
+                },
+                l.len(),
+                all.partial,
+                quantile(l, 0.5),
+                spread.join(" / "),
+                quantile(l, 0.9),
+                quantile(l, 0.99),
+            )?;
+            p50s.push(quantile(l, 0.5));
+        }
+        if let [listening, links] = p50s[..] {
+            writeln!(
+                out,
+                "  links p50 / listening p50 = {:.3} ({:+.1} %)",
+                links / listening,
+                (links / listening - 1.0) * 100.0
+            )?;
+        }
     }
     net.shutdown().await
 }

@@ -56,7 +56,8 @@ pub async fn run(options: Args, out: &mut impl Write) -> Result<()> {
     let node = &mut net.nodes[0];
     let data_dir = node.config.parent().context("config dir")?.join("data");
     let reporting = client::channel(&node.local().to_string(), &node.client_identity)?;
-    let aggregates = client::channel(&node.federation().to_string(), &gateway_identity)?;
+    let federation = node.federation().context("the bench node listens")?;
+    let aggregates = client::channel(&federation.to_string(), &gateway_identity)?;
     writeln!(
         out,
         "psonet bench: one node process, mTLS on loopback, sled on {}",
@@ -109,7 +110,8 @@ pub async fn run(options: Args, out: &mut impl Write) -> Result<()> {
     )?;
     node.kill();
     node.start().await?;
-    let aggregates = client::channel(&node.federation().to_string(), &gateway_identity)?;
+    let federation = node.federation().context("the bench node listens")?;
+    let aggregates = client::channel(&federation.to_string(), &gateway_identity)?;
     let restarted = aggregate_latency(&aggregates).await?;
     writeln!(
         out,

@@ -2,9 +2,12 @@
 //! an example can never drift from what the loader accepts.
 
 use anyhow::Result;
+use psonet_gateway::config::LinksConfig;
 use psonet_gateway::config::{FacilityEntry, FanoutConfig, GatewayConfig, GatewayDisclosureConfig};
 use psonet_gateway::peer_group::PeerAttributesConfig;
-use psonet_node::config::{DisclosureConfig, ListenerConfig, NodeConfig, StoreConfig};
+use psonet_node::config::{
+    DisclosureConfig, FederationConfig, ListenerConfig, NodeConfig, StoreConfig,
+};
 use psonet_serve::tls::TlsFiles;
 use std::net::SocketAddr;
 use std::path::Path;
@@ -13,11 +16,12 @@ use std::path::Path;
 pub fn node(
     network: &str,
     id: &str,
-    local: u16,
-    federation: u16,
+    (local, federation): (u16, u16),
+    link: u16,
     tls: &TlsFiles,
     dir: &Path,
 ) -> Result<String> {
+    let link_host = format!("localhost:{link}");
     let tls = relative(tls, dir);
     let config = NodeConfig {
         facility_id: id.to_string(),
@@ -27,10 +31,11 @@ pub fn node(
             listen: loopback(local),
             tls: tls.clone(),
         },
-        federation: ListenerConfig {
-            listen: loopback(federation),
+        federation: FederationConfig {
+            listen: Some(loopback(federation)),
             tls,
         },
+        gateway_link: None,
         disclosure: DisclosureConfig::default(),
         privacy: Default::default(),
         policy: Default::default(),
@@ -41,7 +46,12 @@ pub fn node(
     Ok(format!(
         "# psonet facility node {id}. Start with: psonet node --config {}\n\
          # The local listener serves this facility's own systems; the federation listener only\n\
-         # the PSO gateway. Paths are relative to this file.\n{}",
+         # the PSO gateway. Paths are relative to this file.\n\
+         # Behind a firewall that allows no inbound port, let the node dial out to the gateway\n\
+         # instead: remove `listen` under [federation] and add\n\
+         #   [gateway_link]\n\
+         #   endpoint = \"https://{link_host}\"\n\
+         # (and drop this facility's `endpoint` from the gateway's registry).\n{}",
         dir.join("node.toml").display(),
         toml::to_string(&config)?
     ))
@@ -50,7 +60,7 @@ pub fn node(
 /// A gateway config; paths are written relative to `dir`, where the file goes.
 pub fn gateway(
     network: &str,
-    port: u16,
+    (port, link): (u16, u16),
     tls: &TlsFiles,
     dir: &Path,
     facilities: &[(String, String)],
@@ -59,6 +69,8 @@ pub fn gateway(
         network: network.to_string(),
         listen: loopback(port),
         tls: relative(tls, dir),
+        link_listen: Some(loopback(link)),
+        links: LinksConfig::default(),
         fanout: FanoutConfig::default(),
         disclosure: GatewayDisclosureConfig::default(),
         metrics: Vec::new(),
@@ -66,7 +78,7 @@ pub fn gateway(
             .iter()
             .map(|(id, endpoint)| FacilityEntry {
                 id: id.clone(),
-                endpoint: endpoint.clone(),
+                endpoint: Some(endpoint.clone()),
                 server_name: None,
                 peer: PeerAttributesConfig::default(),
             })
@@ -75,7 +87,8 @@ pub fn gateway(
     };
     Ok(format!(
         "# psonet PSO gateway. Start with: psonet gateway --config {}\n\
-         # Paths are relative to this file.\n\
+         # Paths are relative to this file. Nodes that dial out (no inbound port) link to\n\
+         # `link_listen` and are listed without an `endpoint`.\n\
          # Benchmarks: `psonet benchmark --list-metrics` shows the built-in metrics. Add one with\n\
          #   [[metrics]]\n\
          #   id = \"vte\"\n\

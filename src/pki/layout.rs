@@ -65,6 +65,8 @@ pub struct AddFacilityOptions {
     pub hosts: Vec<String>,
     /// Ports of the node's local and federation listeners.
     pub ports: (u16, u16),
+    /// Port of the gateway's link listener, for the commented example in `node.toml`.
+    pub link_port: u16,
     /// Years the certificates are valid.
     pub years: i32,
 }
@@ -88,8 +90,13 @@ pub fn add_facility(options: &AddFacilityOptions) -> Result<FacilityLayout> {
         id,
         &server_hosts(&options.hosts),
         options.ports,
+        options.link_port,
     )
 }
+
+/// Where the example gateway's link listener is, from the first port: facility i uses
+/// `base + 10i + 1` and `+ 2`, so `base + 43` is never one of theirs.
+pub const LINK_OFFSET: u16 = 43;
 
 /// The names a server certificate carries: loopback, then `extra`.
 fn server_hosts(extra: &[String]) -> Vec<String> {
@@ -200,7 +207,13 @@ pub fn init(options: &InitOptions) -> Result<NetworkLayout> {
         let (local, federation) = (port(10 * (i as u16 + 1) + 1), port(10 * (i as u16 + 1) + 2));
         registry.push((id.clone(), format!("https://127.0.0.1:{federation}")));
         let hosts = hosts_of(&options.hosts, &HostOwner::Facility(id.clone()));
-        facilities.push(ca.write_facility(out, id, &hosts, (local, federation))?);
+        facilities.push(ca.write_facility(
+            out,
+            id,
+            &hosts,
+            (local, federation),
+            port(LINK_OFFSET),
+        )?);
     }
     let gateway_dir = out.join("gateway");
     let gateway_tls = ca.write_identity(
@@ -214,7 +227,13 @@ pub fn init(options: &InitOptions) -> Result<NetworkLayout> {
     let gateway_config = out.join("gateway.toml");
     write(
         &gateway_config,
-        &example_config::gateway(net, port(0), &gateway_tls, out, &registry)?,
+        &example_config::gateway(
+            net,
+            (port(0), port(LINK_OFFSET)),
+            &gateway_tls,
+            out,
+            &registry,
+        )?,
     )?;
     let partner_identity = out.join("partner");
     ca.write_identity(
@@ -230,20 +249,24 @@ pub fn init(options: &InitOptions) -> Result<NetworkLayout> {
 }
 
 impl Authority {
-    /// Issues facility `id`'s node (server) and local-client identities under `out/<id>` and
-    /// writes its `node.toml` listening on loopback `ports` (local, federation).
+    /// Issues facility `id`'s node and local-client identities under `out/<id>` and writes its
+    /// `node.toml` listening on loopback `ports` (local, federation). The node's certificate
+    /// serves the federation listener and is presented when the node dials out to the
+    /// gateway's link listener (on loopback `link`, as the config's comment shows), so it is
+    /// issued for both uses.
     pub fn write_facility(
         &self,
         out: &Path,
         id: &str,
         hosts: &[String],
-        (local, federation): (u16, u16),
+        ports: (u16, u16),
+        link: u16,
     ) -> Result<FacilityLayout> {
         let dir = out.join(id);
         let principal = Principal::facility(self.network(), id);
         let node_tls = self.write_identity(
             &dir.join("node"),
-            &self.issue(&principal, Usage::Server, hosts)?,
+            &self.issue(&principal, Usage::ServerAndClient, hosts)?,
         )?;
         let client_identity = dir.join("client");
         self.write_identity(
@@ -251,7 +274,7 @@ impl Authority {
             &self.issue(&principal, Usage::Client, &[])?,
         )?;
         let node_config = dir.join("node.toml");
-        let text = example_config::node(self.network(), id, local, federation, &node_tls, &dir)?;
+        let text = example_config::node(self.network(), id, ports, link, &node_tls, &dir)?;
         write(&node_config, &text)?;
         Ok(FacilityLayout {
             id: id.to_string(),

@@ -55,7 +55,8 @@ struct InitArgs {
     /// certificate also names localhost and 127.0.0.1.
     #[arg(long = "host", value_name = "OWNER=NAME")]
     hosts: Vec<HostName>,
-    /// First port of the example configs: gateway on it, facility i on +10i+1 and +10i+2.
+    /// First port of the example configs: gateway on it (its link listener on +43), facility i
+    /// on +10i+1 and +10i+2.
     #[arg(long, default_value_t = 7100)]
     base_port: u16,
     /// Years the certificates are valid.
@@ -88,6 +89,9 @@ struct AddFacilityArgs {
     /// Port of the node's federation listener.
     #[arg(long, default_value_t = 7112)]
     federation_port: u16,
+    /// Port of the gateway's link listener (for a node that dials out instead of listening).
+    #[arg(long, default_value_t = 7100 + layout::LINK_OFFSET)]
+    link_port: u16,
     /// Years the certificates are valid.
     #[arg(long, default_value_t = 2)]
     years: i32,
@@ -136,6 +140,7 @@ fn run_add_facility(args: AddFacilityArgs, out: &mut impl Write) -> Result<()> {
         facility: args.facility,
         hosts: args.hosts,
         ports: (args.local_port, args.federation_port),
+        link_port: args.link_port,
         years: args.years,
     })?;
     writeln!(

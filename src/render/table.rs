@@ -391,6 +391,51 @@ pub fn scorecard(card: &pb::FacilityScorecardResponse) -> String {
     out
 }
 
+/// Links, one row each: facility, the other end, up or down since when, reconnects, when the
+/// other end's certificate expires, and why a link is down.
+pub fn links(response: &pb::ListLinksResponse) -> String {
+    let mut out = String::new();
+    if response.links.is_empty() {
+        out.push_str("no links (nothing dials out to this server, or it dials out to none)\n");
+        return out;
+    }
+    let _ = writeln!(
+        out,
+        "{:<20} {:<22} {:<5} {:<21} {:>10} {:<11} detail",
+        "facility", "peer", "state", "since (UTC)", "reconnects", "cert until"
+    );
+    for link in &response.links {
+        let when = |seconds: Option<i64>| {
+            seconds
+                .and_then(|s| u64::try_from(s).ok())
+                .map_or_else(|| "-".to_string(), |s| utc_seconds(s * 1000))
+        };
+        let until = when(link.peer_certificate_not_after.as_ref().map(|t| t.seconds));
+        let _ = writeln!(
+            out,
+            "{:<20} {:<22} {:<5} {:<21} {:>10} {:<11} {}",
+            link.facility_id,
+            if link.peer_address.is_empty() {
+                "-"
+            } else {
+                &link.peer_address
+            },
+            if link.up { "up" } else { "DOWN" },
+            when(link.since.as_ref().map(|t| t.seconds)),
+            link.reconnects,
+            until.get(..10).unwrap_or(&until),
+            link.last_error
+        );
+    }
+    out
+}
+
+/// `YYYY-MM-DD HH:MM:SS` for milliseconds since the Unix epoch.
+fn utc_seconds(ms: u64) -> String {
+    let text = psonet_node::utc::format_ms(ms).replacen('T', " ", 1);
+    text.get(..19).unwrap_or(&text).to_string()
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -7,7 +7,7 @@
 
 pub mod raw;
 
-pub use psonet::network::{Launcher, Network, NetworkBuilder, Node, ServerProcess, Servers};
+pub use psonet::network::{Launcher, Network, NetworkBuilder, Node, Reach, ServerProcess, Servers};
 use psonet_core::pb::{self, reporting_service_client::ReportingServiceClient};
 use psonet_gateway::GatewayConfig;
 use std::net::SocketAddr;
@@ -29,6 +29,65 @@ pub fn network(facilities: usize) -> NetworkBuilder {
     Network::builder(NETWORK)
         .facilities(facilities)
         .servers(Servers::Processes(launcher()))
+}
+
+/// Node `i`'s reach in a scenario (a plain function, so the same scenario can run all
+/// listening, all dialling out, or mixed).
+pub type ReachOf = fn(usize) -> Reach;
+
+/// Every node listens; the gateway dials them.
+pub fn listening(_: usize) -> Reach {
+    Reach::Listens
+}
+
+/// Every node dials out to the gateway and binds no federation listener.
+pub fn dialling_out(_: usize) -> Reach {
+    Reach::DialsOut
+}
+
+/// Runs each named scenario (an `async fn(ReachOf)`) twice, as `<scenario>::listening` with
+/// the gateway dialling the nodes' federation listeners and as `<scenario>::dialling_out` with
+/// every node dialling out to the gateway instead: the suite's scenarios hold whichever side
+/// dials.
+#[macro_export]
+macro_rules! each_reach {
+    ($($scenario:ident),* $(,)?) => {$(
+        mod $scenario {
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn listening() {
+                super::$scenario($crate::common::listening).await
+            }
+
+            #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+            async fn dialling_out() {
+                super::$scenario($crate::common::dialling_out).await
+            }
+        }
+    )*};
+}
+
+/// Asserts each node's ports match its reach: a node that dials out listens on its local
+/// port (and metrics) only — no federation port is open — and one that listens has its
+/// federation port open.
+pub fn assert_reach(net: &Network) {
+    for node in &net.nodes {
+        let Some(process) = node.process() else {
+            continue;
+        };
+        let open = process
+            .listening_ports()
+            .expect("the node's listening ports");
+        let mut expected = std::collections::BTreeSet::from([node.local().port()]);
+        expected.extend(node.metrics().map(|m| m.port()));
+        expected.extend(node.federation().map(|f| f.port()));
+        assert_eq!(open, expected, "node {} listens on", node.id);
+        assert_eq!(
+            node.federation().is_some(),
+            node.reach().listens(),
+            "node {}",
+            node.id
+        );
+    }
 }
 
 /// Runs the `psonet` command line and returns what it did.

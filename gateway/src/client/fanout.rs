@@ -8,6 +8,7 @@
 use crate::client::breaker::{BreakerOpen, ran_out_of_time};
 use crate::client::node_metrics::NodeMetrics;
 use crate::client::registry::{Facility, Registry};
+use crate::link::table::NotLinked;
 use futures::future::join_all;
 use psonet_core::pb::{self, CoverageStatus};
 use psonet_serve::diagnose::{Failure, diagnose};
@@ -59,9 +60,15 @@ async fn ask(
 ) -> NodeAnswer {
     let started = Instant::now();
     let span = tracing::info_span!("node_call", facility = %facility.id, otel.kind = "client");
-    let call = facility.service.clone().oneshot(request);
-    let outcome = tokio::time::timeout(deadline, call).instrument(span).await;
-    let outcome = outcome.unwrap_or_else(|_| Err(tower::timeout::error::Elapsed::new().into()));
+    let outcome = match facility.channel.current() {
+        // A node that dials out and has no live link is not asked: nothing could carry the call.
+        Err(not_linked) => Err(not_linked.into()),
+        Ok(_) => {
+            let call = facility.service.clone().oneshot(request);
+            let outcome = tokio::time::timeout(deadline, call).instrument(span).await;
+            outcome.unwrap_or_else(|_| Err(tower::timeout::error::Elapsed::new().into()))
+        }
+    };
     let (response, status, detail) = match outcome {
         Ok(response) => (Some(response), CoverageStatus::Ok, String::new()),
         Err(error) => {
@@ -108,10 +115,15 @@ pub(crate) fn classify(
     facility: &Facility,
     deadline: Duration,
 ) -> (CoverageStatus, String) {
-    let peer = format!(
-        "the node of facility {} at {}",
-        facility.id, facility.endpoint
-    );
+    if let Some(not_linked) = error.downcast_ref::<NotLinked>() {
+        return (CoverageStatus::Unavailable, not_linked.to_string());
+    }
+    let peer = match &facility.endpoint {
+        Some(endpoint) if !facility.channel.linked_now() => {
+            format!("the node of facility {} at {endpoint}", facility.id)
+        }
+        _ => format!("the node of facility {} over its link", facility.id),
+    };
     let timed_out = (
         CoverageStatus::TimedOut,
         format!("{peer} did not answer within {} ms", deadline.as_millis()),

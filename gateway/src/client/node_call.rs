@@ -3,24 +3,24 @@
 //! It carries the node deadline to the node (`grpc-timeout`) and the caller's trace context
 //! (W3C `traceparent`), so the node stops work nobody waits for and its span joins the trace.
 
+use crate::client::node_channel::NodeChannel;
 use psonet_core::pb::{self, aggregate_service_client::AggregateServiceClient};
 use std::future::Future;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 use std::time::Duration;
-use tonic::transport::Channel;
 use tower::Service;
 
 /// Sends one aggregate query to one node.
 #[derive(Clone)]
 pub struct AggregateCall {
-    client: AggregateServiceClient<Channel>,
+    client: AggregateServiceClient<NodeChannel>,
     deadline: Duration,
 }
 
 impl AggregateCall {
     /// Calls over `channel`; the node is told it has `deadline` to answer.
-    pub fn new(channel: Channel, deadline: Duration) -> Self {
+    pub fn new(channel: NodeChannel, deadline: Duration) -> Self {
         Self {
             client: AggregateServiceClient::new(channel),
             deadline,

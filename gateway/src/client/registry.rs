@@ -1,31 +1,35 @@
-//! The facility registry: one lazily connected mTLS channel per facility node, and over it the
-//! node's client stack (deadline, load shedding, concurrency limit, retry budget, breaker).
+//! The facility registry: per facility node, how the gateway reaches it — a lazily connected mTLS
+//! channel to its federation listener, its links (when it dials out), or both — and over that
+//! the node's client stack (deadline, load shedding, concurrency limit, retry budget, breaker).
 //!
-//! Channels connect on first use, within the connect timeout, and reconnect by themselves, so a
-//! node that is down costs nothing until it is queried, and a node that comes back is used again
-//! without a restart.
+//! Dialled channels connect on first use, within the connect timeout, and reconnect by
+//! themselves, so a node that is down costs nothing until it is queried, and a node that comes
+//! back is used again without a restart; a node that dials out is used from its first link on.
 
 use crate::client::breaker::{Breaker, BreakerPolicy};
 use crate::client::connector::NodeConnector;
+use crate::client::node_channel::NodeChannel;
 use crate::client::node_metrics::NodeMetrics;
 use crate::client::stack::{NodeLimits, NodeService, node_stack};
 use crate::config::{FacilityEntry, FanoutConfig};
+use crate::link::table::LinkTable;
 use crate::secure::node_call::{SecureNodeService, secure_stack};
 use psonet_serve::identity::Principal;
 use psonet_serve::metrics::Metrics;
 use rustls::ClientConfig;
 use std::sync::Arc;
-use tonic::transport::{Channel, Endpoint};
+use tonic::transport::Endpoint;
 
 /// A facility the gateway can query.
 #[derive(Clone)]
 pub struct Facility {
     /// Facility id.
     pub id: String,
-    /// Where its node is.
-    pub endpoint: String,
-    /// Channel to its federation listener (bare: no deadline, retry or breaker).
-    pub channel: Channel,
+    /// Where its node listens, when the gateway dials it.
+    pub endpoint: Option<String>,
+    /// Channel to its federation API, over its listener or its link (bare: no deadline, retry
+    /// or breaker).
+    pub channel: NodeChannel,
     /// The node's client stack for aggregate queries; clones share its limits and breaker.
     pub service: NodeService,
     /// The node's client stack for secure aggregation: the same layers, sharing the same
@@ -44,6 +48,9 @@ pub enum RegistryError {
     /// A server name is not a DNS name or IP address.
     #[error("facility {0}: {1}")]
     ServerName(String, String),
+    /// A facility has no endpoint and the gateway accepts no links.
+    #[error("facility {0} has no endpoint and the gateway has no link listener")]
+    Unreachable(String),
 }
 
 /// Every facility of the network, in configuration order.
@@ -55,13 +62,15 @@ pub struct Registry {
 
 impl Registry {
     /// Builds a channel and client stack per facility of `network`; none connects yet. `tls`
-    /// presents the gateway's (reloadable) client certificate, and every connection checks
-    /// that the node is the facility of its entry; fan-outs record into `metrics`, which also
-    /// gets each node's breaker state as a gauge read at every scrape.
+    /// presents the gateway's (reloadable) client certificate to nodes it dials, and every
+    /// connection checks that the node is the facility of its entry; `links`, when the gateway
+    /// accepts links, holds those of nodes that dial out. Fan-outs record into `metrics`, which
+    /// also gets each node's breaker state as a gauge read at every scrape.
     pub fn new(
         network: &str,
         entries: &[FacilityEntry],
         tls: Arc<ClientConfig>,
+        links: Option<Arc<LinkTable>>,
         fanout: &FanoutConfig,
         metrics: &Metrics,
     ) -> Result<Self, RegistryError> {
@@ -74,14 +83,22 @@ impl Registry {
         let facilities = entries
             .iter()
             .map(|entry| {
-                // TLS is the connector's job, so the channel itself speaks plain HTTP/2 to it.
-                let plain = entry.endpoint.replacen("https://", "http://", 1);
-                let facility = Principal::facility(network, &entry.id);
-                let connector = NodeConnector::new(tls.clone(), &entry.server_name(), facility)
-                    .map_err(|why| RegistryError::ServerName(entry.id.clone(), why))?;
-                let channel = Endpoint::from_shared(plain)?
-                    .connect_timeout(fanout.connect_timeout().min(fanout.node_deadline()))
-                    .connect_with_connector_lazy(connector);
+                let dialled = match (&entry.endpoint, entry.server_name()) {
+                    (Some(endpoint), Some(server_name)) => {
+                        // TLS is the connector's job, so the channel speaks plain HTTP/2 to it.
+                        let plain = endpoint.replacen("https://", "http://", 1);
+                        let facility = Principal::facility(network, &entry.id);
+                        let connector = NodeConnector::new(tls.clone(), &server_name, facility)
+                            .map_err(|why| RegistryError::ServerName(entry.id.clone(), why))?;
+                        let channel = Endpoint::from_shared(plain)?
+                            .connect_timeout(fanout.connect_timeout().min(fanout.node_deadline()))
+                            .connect_with_connector_lazy(connector);
+                        Some(channel)
+                    }
+                    _ => None,
+                };
+                let channel = NodeChannel::new(&entry.id, dialled, links.clone())
+                    .ok_or_else(|| RegistryError::Unreachable(entry.id.clone()))?;
                 let breaker = Breaker::new(policy);
                 let limits = NodeLimits::new(breaker.clone(), fanout);
                 Ok(Facility {

@@ -21,12 +21,12 @@
 
 use crate::client::breaker::{Breaker, BreakerLayer};
 use crate::client::node_call::AggregateCall;
+use crate::client::node_channel::NodeChannel;
 use crate::client::retry::BudgetedRetry;
 use crate::config::FanoutConfig;
 use psonet_core::pb;
 use std::sync::Arc;
 use tokio::sync::Semaphore;
-use tonic::transport::Channel;
 use tower::limit::GlobalConcurrencyLimitLayer;
 use tower::retry::RetryLayer;
 use tower::util::BoxCloneSyncService;
@@ -57,7 +57,7 @@ impl NodeLimits {
 }
 
 /// Assembles the aggregate stack for one node over `channel`, within the node's `limits`.
-pub fn node_stack(channel: Channel, limits: &NodeLimits, fanout: &FanoutConfig) -> NodeService {
+pub fn node_stack(channel: NodeChannel, limits: &NodeLimits, fanout: &FanoutConfig) -> NodeService {
     layered(
         AggregateCall::new(channel, fanout.node_deadline()),
         limits,

@@ -22,8 +22,8 @@
 
 use crate::answer::Tally;
 use crate::metric::fetch::{FacilityCounts, Unusable};
-use crate::metric::secure_sum::Pooled;
 use crate::metric::peer_points::{RATE_SIGNIFICANT_FIGURES, exposure_band, round_significant};
+use crate::metric::secure_sum::Pooled;
 use crate::network_sum::NetworkSum;
 use crate::pseudonym::Pseudonyms;
 use psonet_core::disclosure::complementary::{self, Margin};

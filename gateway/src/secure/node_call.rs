@@ -8,6 +8,7 @@
 //! coverage statuses.
 
 use crate::client::fanout::classify;
+use crate::client::node_channel::NodeChannel;
 use crate::client::registry::Facility;
 use crate::client::stack::{NodeLimits, layered};
 use crate::config::FanoutConfig;
@@ -19,7 +20,6 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::task::{Context, Poll};
 use std::time::{Duration, Instant};
-use tonic::transport::Channel;
 use tower::util::BoxCloneSyncService;
 use tower::{BoxError, Service, ServiceExt};
 use tracing::Instrument;
@@ -52,13 +52,13 @@ pub type SecureNodeService = BoxCloneSyncService<SecureRequest, SecureReply, Box
 /// Sends one secure-aggregation call to one node.
 #[derive(Clone)]
 pub struct SecureCall {
-    client: SecureAggregationServiceClient<Channel>,
+    client: SecureAggregationServiceClient<NodeChannel>,
     deadline: Duration,
 }
 
 impl SecureCall {
     /// Calls over `channel`; the node is told it has `deadline` to answer.
-    pub fn new(channel: Channel, deadline: Duration) -> Self {
+    pub fn new(channel: NodeChannel, deadline: Duration) -> Self {
         Self {
             client: SecureAggregationServiceClient::new(channel),
             deadline,
@@ -112,7 +112,7 @@ impl Service<SecureRequest> for SecureCall {
 
 /// The secure-aggregation stack of one node over `channel`, within the node's `limits`.
 pub fn secure_stack(
-    channel: Channel,
+    channel: NodeChannel,
     limits: &NodeLimits,
     fanout: &FanoutConfig,
 ) -> SecureNodeService {

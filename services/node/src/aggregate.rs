@@ -134,7 +134,10 @@ impl Aggregates {
         audit_query: &str,
     ) -> Result<Answered, Status> {
         let key = answer_key(audit_query, raw);
-        if let Some(response) = ledger.replay(&key).map_err(|e| ledger_status(&self.store, e))? {
+        if let Some(response) = ledger
+            .replay(&key)
+            .map_err(|e| ledger_status(&self.store, e))?
+        {
             let all = response.cells.iter().chain(&response.event_totals);
             let suppressed = all.clone().filter(|c| c.suppressed).count() as u32;
             let released = all.count() as u32 - suppressed;
@@ -245,9 +248,9 @@ pub(crate) fn ledger_status(store: &Store, e: LedgerError) -> Status {
     match e {
         LedgerError::Exhausted(e) => e.into_status(),
         LedgerError::Sled(e) => {
-            store
-                .failure()
-                .record_cause(&format!("the privacy ledger could not be read or written: {e}"));
+            store.failure().record_cause(&format!(
+                "the privacy ledger could not be read or written: {e}"
+            ));
             Status::unavailable("the node's privacy ledger is failing")
         }
     }

@@ -9,6 +9,7 @@ use psonet_core::secagg::protocol::{DEFAULT_MIN_COHORT, MIN_COHORT_FLOOR};
 pub use psonet_serve::config_file::ConfigError;
 use psonet_serve::config_file::read_toml;
 use psonet_serve::identity::check_name;
+use psonet_serve::link::{DEFAULT_KEEPALIVE_INTERVAL_MS, DEFAULT_KEEPALIVE_TIMEOUT_MS, Keepalive};
 use psonet_serve::tls::{TlsFiles, TlsMaterial};
 use serde::{Deserialize, Serialize};
 use std::net::SocketAddr;
@@ -26,8 +27,13 @@ pub struct NodeConfig {
     pub data_dir: PathBuf,
     /// Listener for the facility's own systems (`ReportingService`).
     pub local: ListenerConfig,
-    /// Listener for the PSO gateway (`AggregateService`).
-    pub federation: ListenerConfig,
+    /// The node's identity in the network, and where it listens for the PSO gateway
+    /// (`AggregateService`), if it does.
+    pub federation: FederationConfig,
+    /// The link this node dials out to the gateway and serves its federation API over, so it
+    /// needs no inbound port; off when unset. A node listens, links, or both.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub gateway_link: Option<GatewayLinkConfig>,
     /// Disclosure control applied to everything the federation listener releases.
     #[serde(default)]
     pub disclosure: DisclosureConfig,
@@ -57,6 +63,179 @@ pub struct ListenerConfig {
     pub listen: SocketAddr,
     /// CA, certificate and key of this listener.
     pub tls: TlsFiles,
+}
+
+/// How the gateway reaches this node's federation API: the node's certificate in the network
+/// (presented on the listener and on links alike) and, optionally, a listener.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FederationConfig {
+    /// Address the gateway dials, e.g. `0.0.0.0:7112`; port 0 picks a free port. Unset: no
+    /// inbound port at all, and the gateway reaches the node only over `[gateway_link]`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub listen: Option<SocketAddr>,
+    /// CA (the network's), certificate and key of this node in the network.
+    pub tls: TlsFiles,
+}
+
+/// The outbound link: whom to dial, and how to keep the link alive and come back after a break.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GatewayLinkConfig {
+    /// The gateway's link listener, e.g. `https://pso.example.org:7443`. Its host name is
+    /// resolved to every address it has, and the node keeps one link to each (one per gateway
+    /// replica behind a headless Service), re-resolving every `resolve_interval_s`.
+    pub endpoint: String,
+    /// Name the gateway's certificate must carry; defaults to the endpoint's host.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub server_name: Option<String>,
+    /// First wait before redialling a broken or refused link, in ms; each failed attempt
+    /// multiplies it by 1.6, with ±20 % jitter, up to `reconnect_backoff_max_ms`. Default 500.
+    #[serde(default = "default_backoff_ms")]
+    pub reconnect_backoff_ms: u64,
+    /// Longest wait between attempts, in ms. Default 30,000.
+    #[serde(default = "default_backoff_max_ms")]
+    pub reconnect_backoff_max_ms: u64,
+    /// The longest a TCP connect plus TLS handshake may take, in ms. Default 5,000.
+    #[serde(default = "default_link_connect_ms")]
+    pub connect_timeout_ms: u64,
+    /// How often the endpoint's host name is resolved again, in seconds (a replica added or
+    /// rolled gets its link within this time). Default 30.
+    #[serde(default = "default_resolve_interval_s")]
+    pub resolve_interval_s: u64,
+    /// A file in `/etc/hosts` format read before DNS at every resolution (for sites that pin
+    /// the gateway's addresses, and for tests); the system resolver is asked for names it does
+    /// not list. Relative to the config file.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hosts_file: Option<PathBuf>,
+    /// Silence on the link before the node sends an HTTP/2 PING, in ms. Default 2,000.
+    #[serde(default = "default_keepalive_interval_ms")]
+    pub keepalive_interval_ms: u64,
+    /// Longest wait for the PING's answer before the link is dropped and redialled, in ms.
+    /// Default 3,000: a dead gateway is noticed within about 5 s.
+    #[serde(default = "default_keepalive_timeout_ms")]
+    pub keepalive_timeout_ms: u64,
+}
+
+fn default_keepalive_interval_ms() -> u64 {
+    DEFAULT_KEEPALIVE_INTERVAL_MS
+}
+
+fn default_keepalive_timeout_ms() -> u64 {
+    DEFAULT_KEEPALIVE_TIMEOUT_MS
+}
+
+fn default_backoff_ms() -> u64 {
+    500
+}
+
+fn default_backoff_max_ms() -> u64 {
+    30_000
+}
+
+fn default_link_connect_ms() -> u64 {
+    5_000
+}
+
+fn default_resolve_interval_s() -> u64 {
+    30
+}
+
+impl GatewayLinkConfig {
+    /// A link to `endpoint` with every other setting at its default.
+    pub fn new(endpoint: &str) -> Self {
+        Self {
+            endpoint: endpoint.to_string(),
+            server_name: None,
+            reconnect_backoff_ms: default_backoff_ms(),
+            reconnect_backoff_max_ms: default_backoff_max_ms(),
+            connect_timeout_ms: default_link_connect_ms(),
+            resolve_interval_s: default_resolve_interval_s(),
+            hosts_file: None,
+            keepalive_interval_ms: default_keepalive_interval_ms(),
+            keepalive_timeout_ms: default_keepalive_timeout_ms(),
+        }
+    }
+
+    /// The link's HTTP/2 keepalive.
+    pub fn keepalive(&self) -> Keepalive {
+        Keepalive::from_ms(self.keepalive_interval_ms, self.keepalive_timeout_ms)
+    }
+
+    /// The endpoint's host and port (443 when it names none).
+    pub fn host_port(&self) -> Result<(String, u16), ConfigError> {
+        let uri: tonic::codegen::http::Uri = self.endpoint.parse().map_err(|e| {
+            ConfigError::invalid("gateway_link.endpoint", format!("not a URI: {e}"))
+        })?;
+        if uri.scheme_str() != Some("https") {
+            return Err(ConfigError::invalid(
+                "gateway_link.endpoint",
+                format!(
+                    "{:?} must start with https:// (links are mutual TLS)",
+                    self.endpoint
+                ),
+            ));
+        }
+        let host = uri
+            .host()
+            .ok_or_else(|| ConfigError::invalid("gateway_link.endpoint", "names no host"))?;
+        Ok((
+            host.trim_matches(['[', ']']).to_string(),
+            uri.port_u16().unwrap_or(443),
+        ))
+    }
+
+    /// The name the gateway's certificate must carry.
+    pub fn server_name(&self) -> Result<String, ConfigError> {
+        match &self.server_name {
+            Some(name) => Ok(name.clone()),
+            None => Ok(self.host_port()?.0),
+        }
+    }
+
+    fn check(&self) -> Result<(), ConfigError> {
+        use ConfigError as E;
+        self.host_port()?;
+        if self.reconnect_backoff_ms == 0 {
+            return Err(E::invalid(
+                "gateway_link.reconnect_backoff_ms",
+                "must be at least 1",
+            ));
+        }
+        if self.reconnect_backoff_max_ms < self.reconnect_backoff_ms {
+            return Err(E::invalid(
+                "gateway_link.reconnect_backoff_max_ms",
+                "must be at least gateway_link.reconnect_backoff_ms",
+            ));
+        }
+        if self.connect_timeout_ms == 0 {
+            return Err(E::invalid(
+                "gateway_link.connect_timeout_ms",
+                "must be at least 1",
+            ));
+        }
+        if self.resolve_interval_s == 0 {
+            return Err(E::invalid(
+                "gateway_link.resolve_interval_s",
+                "must be at least 1",
+            ));
+        }
+        for (key, value) in [
+            (
+                "gateway_link.keepalive_interval_ms",
+                self.keepalive_interval_ms,
+            ),
+            (
+                "gateway_link.keepalive_timeout_ms",
+                self.keepalive_timeout_ms,
+            ),
+        ] {
+            if value == 0 {
+                return Err(E::invalid(key, "must be at least 1"));
+            }
+        }
+        Ok(())
+    }
 }
 
 /// Disclosure-control settings.
@@ -244,7 +423,7 @@ pub struct LoadedNodeConfig {
     pub config: NodeConfig,
     /// Local listener's TLS material.
     pub local_tls: TlsMaterial,
-    /// Federation listener's TLS material.
+    /// The node's TLS material in the network (federation listener and links).
     pub federation_tls: TlsMaterial,
     /// The small-cell rule.
     pub small_cells: SmallCellRule,
@@ -269,6 +448,14 @@ impl NodeConfig {
         }
         self.local.tls.resolve_relative(base);
         self.federation.tls.resolve_relative(base);
+        if let Some(hosts) = self
+            .gateway_link
+            .as_mut()
+            .and_then(|link| link.hosts_file.as_mut())
+            && hosts.is_relative()
+        {
+            *hosts = base.join(&*hosts);
+        }
     }
 
     /// Checks every value and loads the TLS files.
@@ -284,6 +471,17 @@ impl NodeConfig {
         self.secure_aggregation.check()?;
         if self.store.cache_capacity_mb == 0 {
             return Err(E::invalid("store.cache_capacity_mb", "must be at least 1"));
+        }
+        match &self.gateway_link {
+            Some(link) => link.check()?,
+            None if self.federation.listen.is_none() => {
+                return Err(E::invalid(
+                    "federation.listen",
+                    "is unset and there is no [gateway_link]: the gateway could never reach \
+                     this node (set one or both)",
+                ));
+            }
+            None => {}
         }
         Ok(LoadedNodeConfig {
             local_tls: self.local.tls.load("local.tls")?,
@@ -340,6 +538,39 @@ mod tests {
         let three: SecureAggregationConfig = toml::from_str("min_cohort = 3").unwrap();
         assert!(three.check().is_ok());
         assert!(toml::from_str::<SecureAggregationConfig>("min_cohrt = 3").is_err());
+    }
+
+    #[test]
+    fn a_node_may_listen_link_or_both_but_not_neither() {
+        let text = |federation: &str, link: &str| {
+            format!(
+                "facility_id = \"f1\"\nnetwork = \"net\"\ndata_dir = \"d\"\n\
+                 [local]\nlisten = \"127.0.0.1:0\"\n\
+                 tls = {{ ca = \"c\", cert = \"c\", key = \"k\" }}\n\
+                 [federation]\n{federation}\ntls = {{ ca = \"c\", cert = \"c\", key = \"k\" }}\n{link}"
+            )
+        };
+        let linked: NodeConfig = toml::from_str(&text(
+            "",
+            "[gateway_link]\nendpoint = \"https://pso.example.org:7443\"\nkeepalive_interval_ms = 500",
+        ))
+        .unwrap();
+        let link = linked.gateway_link.as_ref().unwrap();
+        assert_eq!(linked.federation.listen, None);
+        assert_eq!(link.keepalive_interval_ms, 500);
+        assert_eq!(link.reconnect_backoff_ms, 500);
+        assert_eq!(
+            link.host_port().unwrap(),
+            ("pso.example.org".to_string(), 7443)
+        );
+        assert_eq!(link.server_name().unwrap(), "pso.example.org");
+        // Neither a listener nor a link: refused, naming the key (before any file is read).
+        let neither: NodeConfig = toml::from_str(&text("", "")).unwrap();
+        let err = neither.check().err().unwrap().to_string();
+        assert!(err.starts_with("federation.listen"), "{err}");
+        let plain = GatewayLinkConfig::new("http://pso.example.org:7443");
+        let err = plain.check().unwrap_err().to_string();
+        assert!(err.contains("https://"), "{err}");
     }
 
     #[test]

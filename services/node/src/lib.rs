@@ -1,16 +1,18 @@
 //! psonet-node: the facility node.
 //!
-//! Runs on premises, keeps the facility's reports in an embedded sled store, and serves two
-//! mutual-TLS listeners: the *local* one (`ReportingService`) for the facility's own systems and
-//! the *federation* one (`AggregateService` and `SecureAggregationService`) for the PSO gateway,
+//! Runs on premises, keeps the facility's reports in an embedded sled store, and serves over
+//! mutual TLS: the *local* listener (`ReportingService`) for the facility's own systems, and the
+//! *federation* API (`AggregateService` and `SecureAggregationService`) for the PSO gateway,
 //! which only ever sees counts that passed disclosure control, or a facility's exact counts
-//! masked so that only a cohort's sum opens.
+//! masked so that only a cohort's sum opens. The federation API is served on a listener the
+//! gateway dials, or over a [`gateway_link`] the node dials out (no inbound port), or both.
 
 pub mod aggregate;
 pub mod audit;
 pub mod backup;
 pub mod backup_service;
 pub mod config;
+pub mod gateway_link;
 pub mod group_commit;
 pub mod heap;
 pub mod ledger;

@@ -1,23 +1,32 @@
-//! Starting and stopping a node: the store, then both listeners, each behind its access rule.
+//! Starting and stopping a node: the store, then the local listener and the federation API,
+//! each behind its access rule. The federation API is one router, served on the federation
+//! listener, on every link the node dials out to the gateway, or both: whatever the router
+//! holds is what the gateway can ask, whichever side dialled.
 //!
 //! A node whose store fails cannot serve again without a restart (see [`StoreFailure`]): it
-//! turns `NOT_SERVING` at once on both listeners, and [`RunningNode::store_failed`] tells the
+//! turns `NOT_SERVING` at once on every listener, and [`RunningNode::store_failed`] tells the
 //! process to drain and exit non-zero, so that its supervisor restarts it.
 
 use crate::aggregate::{Aggregates, DisclosureRules};
 use crate::audit::{AUDIT_TREE, AuditTrail};
 use crate::backup_service::Backups;
-use crate::config::LoadedNodeConfig;
+use crate::config::{GatewayLinkConfig, LoadedNodeConfig};
+use crate::gateway_link::dial::ServeLink;
+use crate::gateway_link::state::{LinkGauges, LinkList, LinkStates};
+use crate::gateway_link::{GatewayLinks, LinkSetupError};
 use crate::ledger::{ANSWERS_TREE, BUDGET_TREE, Ledger};
 use crate::reporting::Reporting;
 use crate::secure_aggregation::epoch_key::rotate_in_background;
 use crate::secure_aggregation::{SecureAggregates, SecureAggregationError, SecureAggregationParts};
 use crate::store::{Store, StoreError, StoreFailure};
+use futures::StreamExt;
 use psonet_core::pb::aggregate_service_server::AggregateServiceServer;
 use psonet_core::pb::backup_service_server::BackupServiceServer;
+use psonet_core::pb::link_service_server::LinkServiceServer;
 use psonet_core::pb::reporting_service_server::ReportingServiceServer;
 use psonet_core::pb::secure_aggregation_service_server::SecureAggregationServiceServer;
 use psonet_serve::auth::{AccessRule, Audience};
+use psonet_serve::link::{DEFAULT_KEEPALIVE_INTERVAL_MS, DEFAULT_KEEPALIVE_TIMEOUT_MS, Keepalive};
 use psonet_serve::listener::{
     CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, server, tls_incoming, with_operations,
 };
@@ -56,20 +65,24 @@ pub enum NodeError {
     /// Secure aggregation cannot run with this identity or store.
     #[error(transparent)]
     SecureAggregation(#[from] SecureAggregationError),
+    /// The outbound link to the gateway could not be set up.
+    #[error(transparent)]
+    Link(#[from] LinkSetupError),
 }
 
 /// A started node: both listeners bound and serving.
 pub struct RunningNode {
     /// Address of the local listener (`ReportingService`).
     pub local_addr: SocketAddr,
-    /// Address of the federation listener (`AggregateService`).
-    pub federation_addr: SocketAddr,
+    /// Address of the federation listener (`AggregateService`), when the node listens.
+    pub federation_addr: Option<SocketAddr>,
     /// Address of the Prometheus metrics endpoint, when configured.
     pub metrics_addr: Option<SocketAddr>,
     store: Arc<Store>,
     shutdown: Shutdown,
     health: Vec<(HealthReporter, &'static str)>,
     servers: Vec<JoinHandle<Result<(), tonic::transport::Error>>>,
+    links: Option<GatewayLinks>,
 }
 
 /// How long a node whose store failed answers health checks `NOT_SERVING` before it stops:
@@ -88,6 +101,8 @@ const BACKUP_SERVICE: &str = "psonet.v1.BackupService";
 const AGGREGATE_SERVICE: &str = "psonet.v1.AggregateService";
 /// Full name of the federation listener's secure-aggregation service.
 const SECURE_AGGREGATION_SERVICE: &str = "psonet.v1.SecureAggregationService";
+/// Full name of the local listener's list of the node's own links.
+const LINK_SERVICE: &str = "psonet.v1.LinkService";
 
 /// The node's disclosure rules from its config.
 fn disclosure_rules(loaded: &LoadedNodeConfig) -> DisclosureRules {
@@ -146,7 +161,8 @@ fn secure_aggregates(
 }
 
 impl RunningNode {
-    /// Opens the store and starts both listeners.
+    /// Opens the store, starts the local listener, and serves the federation API on its
+    /// listener and/or over links to the gateway, as the config says.
     pub async fn start(loaded: LoadedNodeConfig) -> Result<Self, NodeError> {
         let config = &loaded.config;
         if loaded.small_cells.min_cell_count()
@@ -164,7 +180,6 @@ impl RunningNode {
             config.store.cache_capacity_mb * 1024 * 1024,
         )?);
         let local = bind(config.local.listen, "local listener").await?;
-        let federation = bind(config.federation.listen, "federation listener").await?;
         let shutdown = Shutdown::new();
         let metrics = Metrics::new();
 
@@ -182,24 +197,31 @@ impl RunningNode {
             Backups::new(store.clone(), config.facility_id.clone(), spool_dir(config)),
             local_rule.clone(),
         );
+        let link_states = LinkStates::new(&config.facility_id);
+        let link_list =
+            LinkServiceServer::with_interceptor(LinkList(link_states.clone()), local_rule.clone());
         let local_label = format!("{} local", config.facility_id);
         let local_identity = ReloadableIdentity::load(&config.local.tls, "local.tls")?;
         let local_router = server(metrics.clone())
             .trace_fn(move |request| rpc_span(&local_label, request))
             .add_service(reporting)
-            .add_service(backups);
+            .add_service(backups)
+            .add_service(link_list);
         let (local_router, local_health) = with_operations(
             local_router,
             &local_rule,
-            &[REPORTING_SERVICE, BACKUP_SERVICE],
+            &[REPORTING_SERVICE, BACKUP_SERVICE, LINK_SERVICE],
         )
         .await?;
         let local_server = local_router.serve_with_incoming_shutdown(
             tls_incoming(local.incoming, local_identity.server_config()?, local_log),
             shutdown.signalled(),
         );
+        let mut servers = vec![tokio::spawn(local_server)];
 
-        // Refusals on the federation listener go on the audit trail with the queries.
+        // The federation API: one router, whichever way the gateway reaches it. HTTP/2
+        // keepalive finds a dead gateway on a link within seconds (harmless on the listener).
+        // Refusals of the federation API go on the audit trail with the queries.
         let audit = AuditTrail::new(store.tree(AUDIT_TREE)?);
         let federation_log = SecurityLog::audited("federation", &metrics, Arc::new(audit.clone()));
         let federation_rule = AccessRule::new(&config.network, Audience::Gateway, &federation_log);
@@ -214,7 +236,13 @@ impl RunningNode {
         let federation_label = format!("{} federation", config.facility_id);
         let federation_identity =
             ReloadableIdentity::load(&config.federation.tls, "federation.tls")?;
+        let keepalive = config
+            .gateway_link
+            .as_ref()
+            .map_or_else(default_keepalive, GatewayLinkConfig::keepalive);
         let federation_router = server(metrics.clone())
+            .http2_keepalive_interval(Some(keepalive.interval))
+            .http2_keepalive_timeout(Some(keepalive.timeout))
             .trace_fn(move |request| rpc_span(&federation_label, request))
             .add_service(aggregates)
             .add_service(secure);
@@ -224,14 +252,50 @@ impl RunningNode {
             &[AGGREGATE_SERVICE, SECURE_AGGREGATION_SERVICE],
         )
         .await?;
-        let federation_server = federation_router.serve_with_incoming_shutdown(
-            tls_incoming(
-                federation.incoming,
-                federation_identity.server_config()?,
-                federation_log,
-            ),
-            shutdown.signalled(),
-        );
+        let federation_addr = match config.federation.listen {
+            Some(addr) => {
+                let federation = bind(addr, "federation listener").await?;
+                let server = federation_router.clone().serve_with_incoming_shutdown(
+                    tls_incoming(
+                        federation.incoming,
+                        federation_identity.server_config()?,
+                        federation_log,
+                    ),
+                    shutdown.signalled(),
+                );
+                servers.push(tokio::spawn(server));
+                Some(federation.addr)
+            }
+            None => None,
+        };
+        let links = match &config.gateway_link {
+            Some(link) => {
+                metrics.register_collector(LinkGauges(link_states.clone()));
+                let router = federation_router;
+                let serve: ServeLink = Arc::new(move |stream, signal| {
+                    let router = router.clone();
+                    Box::pin(async move {
+                        // One connection, then nothing: the server ends when `signal` does.
+                        let incoming =
+                            futures::stream::once(async { Ok::<_, std::io::Error>(stream) })
+                                .chain(futures::stream::pending());
+                        router
+                            .serve_with_incoming_shutdown(incoming, signal)
+                            .await
+                            .map_err(|e| e.to_string())
+                    })
+                });
+                Some(GatewayLinks::start(
+                    link,
+                    &config.network,
+                    &federation_identity,
+                    serve,
+                    link_states,
+                    &shutdown,
+                )?)
+            }
+            None => None,
+        };
         reload_certificates(
             vec![local_identity, federation_identity],
             CERT_POLL_INTERVAL,
@@ -245,12 +309,14 @@ impl RunningNode {
         tracing::info!(
             facility = %config.facility_id,
             local = %local.addr,
-            federation = %federation.addr,
+            federation = ?federation_addr,
+            gateway_link = ?config.gateway_link.as_ref().map(|l| &l.endpoint),
             "node started"
         );
         let health = vec![
             (local_health.clone(), REPORTING_SERVICE),
             (local_health.clone(), BACKUP_SERVICE),
+            (local_health.clone(), LINK_SERVICE),
             (local_health, WHOLE_SERVER),
             (federation_health.clone(), AGGREGATE_SERVICE),
             (federation_health.clone(), SECURE_AGGREGATION_SERVICE),
@@ -259,12 +325,13 @@ impl RunningNode {
         tokio::spawn(not_serving_on(store.failure().clone(), health.clone()));
         Ok(Self {
             local_addr: local.addr,
-            federation_addr: federation.addr,
+            federation_addr,
             metrics_addr,
             store,
             shutdown,
             health,
-            servers: vec![tokio::spawn(local_server), tokio::spawn(federation_server)],
+            servers,
+            links,
         })
     }
 
@@ -288,6 +355,9 @@ impl RunningNode {
         for server in self.servers {
             server.await??;
         }
+        if let Some(links) = self.links {
+            links.stopped().await?;
+        }
         self.store.make_durable().await?;
         tracing::info!("node stopped");
         Ok(())
@@ -307,6 +377,11 @@ async fn set_not_serving(health: &[(HealthReporter, &'static str)]) {
 async fn not_serving_on(failure: StoreFailure, health: Vec<(HealthReporter, &'static str)>) {
     failure.failed().await;
     set_not_serving(&health).await;
+}
+
+/// Keepalive on the federation API of a node without a link.
+fn default_keepalive() -> Keepalive {
+    Keepalive::from_ms(DEFAULT_KEEPALIVE_INTERVAL_MS, DEFAULT_KEEPALIVE_TIMEOUT_MS)
 }
 
 /// Where backups spool: beside the data directory, which the node may write to.

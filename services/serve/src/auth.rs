@@ -3,11 +3,14 @@
 //! Each listener is wrapped in an [`AccessRule`] interceptor. It maps the client certificate
 //! to a [`Principal`], refuses anyone the rule does not name — and puts the refusal on record
 //! in the listener's [`SecurityLog`] — and leaves the principal in the request's extensions for
-//! the handlers.
+//! the handlers. On a link a node dialled out to the gateway, the caller is the link's TLS
+//! server, and the same rule reads its certificate instead.
 
 use crate::identity::{Principal, Role};
+use crate::link::DialledPeer;
 use crate::presented_certificate::describe;
 use crate::security_log::{Reason, Refusal, SecurityLog, Stage};
+use rustls::pki_types::CertificateDer;
 use std::sync::Arc;
 use tonic::service::Interceptor;
 use tonic::{Request, Status};
@@ -21,6 +24,9 @@ pub enum Audience {
     OwnFacility(String),
     /// Partners and facilities (the gateway's benchmark listener).
     PartnersAndFacilities,
+    /// Partners only: the PSO's own staff and systems (the gateway's list of linked
+    /// facilities, which a facility has no business reading).
+    Partners,
 }
 
 /// The gRPC method of a call (its path, `/package.Service/Method`), put in the request's
@@ -54,7 +60,10 @@ impl AccessRule {
                 stage: Stage::Call,
                 reason,
                 who,
-                peer: request.remote_addr(),
+                peer: request.remote_addr().or_else(|| {
+                    let dialled = request.extensions().get::<DialledPeer>();
+                    dialled.and_then(|peer| peer.address)
+                }),
                 what: request
                     .extensions()
                     .get::<CalledMethod>()
@@ -77,7 +86,7 @@ impl AccessRule {
                 Status::unauthenticated("a client certificate is required"),
             )
         };
-        let certs = request.peer_certs().ok_or_else(no_certificate)?;
+        let certs = peer_certificates(request).ok_or_else(no_certificate)?;
         let leaf = certs.first().ok_or_else(no_certificate)?;
         let principal = Principal::from_certificate_der(leaf).map_err(|e| {
             (
@@ -103,6 +112,7 @@ impl AccessRule {
                 (Audience::Gateway, Role::Gateway) => true,
                 (Audience::OwnFacility(own), Role::Facility(id)) => own == id,
                 (Audience::PartnersAndFacilities, Role::Partner(_) | Role::Facility(_)) => true,
+                (Audience::Partners, Role::Partner(_)) => true,
                 _ => false,
             }
     }
@@ -115,6 +125,7 @@ impl AccessRule {
             Audience::PartnersAndFacilities => {
                 format!("only spiffe://{n}/partner/* and spiffe://{n}/facility/*")
             }
+            Audience::Partners => format!("only spiffe://{n}/partner/*"),
         }
     }
 }
@@ -125,6 +136,18 @@ impl Interceptor for AccessRule {
         request.extensions_mut().insert(principal);
         Ok(request)
     }
+}
+
+/// The verified certificates of whoever is at the other end of `request`'s connection: the
+/// client of a connection a listener accepted, or the TLS server of a link this process dialled
+/// and serves on ([`DialledPeer`]). The same rule applies to both.
+pub fn peer_certificates<T>(request: &Request<T>) -> Option<Arc<Vec<CertificateDer<'static>>>> {
+    request.peer_certs().or_else(|| {
+        request
+            .extensions()
+            .get::<DialledPeer>()
+            .map(|peer| peer.certificates.clone())
+    })
 }
 
 /// The principal an [`AccessRule`] admitted for `request`: handlers read their caller here
@@ -160,6 +183,9 @@ mod tests {
         assert!(bench.allows(&Principal::partner("net", "a")));
         assert!(bench.allows(&Principal::facility("net", "f2")));
         assert!(!bench.allows(&Principal::gateway("net")));
+        let staff = rule(Audience::Partners);
+        assert!(staff.allows(&Principal::partner("net", "a")));
+        assert!(!staff.allows(&Principal::facility("net", "f2")));
     }
 
     #[test]

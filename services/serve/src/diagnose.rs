@@ -180,6 +180,7 @@ fn from_tls_text(text: &str, side: &Side<'_>) -> Option<Failure> {
             E::AlertReceived(AlertDescription::UnsupportedCertificate)
         }
         Some("DecryptError") => E::AlertReceived(AlertDescription::DecryptError),
+        Some("AccessDenied") => E::AlertReceived(AlertDescription::AccessDenied),
         Some(other) => {
             return Some(Failure::Unreachable(format!(
                 "{peer} ended the TLS handshake with alert {other}"
@@ -228,6 +229,12 @@ fn from_tls(tls: &rustls::Error, side: &Side<'_>) -> Failure {
         E::AlertReceived(AlertDescription::DecryptError) => {
             return Failure::Refused(format!(
                 "{peer} refused our certificate: its signature does not verify (issued by another CA of the same name?)"
+            ));
+        }
+        E::AlertReceived(AlertDescription::AccessDenied) => {
+            return Failure::Refused(format!(
+                "{peer} refused our certificate: access denied (the name it carries is not one \
+                 this peer admits, e.g. a facility its registry does not list)"
             ));
         }
         E::AlertReceived(other) => format!("{peer} ended the TLS handshake with alert {other:?}"),

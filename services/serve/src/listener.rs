@@ -4,11 +4,11 @@
 //! address (port 0 picks a free one) and a port clash is an error at start, not later.
 
 use crate::auth::AccessRule;
+use crate::bounded_errors::BoundedErrorsLayer;
+use crate::metrics::{Metrics, RpcMetricsLayer};
 use crate::presented_certificate::noting_presented;
 use crate::reflection_subset::{DescriptorSubsetError, descriptor_subset};
 use crate::security_log::{Reason, Refusal, SecurityLog, Stage};
-use crate::bounded_errors::BoundedErrorsLayer;
-use crate::metrics::{Metrics, RpcMetricsLayer};
 use crate::tls::ReloadableIdentity;
 use futures::StreamExt;
 use std::net::SocketAddr;
@@ -219,13 +219,22 @@ fn handshake_failed(
         tracing::debug!(error = %error, ?peer, "connection closed during the TLS handshake");
         return;
     };
+    let reason = Reason::of_tls(tls);
+    let detail = match reason {
+        Reason::NotAdmitted => {
+            "the certificate is from the CA, but its principal is not one this listener admits \
+             (a link listener admits the facilities of the gateway's registry)"
+                .to_string()
+        }
+        _ => tls.to_string(),
+    };
     log.refuse(Refusal {
         stage: Stage::Handshake,
-        reason: Reason::of_tls(tls),
+        reason,
         who: presented,
         peer,
         what: "TLS handshake".into(),
-        detail: tls.to_string(),
+        detail,
     });
 }
 

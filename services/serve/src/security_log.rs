@@ -101,6 +101,8 @@ impl Reason {
                 C::Expired | C::ExpiredContext { .. } => Reason::Expired,
                 C::NotValidYet | C::NotValidYetContext { .. } => Reason::NotYetValid,
                 C::InvalidPurpose | C::InvalidPurposeContext { .. } => Reason::NotForClients,
+                // A listener's own check after the CA's (the link listener's registry).
+                C::ApplicationVerificationFailure => Reason::NotAdmitted,
                 _ => Reason::BadCertificate,
             },
             E::AlertReceived(_) => Reason::ClientAlert,

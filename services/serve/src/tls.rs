@@ -8,6 +8,7 @@ use crate::presented_certificate::RecordingVerifier;
 use rustls::client::ResolvesClientCert;
 use rustls::pki_types::pem::PemObject;
 use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+use rustls::server::danger::ClientCertVerifier;
 use rustls::server::{ClientHello, ResolvesServerCert, WebPkiClientVerifier};
 use rustls::sign::CertifiedKey;
 use rustls::{ClientConfig, RootCertStore, ServerConfig, SignatureScheme};
@@ -196,11 +197,23 @@ impl ReloadableIdentity {
     /// certificate from the CA in `self.files().ca`; speaks HTTP/2 only (gRPC). What each
     /// client presents is noted for the security log (see [`crate::presented_certificate`]).
     pub fn server_config(self: &Arc<Self>) -> Result<Arc<ServerConfig>, TlsError> {
+        self.server_config_with(|ca| ca)
+    }
+
+    /// As [`ReloadableIdentity::server_config`], with `narrow` wrapped around the check
+    /// against the CA: a listener that admits only some of the CA's certificates (the
+    /// gateway's link listener admits only the facilities of its registry) refuses the others
+    /// during the handshake, so they never reach a service.
+    pub fn server_config_with(
+        self: &Arc<Self>,
+        narrow: impl FnOnce(Arc<dyn ClientCertVerifier>) -> Arc<dyn ClientCertVerifier>,
+    ) -> Result<Arc<ServerConfig>, TlsError> {
         let provider = Arc::new(rustls::crypto::ring::default_provider());
         let roots = Arc::new(self.roots()?);
         let verifier = WebPkiClientVerifier::builder_with_provider(roots, provider.clone())
             .build()
             .map_err(|e| self.invalid("ca", e))?;
+        let verifier = narrow(verifier);
         let mut config = ServerConfig::builder_with_provider(provider)
             .with_safe_default_protocol_versions()
             .map_err(|e| self.invalid("ca", e))?
