@@ -111,6 +111,16 @@ fn status_name(c: &pb::FacilityCoverage) -> String {
     short(status, "COVERAGE_STATUS_")
 }
 
+/// A funnel point's events: the caller's own count; "—" on another facility's point, whose
+/// count the gateway does not show (it sends 0 with a rate above 0).
+fn point_events(p: &pb::FunnelPoint) -> String {
+    if !p.is_caller && p.events == 0 && p.rate > 0.0 {
+        "—".into()
+    } else {
+        thousands(p.events)
+    }
+}
+
 /// `4.235 (exact 95% CI 4.061 to 4.414): 2,234 events / 527,506 patient days`.
 fn rate_with_interval(
     rate: f64,
@@ -207,7 +217,8 @@ pub fn metric_benchmark(response: &pb::NetworkBenchmarkResponse) -> String {
         if !b.funnel.is_empty() {
             let _ = writeln!(
                 out,
-                "\neach facility's own count, as its node releases it (pseudonymous):"
+                "\neach facility's rate, as its node releases it (pseudonymous; another facility's \
+                 exposure banded, its rate to two figures, its count not shown):"
             );
         }
         let _ = writeln!(
@@ -229,7 +240,7 @@ pub fn metric_benchmark(response: &pb::NetworkBenchmarkResponse) -> String {
                 out,
                 "{:<14} {:>7} {:>12} {:>8} {:>8} {:>8} {:>8} {:>8}  {:<12} {}",
                 p.facility,
-                thousands(p.events),
+                point_events(p),
                 thousands(p.exposure.round() as u64),
                 signed(p.rate),
                 signed(l.lower_998),
