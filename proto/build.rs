@@ -12,6 +12,7 @@ const FILES: &[&str] = &[
     "psonet/v1/aggregate.proto",
     "psonet/v1/benchmark.proto",
     "psonet/v1/secure_aggregation.proto",
+    "psonet/v1/learning.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {
