@@ -13,6 +13,7 @@ pub mod backup_service;
 pub mod config;
 pub mod group_commit;
 pub mod heap;
+pub mod intervention;
 pub mod ledger;
 pub mod policy;
 pub mod record;

@@ -4,6 +4,7 @@ use crate::aggregate::{Aggregates, DisclosureRules};
 use crate::audit::{AUDIT_TREE, AuditTrail};
 use crate::backup_service::Backups;
 use crate::config::LoadedNodeConfig;
+use crate::intervention::{Interventions, PracticeOutcomes};
 use crate::ledger::{ANSWERS_TREE, BUDGET_TREE, Ledger};
 use crate::reporting::Reporting;
 use crate::secure_aggregation::epoch_key::rotate_in_background;
@@ -11,6 +12,8 @@ use crate::secure_aggregation::{SecureAggregates, SecureAggregationError, Secure
 use crate::store::{Store, StoreError};
 use psonet_core::pb::aggregate_service_server::AggregateServiceServer;
 use psonet_core::pb::backup_service_server::BackupServiceServer;
+use psonet_core::pb::intervention_service_server::InterventionServiceServer;
+use psonet_core::pb::practice_outcome_service_server::PracticeOutcomeServiceServer;
 use psonet_core::pb::reporting_service_server::ReportingServiceServer;
 use psonet_core::pb::secure_aggregation_service_server::SecureAggregationServiceServer;
 use psonet_serve::auth::{AccessRule, Audience};
@@ -72,6 +75,10 @@ pub struct RunningNode {
 const REPORTING_SERVICE: &str = "psonet.v1.ReportingService";
 /// Full name of the local listener's backup service.
 const BACKUP_SERVICE: &str = "psonet.v1.BackupService";
+/// Full name of the local listener's intervention service.
+const INTERVENTION_SERVICE: &str = "psonet.v1.InterventionService";
+/// Full name of the federation listener's practice-outcome service.
+const PRACTICE_OUTCOME_SERVICE: &str = "psonet.v1.PracticeOutcomeService";
 /// Full name of the federation listener's service.
 const AGGREGATE_SERVICE: &str = "psonet.v1.AggregateService";
 /// Full name of the federation listener's secure-aggregation service.
@@ -170,17 +177,22 @@ impl RunningNode {
             Backups::new(store.clone(), config.facility_id.clone(), spool_dir(config)),
             local_rule.clone(),
         );
+        let interventions = InterventionServiceServer::with_interceptor(
+            Interventions::new(store.clone()),
+            local_rule.clone(),
+        );
         let local_label = format!("{} local", config.facility_id);
         let local_identity = ReloadableIdentity::load(&config.local.tls, "local.tls")?;
         let local_router = Server::builder()
             .layer(RpcMetricsLayer::new(metrics.clone()))
             .trace_fn(move |request| rpc_span(&local_label, request))
             .add_service(reporting)
-            .add_service(backups);
+            .add_service(backups)
+            .add_service(interventions);
         let (local_router, local_health) = with_operations(
             local_router,
             &local_rule,
-            &[REPORTING_SERVICE, BACKUP_SERVICE],
+            &[REPORTING_SERVICE, BACKUP_SERVICE, INTERVENTION_SERVICE],
         )
         .await?;
         let local_server = local_router.serve_with_incoming_shutdown(
@@ -196,6 +208,16 @@ impl RunningNode {
             aggregates(&store, &loaded, audit.clone())?,
             federation_rule.clone(),
         );
+        let outcomes = PracticeOutcomeServiceServer::with_interceptor(
+            PracticeOutcomes::new(
+                store.clone(),
+                disclosure_rules(&loaded),
+                loaded.policy.clone(),
+                loaded.privacy.is_some(),
+                audit.clone(),
+            ),
+            federation_rule.clone(),
+        );
         let secure = secure_aggregates(&store, &loaded, audit)?;
         rotate_in_background(secure.epoch_keys(), shutdown.signalled());
         let secure =
@@ -207,11 +229,16 @@ impl RunningNode {
             .layer(RpcMetricsLayer::new(metrics.clone()))
             .trace_fn(move |request| rpc_span(&federation_label, request))
             .add_service(aggregates)
-            .add_service(secure);
+            .add_service(secure)
+            .add_service(outcomes);
         let (federation_router, federation_health) = with_operations(
             federation_router,
             &federation_rule,
-            &[AGGREGATE_SERVICE, SECURE_AGGREGATION_SERVICE],
+            &[
+                AGGREGATE_SERVICE,
+                SECURE_AGGREGATION_SERVICE,
+                PRACTICE_OUTCOME_SERVICE,
+            ],
         )
         .await?;
         let federation_server = federation_router.serve_with_incoming_shutdown(
@@ -246,9 +273,11 @@ impl RunningNode {
             shutdown,
             health: vec![
                 (local_health.clone(), REPORTING_SERVICE),
-                (local_health, BACKUP_SERVICE),
+                (local_health.clone(), BACKUP_SERVICE),
+                (local_health, INTERVENTION_SERVICE),
                 (federation_health.clone(), AGGREGATE_SERVICE),
-                (federation_health, SECURE_AGGREGATION_SERVICE),
+                (federation_health.clone(), SECURE_AGGREGATION_SERVICE),
+                (federation_health, PRACTICE_OUTCOME_SERVICE),
             ],
             servers: vec![tokio::spawn(local_server), tokio::spawn(federation_server)],
         })

@@ -17,6 +17,7 @@ mod exposure;
 mod format;
 mod keys;
 mod read;
+mod records;
 mod rollup;
 mod verify;
 mod write;
@@ -30,6 +31,7 @@ use std::sync::RwLock;
 
 pub use exposure::{Exposure, ExposureCells};
 pub use format::{FORMAT_VERSION, META_TREE};
+pub use records::RecordChange;
 pub use write::{AmendOutcome, SubmitOutcome};
 
 /// A store failure.
