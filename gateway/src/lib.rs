@@ -15,7 +15,8 @@
 //!   sum every network figure is computed from and released by;
 //! - secure aggregation: [`secure`], the exact sum over a cohort opened from masked vectors;
 //! - the figures: [`category_rows`] (events per month and category) and [`metric`] (a metric's
-//!   benchmark, trend and a facility's scorecard), with [`peer_group`] and [`pseudonym`].
+//!   benchmark, trend and a facility's scorecard), with [`peer_group`] and [`pseudonym`];
+//! - the learning loop: [`practice_effect`], which practices work, pooled over adopters.
 
 pub mod admission;
 pub mod answer;
@@ -27,6 +28,7 @@ pub mod coverage;
 pub mod metric;
 pub mod network_sum;
 pub mod peer_group;
+pub mod practice_effect;
 pub mod pseudonym;
 pub mod secure;
 pub mod server;

@@ -5,7 +5,9 @@ use crate::benchmark::Benchmarks;
 use crate::client::registry::Registry;
 use crate::client::registry::RegistryError;
 use crate::config::LoadedGatewayConfig;
+use crate::practice_effect::PracticeEffects;
 use psonet_core::pb::benchmark_service_server::BenchmarkServiceServer;
+use psonet_core::pb::practice_effect_service_server::PracticeEffectServiceServer;
 use psonet_serve::auth::{AccessRule, Audience};
 use psonet_serve::listener::{
     CERT_POLL_INTERVAL, Shutdown, bind, reload_certificates, tls_incoming, with_operations,
@@ -44,6 +46,8 @@ pub enum GatewayError {
 
 /// Full name of the gateway's service.
 const BENCHMARK_SERVICE: &str = "psonet.v1.BenchmarkService";
+/// Full name of the gateway's practice-effect service.
+const PRACTICE_EFFECT_SERVICE: &str = "psonet.v1.PracticeEffectService";
 
 /// A started gateway.
 pub struct RunningGateway {
@@ -73,6 +77,16 @@ impl RunningGateway {
         let shutdown = Shutdown::new();
         let log = SecurityLog::new("gateway", &metrics);
         let rule = AccessRule::new(&config.network, Audience::PartnersAndFacilities, &log);
+        let practice_effects = PracticeEffectServiceServer::with_interceptor(
+            PracticeEffects::new(
+                registry.clone(),
+                config.fanout.node_deadline(),
+                loaded.small_cells,
+                loaded.network_release,
+                loaded.metrics.clone(),
+            ),
+            rule.clone(),
+        );
         let benchmarks = BenchmarkServiceServer::with_interceptor(
             Benchmarks::new(registry, config.fanout.node_deadline(), loaded.small_cells)
                 .with_catalogue(
@@ -88,8 +102,10 @@ impl RunningGateway {
             .trace_fn(|request| psonet_serve::telemetry::rpc_span("gateway", request))
             .layer(RpcMetricsLayer::new(metrics.clone()))
             .layer(AdmissionLayer::new(config.fanout.max_concurrent_benchmarks))
-            .add_service(benchmarks);
-        let (router, health) = with_operations(router, &rule, &[BENCHMARK_SERVICE]).await?;
+            .add_service(benchmarks)
+            .add_service(practice_effects);
+        let (router, health) =
+            with_operations(router, &rule, &[BENCHMARK_SERVICE, PRACTICE_EFFECT_SERVICE]).await?;
         let incoming = tls_incoming(listener.incoming, identity.server_config()?, log);
         let server = router.serve_with_incoming_shutdown(incoming, shutdown.signalled());
         reload_certificates(vec![identity], CERT_POLL_INTERVAL, &shutdown)?;
@@ -109,9 +125,11 @@ impl RunningGateway {
 
     /// Stops accepting calls and lets in-flight calls finish.
     pub async fn shutdown(self) -> Result<(), GatewayError> {
-        self.health
-            .set_service_status(BENCHMARK_SERVICE, ServingStatus::NotServing)
-            .await;
+        for service in [BENCHMARK_SERVICE, PRACTICE_EFFECT_SERVICE] {
+            self.health
+                .set_service_status(service, ServingStatus::NotServing)
+                .await;
+        }
         self.shutdown.trigger();
         self.server.await??;
         tracing::info!("gateway stopped");
