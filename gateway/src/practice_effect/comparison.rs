@@ -14,6 +14,7 @@ use crate::metric::fetch::{FacilityCounts, Unusable};
 use psonet_core::month::Month;
 use psonet_core::query::{Grain, Period};
 use psonet_core::stats::rate_ratio::LogRateRatio;
+use std::collections::BTreeSet;
 
 /// The months of one window pair: `window` before `start` and `window` after it.
 pub fn window_months(start: Month, window: u32) -> (Vec<Month>, Vec<Month>) {
@@ -41,6 +42,20 @@ fn sum(f: &FacilityCounts<Period>, months: &[Month]) -> Result<(u64, u64, u32), 
     Ok(out)
 }
 
+/// The before and after months of a comparison around every one of `starts`: each month once,
+/// and a month that is before one start and after another in neither.
+pub fn comparison_months(starts: &[Month], window: u32) -> (Vec<Month>, Vec<Month>) {
+    let (mut before, mut after) = (BTreeSet::new(), BTreeSet::new());
+    for start in starts {
+        let (b, a) = window_months(*start, window);
+        before.extend(b);
+        after.extend(a);
+    }
+    let both: BTreeSet<Month> = before.intersection(&after).copied().collect();
+    let only = |set: BTreeSet<Month>| set.difference(&both).copied().collect();
+    (only(before), only(after))
+}
+
 /// A non-adopter's study over the windows around every one of `starts`.
 pub fn comparison_study(
     f: &FacilityCounts<Period>,
@@ -51,15 +66,10 @@ pub fn comparison_study(
         facility_id: f.id.clone(),
         why: why.to_string(),
     };
-    let (mut before, mut after) = ((0, 0, 0), (0, 0, 0));
-    for start in starts {
-        let (b, a) = window_months(*start, window);
-        let withheld = || excluded("a month's count in the windows is withheld by its node");
-        let b = sum(f, &b).map_err(|_| withheld())?;
-        let a = sum(f, &a).map_err(|_| withheld())?;
-        before = (before.0 + b.0, before.1 + b.1, before.2 + b.2);
-        after = (after.0 + a.0, after.1 + a.1, after.2 + a.2);
-    }
+    let (before, after) = comparison_months(starts, window);
+    let withheld = || excluded("a month's count in the windows is withheld by its node");
+    let before = sum(f, &before).map_err(|_| withheld())?;
+    let after = sum(f, &after).map_err(|_| withheld())?;
     let counts = before_after((before.0, before.1), (after.0, after.1));
     let log_ratio = LogRateRatio::from_counts(counts)
         .ok_or_else(|| excluded("no exposure in a window, or no events in either"))?;
@@ -105,13 +115,29 @@ mod tests {
     }
 
     #[test]
-    fn sums_every_adopters_windows_and_refuses_a_withheld_month() {
-        let starts = ["2025-01".parse().unwrap(), "2025-03".parse().unwrap()];
+    fn counts_each_month_once_and_a_month_between_two_starts_in_neither() {
+        let starts: [Month; 3] = [
+            "2025-01".parse().unwrap(),
+            "2025-01".parse().unwrap(),
+            "2025-03".parse().unwrap(),
+        ];
+        let (b, a) = comparison_months(&starts, 12);
+        // Before: 2024-01..2024-12 and 2024-03..2025-02, less 2025-02 (after 2025-01).
+        assert_eq!(b.len(), 13);
+        assert_eq!(b.last().unwrap().to_string(), "2025-01");
+        // After: 2025-02..2026-01 and 2025-04..2026-03, less 2025-02.
+        assert_eq!(a.len(), 13);
+        assert_eq!(a.first().unwrap().to_string(), "2025-03");
         let flat = facility(|_| Count::Known(20));
         let s = comparison_study(&flat, &starts, 12).unwrap();
-        assert_eq!(s.counts.before.events, 480);
-        assert_eq!(s.counts.after.exposure, 24_000.0);
+        assert_eq!(s.counts.before.events, 260);
+        assert_eq!(s.months, (13, 13));
         assert!(s.log_ratio.estimate.abs() < 1e-12);
+    }
+
+    #[test]
+    fn a_withheld_month_in_the_windows_leaves_the_facility_out() {
+        let starts = ["2025-03".parse().unwrap()];
         let holed = facility(|m| {
             if m.to_string() == "2024-06" {
                 Count::Withheld
@@ -120,6 +146,6 @@ mod tests {
             }
         });
         assert!(comparison_study(&holed, &starts, 12).is_err());
-        assert!(comparison_study(&holed, &starts[1..], 6).is_ok());
+        assert!(comparison_study(&holed, &starts, 6).is_ok());
     }
 }

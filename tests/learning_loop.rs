@@ -1,0 +1,346 @@
+//! The learning loop end to end, with real node and gateway processes over mTLS: eight
+//! facilities report falls for two years; four of them adopt a fall-prevention practice in
+//! January 2025, after which their falls drop by a planted 35%; the other four change nothing.
+//! The network's `PracticeEffect` must recover the drop (its 95% interval contains 0.65 and
+//! excludes 1), the non-adopters must show none (their interval contains 1), an adopter's own
+//! interrupted time series must find the level change, and nobody but the facility may read its
+//! interventions.
+
+mod common;
+
+use common::*;
+use psonet_core::month::Month;
+use psonet_core::pb::{
+    self, intervention_service_client::InterventionServiceClient,
+    practice_effect_service_client::PracticeEffectServiceClient,
+};
+use psonet_gateway::metric::catalogue::MetricCatalogue;
+use rand::rngs::StdRng;
+use rand::{Rng, SeedableRng};
+use tonic::Code;
+use tonic::transport::Channel;
+
+/// The practice the adopters record.
+const PRACTICE: &str = "fall-bundle";
+/// Its start month at every adopter.
+const START: &str = "2025-01";
+/// The planted rate ratio after adoption.
+const PLANTED: f64 = 0.65;
+/// What the narrative says: it must never leave the node.
+const NARRATIVE: &str = "Bed alarms on every night shift; the nurse manager owns it.";
+/// Facilities 1 to 4 adopt; 5 to 8 do not.
+const ADOPTERS: usize = 4;
+
+/// The months of data: two years around the start month, and a month more.
+fn months() -> Vec<Month> {
+    let first: Month = "2024-01".parse().unwrap();
+    (0..25)
+        .map(|k| Month::from_index(first.index() + k).unwrap())
+        .collect()
+}
+
+/// A Poisson draw by inversion (means here are below 100).
+fn poisson(rng: &mut StdRng, mean: f64) -> u64 {
+    let (mut k, mut p, mut cumulative) = (0u64, (-mean).exp(), (-mean).exp());
+    let u: f64 = rng.random();
+    while u > cumulative {
+        k += 1;
+        p *= mean / k as f64;
+        cumulative += p;
+    }
+    k
+}
+
+/// Patient days of facility `i` (0-based) in a month.
+fn patient_days(i: usize) -> u64 {
+    3_000 + 400 * i as u64
+}
+
+/// Facility `i`'s falls per patient day in `month`: 12 per 1,000, times 0.65 after an adopter's
+/// start month (halfway in the start month itself, a month of transition).
+fn fall_rate(i: usize, month: Month) -> f64 {
+    let start: Month = START.parse().unwrap();
+    let base = 0.012;
+    match (i < ADOPTERS, month.cmp(&start)) {
+        (true, std::cmp::Ordering::Greater) => base * PLANTED,
+        (true, std::cmp::Ordering::Equal) => base * (1.0 + PLANTED) / 2.0,
+        _ => base,
+    }
+}
+
+/// Facility `i`'s falls and patient days, month by month.
+fn facility_data(i: usize) -> (Vec<pb::Event>, Vec<pb::ExposureRecord>) {
+    let mut rng = StdRng::seed_from_u64(2026 + i as u64);
+    let (mut events, mut exposure) = (Vec::new(), Vec::new());
+    for month in months() {
+        let days = patient_days(i);
+        let falls = poisson(&mut rng, fall_rate(i, month) * days as f64);
+        for n in 0..falls {
+            let key = format!("f{i}-{month}-{n}");
+            events.push(event(
+                &key,
+                &month.to_string(),
+                pb::EventCategory::Fall,
+                pb::HarmLevel::NoHarm,
+            ));
+        }
+        exposure.push(pb::ExposureRecord {
+            month: month.to_string(),
+            unit_type: pb::UnitType::Medical as i32,
+            denominator: pb::DenominatorType::PatientDays as i32,
+            value: days,
+        });
+    }
+    (events, exposure)
+}
+
+fn bundle(i: usize) -> pb::Intervention {
+    pb::Intervention {
+        intervention_id: format!("bundle-{i}"),
+        practice_code: PRACTICE.into(),
+        title: "Fall-prevention bundle".into(),
+        start_month: START.into(),
+        target_metric_ids: vec!["falls".into()],
+        narrative: NARRATIVE.into(),
+        ..Default::default()
+    }
+}
+
+fn interventions(net: &Network, i: usize) -> InterventionServiceClient<Channel> {
+    let node = &net.nodes[i];
+    let channel =
+        psonet::client::channel(&node.local().to_string(), &node.client_identity).unwrap();
+    InterventionServiceClient::new(channel)
+}
+
+fn falls() -> pb::Metric {
+    MetricCatalogue::default().get("falls").unwrap().clone()
+}
+
+/// Loads every facility's data and records the adopters' interventions.
+async fn load(net: &Network) {
+    for i in 0..net.nodes.len() {
+        let (events, exposure) = facility_data(i);
+        let mut reporting = net.nodes[i].reporting().unwrap();
+        let summary = submit_all(&mut reporting, events).await;
+        assert_eq!(summary.rejected, 0, "{summary:?}");
+        reporting
+            .record_exposure(pb::RecordExposureRequest { records: exposure })
+            .await
+            .unwrap();
+    }
+    for i in 0..ADOPTERS {
+        let mut client = interventions(net, i);
+        let request = pb::RecordInterventionRequest {
+            intervention: Some(bundle(i)),
+        };
+        let first = client.record_intervention(request.clone()).await.unwrap();
+        assert!(!first.get_ref().duplicate);
+        let again = client.record_intervention(request).await.unwrap();
+        assert!(
+            again.get_ref().duplicate,
+            "a retried record stores nothing new"
+        );
+    }
+}
+
+fn contains(interval: &pb::Interval, x: f64) -> bool {
+    interval.lower <= x && x <= interval.upper
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_planted_practice_effect_is_recovered_and_interventions_stay_at_the_facility() {
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(8).start().await.unwrap();
+    net.start_gateway(|config| config.disclosure.min_facilities = ADOPTERS as u32)
+        .await
+        .unwrap();
+    load(&net).await;
+
+    // The network's practice effect, as a partner asks for it.
+    let gateway = net.gateway_addr().unwrap().to_string();
+    let channel = psonet::client::channel(&gateway, &net.layout.partner_identity).unwrap();
+    let effect = PracticeEffectServiceClient::new(channel.clone())
+        .practice_effect(pb::PracticeEffectRequest {
+            practice_code: PRACTICE.into(),
+            metric: "falls".into(),
+            window_months: 12,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let adopters = effect.adopters.clone().unwrap();
+    let interval = adopters.interval.unwrap();
+    println!(
+        "adopters: RR {:.3} (95% HK {:.3}-{:.3}), tau2 {:.4}, I2 {:.2}, k {}",
+        adopters.ratio,
+        interval.lower,
+        interval.upper,
+        adopters.tau2,
+        adopters.i2,
+        adopters.facilities
+    );
+    assert_eq!(adopters.facilities, ADOPTERS as u32);
+    assert!(contains(&interval, PLANTED), "{interval:?}");
+    assert!(!contains(&interval, 1.0), "{interval:?}");
+    let others = effect.non_adopters.clone().expect("non-adopters pooled");
+    let other_interval = others.interval.unwrap();
+    println!(
+        "non-adopters: RR {:.3} (95% HK {:.3}-{:.3}), k {}; ratio of RRs {:.3} {:?}",
+        others.ratio,
+        other_interval.lower,
+        other_interval.upper,
+        others.facilities,
+        effect.ratio_of_rate_ratios,
+        effect.ratio_of_rate_ratios_interval
+    );
+    assert_eq!(others.facilities, 8 - ADOPTERS as u32);
+    assert!(contains(&other_interval, 1.0), "{other_interval:?}");
+    // Adopters appear only as pseudonyms, and nothing the facility wrote leaves it.
+    for row in adopters.studies.iter().chain(&others.studies) {
+        assert!(row.facility.starts_with("peer-"), "{}", row.facility);
+        assert_eq!(row.counts.unwrap().before_months, 12, "each month once");
+    }
+    let text = format!("{effect:?}");
+    for secret in [NARRATIVE, "bundle-0", "Fall-prevention bundle"] {
+        assert!(!text.contains(secret), "{secret} left a node");
+    }
+    // Coverage lists every facility asked (adopter or not), as every benchmark does.
+    assert_eq!(effect.coverage.len(), 8);
+    assert!(
+        effect
+            .coverage
+            .iter()
+            .all(|c| c.status == pb::CoverageStatus::Ok as i32),
+        "{:?}",
+        effect.coverage
+    );
+
+    // An adopter's own interrupted time series finds the level change.
+    let own = interventions(&net, 0)
+        .intervention_effect(pb::InterventionEffectRequest {
+            intervention_id: "bundle-0".into(),
+            metric: Some(falls()),
+            window_months: 12,
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    let its = own.its.expect("ITS fitted");
+    let level = its.level_change_interval.unwrap();
+    let ratio = own.rate_ratio.unwrap();
+    println!(
+        "facility-1: RR {:.3} {:?}; ITS level {:.3} ({:.3}-{:.3}), trend change {:.4}, phi {:.2}",
+        ratio.ratio,
+        ratio.exact,
+        its.level_change,
+        level.lower,
+        level.upper,
+        its.trend_change,
+        its.dispersion
+    );
+    assert_eq!(own.series.len(), 25, "two windows and the start month");
+    assert!(level.upper < 1.0, "the level change is found: {level:?}");
+    assert!(contains(&level, PLANTED), "{level:?}");
+    assert!(!contains(&ratio.exact.unwrap(), 1.0));
+
+    // A partner cannot read a facility's interventions: the node's local listener refuses it,
+    // and the gateway has no such service.
+    let node = &net.nodes[0];
+    let as_partner =
+        psonet::client::channel(&node.local().to_string(), &net.layout.partner_identity).unwrap();
+    let refused = InterventionServiceClient::new(as_partner)
+        .list_interventions(pb::ListInterventionsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    let at_gateway = InterventionServiceClient::new(channel)
+        .list_interventions(pb::ListInterventionsRequest::default())
+        .await
+        .unwrap_err();
+    assert_eq!(at_gateway.code(), Code::Unimplemented, "{at_gateway:?}");
+    // The facility itself can.
+    let listed = interventions(&net, 0)
+        .list_interventions(pb::ListInterventionsRequest::default())
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.interventions.len(), 1);
+    assert_eq!(listed.interventions[0].narrative, NARRATIVE);
+    net.shutdown().await.unwrap();
+}
+
+/// Bad input is refused field by field, and a conflicting record is not stored.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn interventions_are_validated_idempotent_and_amendable() {
+    psonet_serve::tls::install_crypto_provider();
+    let net = network(1).start().await.unwrap();
+    let mut client = interventions(&net, 0);
+    let mut bad = bundle(0);
+    bad.start_month = "2025-13".into();
+    bad.practice_code.clear();
+    let status = client
+        .record_intervention(pb::RecordInterventionRequest {
+            intervention: Some(bad),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(status.code(), Code::InvalidArgument);
+    assert!(
+        status.message().contains("intervention.start_month"),
+        "{status:?}"
+    );
+    assert!(
+        status.message().contains("intervention.practice_code"),
+        "{status:?}"
+    );
+
+    let record = |i: pb::Intervention| pb::RecordInterventionRequest {
+        intervention: Some(i),
+    };
+    client.record_intervention(record(bundle(0))).await.unwrap();
+    let mut other = bundle(0);
+    other.title = "Something else".into();
+    let conflict = client
+        .record_intervention(record(other.clone()))
+        .await
+        .unwrap_err();
+    assert_eq!(conflict.code(), Code::AlreadyExists);
+    let amended = client
+        .amend_intervention(pb::AmendInterventionRequest {
+            intervention: Some(other),
+            reason: "renamed".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(amended.intervention.unwrap().revision, 2);
+    let ended = client
+        .end_intervention(pb::EndInterventionRequest {
+            intervention_id: "bundle-0".into(),
+            end_month: "2024-06".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(ended.code(), Code::InvalidArgument, "ends before it starts");
+    let ended = client
+        .end_intervention(pb::EndInterventionRequest {
+            intervention_id: "bundle-0".into(),
+            end_month: "2025-12".into(),
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .intervention
+        .unwrap();
+    assert_eq!((ended.revision, ended.end_month.as_str()), (3, "2025-12"));
+    let missing = client
+        .end_intervention(pb::EndInterventionRequest {
+            intervention_id: "nope".into(),
+            end_month: "2025-12".into(),
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(missing.code(), Code::NotFound);
+    net.shutdown().await.unwrap();
+}
