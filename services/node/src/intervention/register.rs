@@ -225,3 +225,53 @@ mod tests {
         );
     }
 }
+
+#[cfg(test)]
+mod backup_tests {
+    use super::*;
+    use crate::backup::{restore, write_backup};
+    use psonet_core::event::UnitType;
+
+    /// Interventions live in their own tree, written under the write gate: a backup carries
+    /// them and a restore brings them back as they were.
+    #[test]
+    fn interventions_are_backed_up_and_restored() {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(&dir.path().join("a"), 1 << 20).unwrap();
+        let bundle = Intervention {
+            id: "bundle-1".into(),
+            practice_code: "fall-bundle".into(),
+            title: "Fall bundle".into(),
+            start: "2025-01".parse().unwrap(),
+            end: Some("2025-12".parse().unwrap()),
+            unit_types: vec![UnitType::MedSurg],
+            metrics: vec!["falls".into()],
+            narrative: "kept on premises".into(),
+            revision: 0,
+        };
+        let Recorded::Stored(stored) = record(&store, &bundle).unwrap() else {
+            panic!("not stored")
+        };
+        let file = dir.path().join("a.backup");
+        let summary = write_backup(&store, "f", std::fs::File::create(&file).unwrap()).unwrap();
+        assert!(
+            summary
+                .trees
+                .contains(&(crate::intervention::INTERVENTIONS_TREE.to_string(), 1)),
+            "{:?}",
+            summary.trees
+        );
+        let target = dir.path().join("b");
+        restore(&file, &target, "f", 1 << 20).unwrap();
+        let restored = (0..100)
+            .find_map(|_| {
+                let opened = Store::open(&target, 1 << 20).ok();
+                if opened.is_none() {
+                    std::thread::sleep(std::time::Duration::from_millis(20));
+                }
+                opened
+            })
+            .expect("the restored store opens");
+        assert_eq!(list(&restored).unwrap(), vec![stored]);
+    }
+}
