@@ -2,7 +2,7 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use psonet::{benchmark, demo, gateway, health, import, node, perf, pki, synth};
+use psonet::{benchmark, demo, gateway, health, import, intervention, node, perf, pki, synth};
 
 #[derive(Parser)]
 #[command(
@@ -38,6 +38,9 @@ enum Command {
     /// Ask the gateway for a benchmark: category rows, a metric's funnel, a trend or a
     /// facility scorecard, as a table, JSON or CSV, optionally plotted to SVG.
     Benchmark(benchmark::Args),
+    /// A facility's interventions on its node: record, amend, end, list, and the facility's
+    /// own before/after for one (rate ratio, interrupted time series, SVG chart).
+    Intervention(intervention::Args),
     /// gRPC health check over mTLS; exits 0 only when SERVING (for container probes).
     Health(health::Args),
     /// Measure a node on this machine: ingest, unary submits, aggregates, memory, disk.
@@ -70,6 +73,7 @@ impl Command {
             Command::Demo => demo::run(out).await,
             Command::Import(args) => import::run(args, out).await,
             Command::Benchmark(args) => benchmark::run(args, out).await,
+            Command::Intervention(args) => intervention::run(args, out).await,
             Command::Health(args) => health::run(args, out).await,
             Command::Bench(args) => perf::node::run(args, out).await,
             Command::BenchLoad(args) => perf::gateway::run_load(args, out).await,

@@ -113,6 +113,10 @@ fn interventions(net: &Network, i: usize) -> InterventionServiceClient<Channel> 
     InterventionServiceClient::new(channel)
 }
 
+fn node_local(net: &Network, i: usize) -> String {
+    net.nodes[i].local().to_string()
+}
+
 fn falls() -> pb::Metric {
     MetricCatalogue::default().get("falls").unwrap().clone()
 }
@@ -243,6 +247,53 @@ async fn a_planted_practice_effect_is_recovered_and_interventions_stay_at_the_fa
     assert!(level.upper < 1.0, "the level change is found: {level:?}");
     assert!(contains(&level, PLANTED), "{level:?}");
     assert!(!contains(&ratio.exact.unwrap(), 1.0));
+
+    // The same through the command line, with the chart.
+    let svg = net.dir().join("effect.svg");
+    let (addr, identity) = (node_local(&net, 0), net.nodes[0].client_identity.clone());
+    let cli = psonet(&[
+        "intervention",
+        "--node",
+        &addr,
+        "--identity",
+        identity.to_str().unwrap(),
+        "effect",
+        "--intervention",
+        "bundle-0",
+        "--metric",
+        "falls",
+        "--format",
+        "json",
+        "--plot",
+        svg.to_str().unwrap(),
+    ]);
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    let json: serde_json::Value = serde_json::from_slice(&cli.stdout).unwrap();
+    let level_change = json["its"]["level_change"].as_f64().unwrap();
+    assert!((level_change - its.level_change).abs() < 1e-9, "{json}");
+    let chart = std::fs::read_to_string(&svg).unwrap();
+    for text in [
+        "bundle-0",
+        "Falls",
+        "start month 2025-01",
+        "fitted segments",
+        "month",
+    ] {
+        assert!(chart.contains(text), "{text} missing from the chart");
+    }
+    let table = psonet(&[
+        "intervention",
+        "--node",
+        &addr,
+        "--identity",
+        identity.to_str().unwrap(),
+        "list",
+    ]);
+    assert!(String::from_utf8_lossy(&table.stdout).contains("fall-bundle"));
 
     // A partner cannot read a facility's interventions: the node's local listener refuses it,
     // and the gateway has no such service.
