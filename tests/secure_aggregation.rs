@@ -63,7 +63,7 @@ async fn load(net: &Network, months: &[Month], salt: usize) -> Truth {
         for (mi, month) in months.iter().enumerate() {
             for (ci, category) in CATEGORIES.iter().enumerate() {
                 for (hi, harm) in HARMS.iter().enumerate() {
-                    let n = ((i * 7 + mi * 3 + ci * 5 + hi + salt) * 2654435761 >> 7) % 5;
+                    let n = (((i * 7 + mi * 3 + ci * 5 + hi + salt) * 2654435761) >> 7) % 5;
                     for e in 0..n {
                         let key = format!("{}-{month}-{ci}-{hi}-{e}-{salt}", node.id);
                         events.push(event(&key, &month.to_string(), *category, *harm));

@@ -10,7 +10,7 @@
 //!
 //! Months without exposure carry no rate and are left out of both.
 
-use super::intervention::Intervention;
+use super::definition::Intervention;
 use super::series::{MonthCount, SeriesError, monthly};
 use crate::store::Store;
 use psonet_core::month::{Month, MonthRange};

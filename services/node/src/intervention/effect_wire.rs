@@ -1,8 +1,8 @@
 //! The facility's before/after as the API answers it: series with the fitted and
 //! counterfactual rates (what a chart draws), the windows, the rate ratio and the ITS.
 
+use super::definition::Intervention;
 use super::effect::{CONFIDENCE, Effect, time_of};
-use super::intervention::Intervention;
 use super::wire::intervention_to_wire;
 use psonet_core::pb;
 use psonet_core::stats::Interval;

@@ -6,15 +6,15 @@
 //! facility's own record of what it changed and when, kept beside its events in the same store
 //! (so it is backed up and restored with them) and never sent anywhere as written.
 //!
-//! One concept per file: [`intervention`] (the domain type and its checks), [`record`] (how the
+//! One concept per file: [`definition`] (the domain type), [`record`] (how the
 //! store keeps it), [`wire`] (the API edge), [`register`] (record, amend, end and list in the
 //! store), [`series`] (a metric's monthly series from the exact counters), [`effect`] (the
-//! facility's own before/after), [`service`] (`InterventionService`, local listener) and
+//! facility's own before/after) and [`effect_wire`] (its API answer), [`service`] (`InterventionService`, local listener) and
 //! [`outcome`] (`PracticeOutcomeService`, what the gateway may learn, federation listener).
 
+pub mod definition;
 pub mod effect;
 pub mod effect_wire;
-pub mod intervention;
 pub mod outcome;
 pub mod record;
 pub mod register;
@@ -22,7 +22,7 @@ pub mod series;
 pub mod service;
 pub mod wire;
 
-pub use intervention::Intervention;
+pub use definition::Intervention;
 pub use outcome::PracticeOutcomes;
 pub use service::Interventions;
 

@@ -12,8 +12,8 @@
 //! for these counts (refused while it is on, rather than released without noise), and every
 //! request, answered or refused, is on the audit trail before the answer leaves.
 
+use super::definition::Intervention;
 use super::effect::{before_after, window_range};
-use super::intervention::Intervention;
 use super::register;
 use super::series::{MonthCount, SeriesError, monthly, query};
 use crate::aggregate::{DisclosureRules, one_violation, querier_of_uri};

@@ -2,7 +2,7 @@
 //! the API may change without stranding stored interventions. Field numbers are the node's and
 //! are never reused; months are kept as their index, unit types as their numbers.
 
-use super::intervention::Intervention;
+use super::definition::Intervention;
 use crate::record::RecordError;
 use prost::Message;
 use psonet_core::event::UnitType;

@@ -2,7 +2,7 @@
 //! id), amend, end and list, each one transaction under the store's write gate.
 
 use super::INTERVENTIONS_TREE;
-use super::intervention::Intervention;
+use super::definition::Intervention;
 use super::record::InterventionRecord;
 use crate::store::{RecordChange, Store, StoreError};
 use prost::Message;
@@ -28,8 +28,8 @@ pub enum Changed {
     Changed(Intervention),
     /// Already so; nothing written.
     Unchanged(Intervention),
-    /// The end month is before the intervention's start month.
-    EndsBeforeStart(Intervention),
+    /// The end month is before the intervention's start month (this one).
+    EndsBeforeStart(Month),
 }
 
 fn corrupt(id: &str) -> impl Fn(crate::record::RecordError) -> StoreError + '_ {
@@ -72,12 +72,13 @@ pub fn record(store: &Store, new: &Intervention) -> Result<Recorded, StoreError>
     })
 }
 
-/// Changes the intervention `id` by `edit`, as a new revision with `reason`. Not yet durable.
+/// Changes the intervention `id` by `edit` (which may refuse an end before the start month it
+/// returns), as a new revision with `reason`. Not yet durable.
 fn change(
     store: &Store,
     id: &str,
     reason: &str,
-    edit: impl Fn(&Intervention) -> Result<Intervention, Changed>,
+    edit: impl Fn(&Intervention) -> Result<Intervention, Month>,
 ) -> Result<Changed, StoreError> {
     store.change_record(INTERVENTIONS_TREE, id.as_bytes(), |old| {
         let unchanged = |outcome| RecordChange {
@@ -90,7 +91,7 @@ fn change(
         let (existing, mut reasons) = decode(id, bytes)?;
         let edited = match edit(&existing) {
             Ok(edited) => edited,
-            Err(refused) => return Ok(unchanged(refused)),
+            Err(start) => return Ok(unchanged(Changed::EndsBeforeStart(start))),
         };
         if edited.same_content(&existing) {
             return Ok(unchanged(Changed::Unchanged(existing)));
@@ -116,7 +117,7 @@ pub fn amend(store: &Store, amended: &Intervention, reason: &str) -> Result<Chan
 pub fn end(store: &Store, id: &str, end: Month) -> Result<Changed, StoreError> {
     change(store, id, &format!("ended in {end}"), |existing| {
         if end < existing.start {
-            return Err(Changed::EndsBeforeStart(existing.clone()));
+            return Err(existing.start);
         }
         Ok(Intervention {
             end: Some(end),

@@ -66,11 +66,11 @@ fn changed_response(outcome: Changed, id: &str) -> Result<(pb::Intervention, boo
         Changed::NotFound => Err(not_found(id)),
         Changed::Changed(i) => Ok((intervention_to_wire(&i), false)),
         Changed::Unchanged(i) => Ok((intervention_to_wire(&i), true)),
-        Changed::EndsBeforeStart(i) => {
+        Changed::EndsBeforeStart(start) => {
             let mut v = FieldViolations::new();
             v.add(
                 "end_month",
-                format!("is before the intervention's start month {}", i.start),
+                format!("is before the intervention's start month {start}"),
             );
             Err(v.into_status())
         }

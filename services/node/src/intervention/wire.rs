@@ -1,7 +1,7 @@
 //! The API edge of interventions: a wire `Intervention` checked into the domain type, with every
 //! bad field named, and the domain type back to the wire.
 
-use super::intervention::{
+use super::definition::{
     Intervention, MAX_ID_CHARS, MAX_METRICS, MAX_NARRATIVE_CHARS, MAX_TITLE_CHARS,
 };
 use psonet_core::event::UnitType;

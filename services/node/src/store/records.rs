@@ -15,6 +15,9 @@ pub struct RecordChange<T> {
     pub outcome: T,
 }
 
+/// One stored record: its key and its bytes.
+pub type KeyedRecord = (Vec<u8>, Vec<u8>);
+
 impl Store {
     /// Reads the record under `key` in `tree`, lets `decide` choose what to write, and writes it,
     /// all in one transaction. `decide` may run more than once (a conflicting transaction is
@@ -39,7 +42,7 @@ impl Store {
     }
 
     /// Every record of `tree`, in key order.
-    pub fn records(&self, tree: &str) -> Result<Vec<(Vec<u8>, Vec<u8>)>, StoreError> {
+    pub fn records(&self, tree: &str) -> Result<Vec<KeyedRecord>, StoreError> {
         let tree = self.db.open_tree(tree)?;
         tree.iter()
             .map(|item| {
