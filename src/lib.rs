@@ -1,8 +1,8 @@
 //! psonet: the command-line front of the federated PSO network.
 //!
 //! Each subcommand is a module with its clap `Args` and a `run`: [`node`] and [`gateway`] run
-//! the servers, [`pki`] issues certificates, [`import`], [`benchmark`], [`intervention`] and
-//! [`health`] are clients for people, [`synth`] writes synthetic data, [`demo`] shows the whole path on one
+//! the servers, [`pki`] issues certificates, [`import`], [`benchmark`], [`intervention`],
+//! [`practice_effect`] and [`health`] are clients for people, [`synth`] writes synthetic data, [`demo`] shows the whole path on one
 //! machine, and [`perf`] measures it (`bench`, `bench-load`, `bench-fanout`). What they share:
 //! [`network`] starts a network on loopback (the demo, the measurements and the end-to-end tests
 //! all start theirs there), [`client`] connects and explains failures, [`render`] formats
@@ -21,5 +21,6 @@ pub mod network;
 pub mod node;
 pub mod perf;
 pub mod pki;
+pub mod practice_effect;
 pub mod render;
 pub mod synth;

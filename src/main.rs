@@ -2,7 +2,9 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use psonet::{benchmark, demo, gateway, health, import, intervention, node, perf, pki, synth};
+use psonet::{
+    benchmark, demo, gateway, health, import, intervention, node, perf, pki, practice_effect, synth,
+};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +43,9 @@ enum Command {
     /// A facility's interventions on its node: record, amend, end, list, and the facility's
     /// own before/after for one (rate ratio, interrupted time series, SVG chart).
     Intervention(intervention::Args),
+    /// Which practices work: the gateway's pooled before/after of the facilities that adopted a
+    /// practice, against those that did not, with a forest plot.
+    PracticeEffect(practice_effect::Args),
     /// gRPC health check over mTLS; exits 0 only when SERVING (for container probes).
     Health(health::Args),
     /// Measure a node on this machine: ingest, unary submits, aggregates, memory, disk.
@@ -74,6 +79,7 @@ impl Command {
             Command::Import(args) => import::run(args, out).await,
             Command::Benchmark(args) => benchmark::run(args, out).await,
             Command::Intervention(args) => intervention::run(args, out).await,
+            Command::PracticeEffect(args) => practice_effect::run(args, out).await,
             Command::Health(args) => health::run(args, out).await,
             Command::Bench(args) => perf::node::run(args, out).await,
             Command::BenchLoad(args) => perf::gateway::run_load(args, out).await,

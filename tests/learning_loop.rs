@@ -220,6 +220,34 @@ async fn a_planted_practice_effect_is_recovered_and_interventions_stay_at_the_fa
         effect.coverage
     );
 
+    // The same from the command line, with the forest plot.
+    let forest = net.dir().join("forest.svg");
+    let cli = psonet(&[
+        "practice-effect",
+        "--gateway",
+        &gateway,
+        "--identity",
+        net.layout.partner_identity.to_str().unwrap(),
+        "--practice",
+        PRACTICE,
+        "--metric",
+        "falls",
+        "--plot",
+        forest.to_str().unwrap(),
+    ]);
+    let printed = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert!(printed.contains("adopters"), "{printed}");
+    assert!(printed.contains("non-adopters"), "{printed}");
+    let chart = std::fs::read_to_string(&forest).unwrap();
+    for text in ["fall-bundle", "log scale", "no effect", "pooled adopters"] {
+        assert!(chart.contains(text), "{text} missing from the forest plot");
+    }
+
     // An adopter's own interrupted time series finds the level change.
     let own = interventions(&net, 0)
         .intervention_effect(pb::InterventionEffectRequest {
