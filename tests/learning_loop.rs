@@ -241,6 +241,7 @@ async fn a_planted_practice_effect_is_recovered_and_interventions_stay_at_the_fa
         "{}",
         String::from_utf8_lossy(&cli.stderr)
     );
+    println!("{printed}");
     assert!(printed.contains("adopters"), "{printed}");
     assert!(printed.contains("non-adopters"), "{printed}");
     let chart = std::fs::read_to_string(&forest).unwrap();
