@@ -5,8 +5,11 @@ use crate::benchmark::Benchmarks;
 use crate::client::registry::Registry;
 use crate::client::registry::RegistryError;
 use crate::config::LoadedGatewayConfig;
+use crate::guidance::Guidance;
+use crate::guidance::library::{self, GuidanceError, GuidanceLibrary};
 use crate::practice_effect::PracticeEffects;
 use psonet_core::pb::benchmark_service_server::BenchmarkServiceServer;
+use psonet_core::pb::guidance_service_server::GuidanceServiceServer;
 use psonet_core::pb::practice_effect_service_server::PracticeEffectServiceServer;
 use psonet_serve::auth::{AccessRule, Audience};
 use psonet_serve::listener::{
@@ -39,6 +42,9 @@ pub enum GatewayError {
     /// The health or reflection service could not be built.
     #[error("health and reflection setup failed: {0}")]
     Reflection(#[from] psonet_serve::listener::OperationsError),
+    /// The guidance directory could not be read at start.
+    #[error(transparent)]
+    Guidance(#[from] GuidanceError),
     /// The server task panicked.
     #[error("a server task failed")]
     Task(#[from] tokio::task::JoinError),
@@ -48,6 +54,10 @@ pub enum GatewayError {
 const BENCHMARK_SERVICE: &str = "psonet.v1.BenchmarkService";
 /// Full name of the gateway's practice-effect service.
 const PRACTICE_EFFECT_SERVICE: &str = "psonet.v1.PracticeEffectService";
+/// Full name of the gateway's guidance service.
+const GUIDANCE_SERVICE: &str = "psonet.v1.GuidanceService";
+/// Every service the gateway's listener serves.
+const SERVICES: [&str; 3] = [BENCHMARK_SERVICE, PRACTICE_EFFECT_SERVICE, GUIDANCE_SERVICE];
 
 /// A started gateway.
 pub struct RunningGateway {
@@ -77,6 +87,19 @@ impl RunningGateway {
         let shutdown = Shutdown::new();
         let log = SecurityLog::new("gateway", &metrics);
         let rule = AccessRule::new(&config.network, Audience::PartnersAndFacilities, &log);
+        let guidance_library = match &config.guidance {
+            Some(g) => GuidanceLibrary::new(library::load(&g.dir)?),
+            None => GuidanceLibrary::default(),
+        };
+        let guidance = GuidanceServiceServer::with_interceptor(
+            Guidance::new(
+                guidance_library.clone(),
+                registry.clone(),
+                config.fanout.node_deadline(),
+                loaded.network_release,
+            ),
+            rule.clone(),
+        );
         let practice_effects = PracticeEffectServiceServer::with_interceptor(
             PracticeEffects::new(
                 registry.clone(),
@@ -103,12 +126,15 @@ impl RunningGateway {
             .layer(RpcMetricsLayer::new(metrics.clone()))
             .layer(AdmissionLayer::new(config.fanout.max_concurrent_benchmarks))
             .add_service(benchmarks)
-            .add_service(practice_effects);
-        let (router, health) =
-            with_operations(router, &rule, &[BENCHMARK_SERVICE, PRACTICE_EFFECT_SERVICE]).await?;
+            .add_service(practice_effects)
+            .add_service(guidance);
+        let (router, health) = with_operations(router, &rule, &SERVICES).await?;
         let incoming = tls_incoming(listener.incoming, identity.server_config()?, log);
         let server = router.serve_with_incoming_shutdown(incoming, shutdown.signalled());
         reload_certificates(vec![identity], CERT_POLL_INTERVAL, &shutdown)?;
+        if let Some(g) = &config.guidance {
+            guidance_library.watch(g.dir.clone(), g.reload_interval(), &shutdown)?;
+        }
         let metrics_addr = match config.metrics_listen {
             Some(addr) => Some(serve_metrics(addr, metrics, &shutdown).await?),
             None => None,
@@ -125,7 +151,7 @@ impl RunningGateway {
 
     /// Stops accepting calls and lets in-flight calls finish.
     pub async fn shutdown(self) -> Result<(), GatewayError> {
-        for service in [BENCHMARK_SERVICE, PRACTICE_EFFECT_SERVICE] {
+        for service in SERVICES {
             self.health
                 .set_service_status(service, ServingStatus::NotServing)
                 .await;

@@ -72,6 +72,7 @@ pub fn gateway(
             })
             .collect(),
         metrics_listen: None,
+        guidance: None,
     };
     Ok(format!(
         "# psonet PSO gateway. Start with: psonet gateway --config {}\n\
