@@ -37,6 +37,7 @@ pub fn node(
         store: StoreConfig::default(),
         secure_aggregation: Default::default(),
         metrics_listen: None,
+        guidance: None,
     };
     Ok(format!(
         "# psonet facility node {id}. Start with: psonet node --config {}\n\

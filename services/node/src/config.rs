@@ -47,6 +47,9 @@ pub struct NodeConfig {
     /// Bind it to a private interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Where to pull the PSO's guidance from; no pulling when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guidance: Option<crate::guidance::GuidancePullConfig>,
 }
 
 /// One mutual-TLS listener.
@@ -269,6 +272,9 @@ impl NodeConfig {
         }
         self.local.tls.resolve_relative(base);
         self.federation.tls.resolve_relative(base);
+        if let Some(guidance) = &mut self.guidance {
+            guidance.resolve_relative(base);
+        }
     }
 
     /// Checks every value and loads the TLS files.

@@ -12,6 +12,7 @@ pub mod backup;
 pub mod backup_service;
 pub mod config;
 pub mod group_commit;
+pub mod guidance;
 pub mod heap;
 pub mod intervention;
 pub mod ledger;

@@ -4,6 +4,8 @@ use crate::aggregate::{Aggregates, DisclosureRules};
 use crate::audit::{AUDIT_TREE, AuditTrail};
 use crate::backup_service::Backups;
 use crate::config::LoadedNodeConfig;
+use crate::guidance::pull::{PullError, pull_in_background};
+use crate::guidance::{FacilityGuidance, GuidanceStatuses};
 use crate::intervention::{Interventions, PracticeOutcomes};
 use crate::ledger::{ANSWERS_TREE, BUDGET_TREE, Ledger};
 use crate::reporting::Reporting;
@@ -12,6 +14,8 @@ use crate::secure_aggregation::{SecureAggregates, SecureAggregationError, Secure
 use crate::store::{Store, StoreError};
 use psonet_core::pb::aggregate_service_server::AggregateServiceServer;
 use psonet_core::pb::backup_service_server::BackupServiceServer;
+use psonet_core::pb::facility_guidance_service_server::FacilityGuidanceServiceServer;
+use psonet_core::pb::guidance_status_service_server::GuidanceStatusServiceServer;
 use psonet_core::pb::intervention_service_server::InterventionServiceServer;
 use psonet_core::pb::practice_outcome_service_server::PracticeOutcomeServiceServer;
 use psonet_core::pb::reporting_service_server::ReportingServiceServer;
@@ -52,6 +56,9 @@ pub enum NodeError {
     /// A server task panicked.
     #[error("a server task failed")]
     Task(#[from] tokio::task::JoinError),
+    /// Guidance cannot be pulled with this configuration.
+    #[error(transparent)]
+    Guidance(#[from] PullError),
     /// Secure aggregation cannot run with this identity or store.
     #[error(transparent)]
     SecureAggregation(#[from] SecureAggregationError),
@@ -77,6 +84,10 @@ const REPORTING_SERVICE: &str = "psonet.v1.ReportingService";
 const BACKUP_SERVICE: &str = "psonet.v1.BackupService";
 /// Full name of the local listener's intervention service.
 const INTERVENTION_SERVICE: &str = "psonet.v1.InterventionService";
+/// Full name of the local listener's guidance service.
+const FACILITY_GUIDANCE_SERVICE: &str = "psonet.v1.FacilityGuidanceService";
+/// Full name of the federation listener's guidance-status service.
+const GUIDANCE_STATUS_SERVICE: &str = "psonet.v1.GuidanceStatusService";
 /// Full name of the federation listener's practice-outcome service.
 const PRACTICE_OUTCOME_SERVICE: &str = "psonet.v1.PracticeOutcomeService";
 /// Full name of the federation listener's service.
@@ -181,6 +192,10 @@ impl RunningNode {
             Interventions::new(store.clone()),
             local_rule.clone(),
         );
+        let guidance = FacilityGuidanceServiceServer::with_interceptor(
+            FacilityGuidance::new(store.clone()),
+            local_rule.clone(),
+        );
         let local_label = format!("{} local", config.facility_id);
         let local_identity = ReloadableIdentity::load(&config.local.tls, "local.tls")?;
         let local_router = Server::builder()
@@ -188,11 +203,17 @@ impl RunningNode {
             .trace_fn(move |request| rpc_span(&local_label, request))
             .add_service(reporting)
             .add_service(backups)
-            .add_service(interventions);
+            .add_service(interventions)
+            .add_service(guidance);
         let (local_router, local_health) = with_operations(
             local_router,
             &local_rule,
-            &[REPORTING_SERVICE, BACKUP_SERVICE, INTERVENTION_SERVICE],
+            &[
+                REPORTING_SERVICE,
+                BACKUP_SERVICE,
+                INTERVENTION_SERVICE,
+                FACILITY_GUIDANCE_SERVICE,
+            ],
         )
         .await?;
         let local_server = local_router.serve_with_incoming_shutdown(
@@ -218,6 +239,10 @@ impl RunningNode {
             ),
             federation_rule.clone(),
         );
+        let statuses = GuidanceStatusServiceServer::with_interceptor(
+            GuidanceStatuses::new(store.clone(), audit.clone()),
+            federation_rule.clone(),
+        );
         let secure = secure_aggregates(&store, &loaded, audit)?;
         rotate_in_background(secure.epoch_keys(), shutdown.signalled());
         let secure =
@@ -230,7 +255,8 @@ impl RunningNode {
             .trace_fn(move |request| rpc_span(&federation_label, request))
             .add_service(aggregates)
             .add_service(secure)
-            .add_service(outcomes);
+            .add_service(outcomes)
+            .add_service(statuses);
         let (federation_router, federation_health) = with_operations(
             federation_router,
             &federation_rule,
@@ -238,6 +264,7 @@ impl RunningNode {
                 AGGREGATE_SERVICE,
                 SECURE_AGGREGATION_SERVICE,
                 PRACTICE_OUTCOME_SERVICE,
+                GUIDANCE_STATUS_SERVICE,
             ],
         )
         .await?;
@@ -254,6 +281,9 @@ impl RunningNode {
             CERT_POLL_INTERVAL,
             &shutdown,
         )?;
+        if let Some(guidance) = &config.guidance {
+            pull_in_background(store.clone(), guidance, &shutdown)?;
+        }
         let metrics_addr = match config.metrics_listen {
             Some(addr) => Some(serve_metrics(addr, metrics, &shutdown).await?),
             None => None,
@@ -274,10 +304,12 @@ impl RunningNode {
             health: vec![
                 (local_health.clone(), REPORTING_SERVICE),
                 (local_health.clone(), BACKUP_SERVICE),
-                (local_health, INTERVENTION_SERVICE),
+                (local_health.clone(), INTERVENTION_SERVICE),
+                (local_health, FACILITY_GUIDANCE_SERVICE),
                 (federation_health.clone(), AGGREGATE_SERVICE),
                 (federation_health.clone(), SECURE_AGGREGATION_SERVICE),
-                (federation_health, PRACTICE_OUTCOME_SERVICE),
+                (federation_health.clone(), PRACTICE_OUTCOME_SERVICE),
+                (federation_health, GUIDANCE_STATUS_SERVICE),
             ],
             servers: vec![tokio::spawn(local_server), tokio::spawn(federation_server)],
         })
