@@ -424,3 +424,155 @@ async fn interventions_are_validated_idempotent_and_amendable() {
     assert_eq!(missing.code(), Code::NotFound);
     net.shutdown().await.unwrap();
 }
+
+const BUNDLE_GUIDANCE: &str = "---\nversion: 1\nkind: best_practice\ntitle: Fall-prevention \
+    bundle\nmetrics: [falls]\npractice: fall-bundle\npublished: 2026-03-01\n---\n# Why\n\
+    Hourly rounding and bed alarms cut falls in the network's pilot.\n";
+const ALERT_GUIDANCE: &str = "---\nversion: 1\nkind: safety_alert\ntitle: Bed alarm recall\n\
+    published: 2026-04-01\n---\nCheck bed alarms of model X.\n";
+
+/// Points node `i` at the gateway for guidance (its own client identity, pulling every
+/// second) and restarts it on the same ports.
+async fn pull_guidance_from_gateway(net: &mut Network, i: usize) {
+    let gateway = net.gateway_addr().unwrap().to_string();
+    let node = &mut net.nodes[i];
+    node.pin_ports().unwrap();
+    node.stop().await.unwrap();
+    let text = std::fs::read_to_string(&node.config).unwrap();
+    let mut config: psonet_node::NodeConfig = toml::from_str(&text).unwrap();
+    let identity = &node.client_identity;
+    config.guidance = Some(psonet_node::guidance::GuidancePullConfig {
+        gateway,
+        tls: psonet_serve::tls::TlsFiles {
+            ca: identity.join("ca.pem"),
+            cert: identity.join("cert.pem"),
+            key: identity.join("key.pem"),
+        },
+        pull_interval_s: 1,
+    });
+    std::fs::write(&node.config, toml::to_string(&config).unwrap()).unwrap();
+    node.start().await.unwrap();
+}
+
+fn facility_guidance(
+    net: &Network,
+    i: usize,
+) -> pb::facility_guidance_service_client::FacilityGuidanceServiceClient<Channel> {
+    let node = &net.nodes[i];
+    let channel =
+        psonet::client::channel(&node.local().to_string(), &node.client_identity).unwrap();
+    pb::facility_guidance_service_client::FacilityGuidanceServiceClient::new(channel)
+}
+
+/// Waits until every node holds `count` guidance items.
+async fn every_node_holds(net: &Network, count: usize) {
+    for i in 0..net.nodes.len() {
+        let mut client = facility_guidance(net, i);
+        let mut held = 0;
+        for _ in 0..150 {
+            held = client
+                .list_facility_guidance(pb::ListFacilityGuidanceRequest {})
+                .await
+                .map(|r| r.into_inner().guidance.len())
+                .unwrap_or(0);
+            if held == count {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert_eq!(held, count, "node {i} holds {held} guidance items");
+    }
+}
+
+async fn acknowledge(net: &Network, i: usize, id: &str, adopt: bool) {
+    let acked = facility_guidance(net, i)
+        .acknowledge_guidance(pb::AcknowledgeGuidanceRequest {
+            guidance_id: id.into(),
+            adopt,
+        })
+        .await
+        .unwrap()
+        .into_inner()
+        .guidance
+        .unwrap();
+    assert_eq!((acked.acknowledged_version, acked.adopted), (1, adopt));
+}
+
+/// Guidance published at the gateway reaches every node, also when published while they run,
+/// and acknowledgements come back as network counts under the release rule.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn guidance_reaches_every_node_and_adoption_is_a_released_network_count() {
+    psonet_serve::tls::install_crypto_provider();
+    let mut net = network(5).start().await.unwrap();
+    let dir = net.dir().join("guidance");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("fall-bundle.md"), BUNDLE_GUIDANCE).unwrap();
+    let guidance_dir = dir.clone();
+    net.start_gateway(move |config| {
+        config.guidance = Some(psonet_gateway::guidance::GuidanceConfig {
+            dir: guidance_dir,
+            reload_interval_ms: 200,
+        });
+    })
+    .await
+    .unwrap();
+    for i in 0..net.nodes.len() {
+        pull_guidance_from_gateway(&mut net, i).await;
+    }
+    every_node_holds(&net, 1).await;
+    // Published while everything runs: the gateway reloads, the nodes pull.
+    std::fs::write(dir.join("bed-alarm-recall.md"), ALERT_GUIDANCE).unwrap();
+    every_node_holds(&net, 2).await;
+    let held = facility_guidance(&net, 2)
+        .list_facility_guidance(pb::ListFacilityGuidanceRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let bundle = held.guidance[1].item.clone().unwrap();
+    assert_eq!(bundle.guidance_id, "fall-bundle");
+    assert!(bundle.body_markdown.contains("Hourly rounding"));
+
+    // Four facilities acknowledge the bundle, two adopt it; one acknowledges the alert.
+    for i in 0..4 {
+        acknowledge(&net, i, "fall-bundle", i < 2).await;
+    }
+    acknowledge(&net, 0, "bed-alarm-recall", false).await;
+    let gateway = net.gateway_addr().unwrap().to_string();
+    let channel = psonet::client::channel(&gateway, &net.layout.partner_identity).unwrap();
+    let mut client = pb::guidance_service_client::GuidanceServiceClient::new(channel);
+    let listed = client
+        .list_guidance(pb::ListGuidanceRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!(listed.items.len(), 2);
+    let adoption = client
+        .guidance_adoption(pb::GuidanceAdoptionRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    println!("{adoption:#?}");
+    let row = |id: &str| {
+        adoption
+            .rows
+            .iter()
+            .find(|r| r.guidance_id == id)
+            .unwrap()
+            .clone()
+    };
+    let bundle = row("fall-bundle");
+    assert_eq!(
+        (
+            bundle.facilities_answering,
+            bundle.acknowledged,
+            bundle.adopted,
+            bundle.withheld
+        ),
+        (5, 4, 2, false)
+    );
+    // One facility's acknowledgement is the whole count: withheld, not released.
+    let alert = row("bed-alarm-recall");
+    assert!(alert.withheld, "{alert:?}");
+    assert_eq!(alert.acknowledged, 0);
+    net.shutdown().await.unwrap();
+}
