@@ -311,8 +311,9 @@ async fn described(channel: Channel) -> (BTreeMap<String, Vec<String>>, BTreeSet
 }
 
 /// 6c. The federation listener describes, through its own reflection, nothing but the
-/// aggregate query, secure aggregation, practice outcomes, health and reflection — and nothing
-/// reachable from them can carry an event, a narrative, an identifier or a timestamp.
+/// aggregate query, secure aggregation, practice outcomes, guidance status, health and
+/// reflection — and nothing reachable from them can carry an event, a narrative, an identifier
+/// or a timestamp.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn a6c_the_federation_listener_exposes_only_aggregates_health_and_reflection() {
     psonet_serve::tls::install_crypto_provider();
@@ -327,6 +328,7 @@ async fn a6c_the_federation_listener_exposes_only_aggregates_health_and_reflecti
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",
             "psonet.v1.AggregateService",
+            "psonet.v1.GuidanceStatusService",
             "psonet.v1.PracticeOutcomeService",
             "psonet.v1.SecureAggregationService"
         ]
@@ -339,6 +341,10 @@ async fn a6c_the_federation_listener_exposes_only_aggregates_health_and_reflecti
     assert_eq!(
         services["psonet.v1.PracticeOutcomeService"],
         ["PracticeOutcome"]
+    );
+    assert_eq!(
+        services["psonet.v1.GuidanceStatusService"],
+        ["GuidanceStatus"]
     );
     let psonet: Vec<&String> = reachable
         .iter()
