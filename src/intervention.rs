@@ -8,9 +8,13 @@
 
 use crate::benchmark::Format;
 use crate::client;
+use crate::intervention_comparison::compare;
 use crate::render::{effect_plot, export};
 use anyhow::{Context, Result, anyhow};
-use psonet_core::pb::{self, intervention_service_client::InterventionServiceClient};
+use psonet_core::pb::{
+    self, benchmark_service_client::BenchmarkServiceClient,
+    intervention_service_client::InterventionServiceClient,
+};
 use psonet_gateway::metric::catalogue::{MetricCatalogue, enum_value};
 use std::fmt::Write as _;
 use std::io::Write;
@@ -80,6 +84,10 @@ pub enum Action {
         /// Draw the series, the fitted segments and the start month into this SVG.
         #[arg(long)]
         plot: Option<PathBuf>,
+        /// Compare with the network's change over the same months, asked of this gateway
+        /// (with the same facility identity): the ratio of rate ratios, in the table.
+        #[arg(long)]
+        gateway: Option<String>,
     },
 }
 
@@ -150,7 +158,7 @@ pub fn builtin_metric(id: &str) -> Result<pb::Metric> {
 /// Runs `psonet intervention`, writing the answer to `out`.
 pub async fn run(args: Args, out: &mut impl Write) -> Result<()> {
     let mut client = InterventionServiceClient::new(client::channel(&args.node, &args.identity)?);
-    let text = match act(&mut client, &args.action).await {
+    let text = match act(&mut client, &args.action, &args.identity).await {
         Ok(text) => text,
         Err(Failure::Usage(e)) => return Err(e),
         Err(Failure::Call(s)) => {
@@ -179,9 +187,35 @@ impl From<tonic::Status> for Failure {
     }
 }
 
+/// The network comparison as a line of the table (or why there is none).
+async fn comparison_line(
+    gateway: &str,
+    identity: &std::path::Path,
+    r: &pb::InterventionEffectResponse,
+) -> String {
+    let compared = async {
+        let channel = client::channel(gateway, identity)?;
+        compare(&mut BenchmarkServiceClient::new(channel), r).await
+    }
+    .await;
+    match compared {
+        Ok(c) => format!(
+            "\nnetwork over the same months: {} -> {} events; this facility's rate ratio over \
+             the network's: {:.3} (95% {:.3} to {:.3})\n",
+            c.network.before.events,
+            c.network.after.events,
+            c.ratio.ratio,
+            c.ratio.interval.lower,
+            c.ratio.interval.upper
+        ),
+        Err(e) => format!("\nno network comparison: {e:#}\n"),
+    }
+}
+
 async fn act(
     client: &mut InterventionServiceClient<Channel>,
     action: &Action,
+    identity: &std::path::Path,
 ) -> Result<String, Failure> {
     Ok(match action {
         Action::Record(d) => {
@@ -239,6 +273,7 @@ async fn act(
             window,
             format,
             plot,
+            gateway,
         } => {
             let r = client
                 .intervention_effect(pb::InterventionEffectRequest {
@@ -253,7 +288,13 @@ async fn act(
                 eprintln!("wrote {}", path.display());
             }
             match format {
-                Format::Table => effect_table(&r),
+                Format::Table => {
+                    let mut table = effect_table(&r);
+                    if let Some(gateway) = gateway {
+                        table.push_str(&comparison_line(gateway, identity, &r).await);
+                    }
+                    table
+                }
                 Format::Json => export::json(&r, "InterventionEffectResponse")?,
                 Format::Csv => effect_csv(&r)?,
             }

@@ -16,6 +16,7 @@ pub mod gateway;
 pub mod health;
 pub mod import;
 pub mod intervention;
+pub mod intervention_comparison;
 pub mod ndjson;
 pub mod network;
 pub mod node;

@@ -314,6 +314,26 @@ async fn a_planted_practice_effect_is_recovered_and_interventions_stay_at_the_fa
     ] {
         assert!(chart.contains(text), "{text} missing from the chart");
     }
+    let compared = psonet(&[
+        "intervention",
+        "--node",
+        &addr,
+        "--identity",
+        identity.to_str().unwrap(),
+        "effect",
+        "--intervention",
+        "bundle-0",
+        "--metric",
+        "falls",
+        "--gateway",
+        &gateway,
+    ]);
+    let compared = String::from_utf8_lossy(&compared.stdout);
+    println!("{compared}");
+    assert!(
+        compared.contains("this facility's rate ratio over the network's"),
+        "{compared}"
+    );
     let table = psonet(&[
         "intervention",
         "--node",
