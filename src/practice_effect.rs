@@ -11,6 +11,15 @@ use std::fmt::Write as _;
 use std::io::Write;
 use std::path::PathBuf;
 
+/// The τ² estimator of the meta-analysis.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum Tau2 {
+    /// Restricted maximum likelihood.
+    Reml,
+    /// DerSimonian–Laird.
+    Dl,
+}
+
 /// Arguments of `psonet practice-effect`.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Args {
@@ -29,6 +38,9 @@ pub struct Args {
     /// Months on each side of each adopter's start month: 6, 12, 18 or 24.
     #[arg(long, default_value_t = 12)]
     pub window: u32,
+    /// How the between-facility variance is estimated.
+    #[arg(long, value_enum, default_value_t = Tau2::Reml)]
+    pub tau2: Tau2,
     /// Output format (table or json).
     #[arg(long, value_enum, default_value_t = Format::Table)]
     pub format: Format,
@@ -44,6 +56,10 @@ pub async fn run(args: Args, out: &mut impl Write) -> Result<()> {
         practice_code: args.practice.clone(),
         metric: args.metric.clone(),
         window_months: args.window,
+        tau2_method: match args.tau2 {
+            Tau2::Reml => pb::Tau2Method::Reml,
+            Tau2::Dl => pb::Tau2Method::DersimonianLaird,
+        } as i32,
     };
     let answer = match PracticeEffectServiceClient::new(channel)
         .practice_effect(request)

@@ -169,6 +169,7 @@ async fn a_planted_practice_effect_is_recovered_and_interventions_stay_at_the_fa
             practice_code: PRACTICE.into(),
             metric: "falls".into(),
             window_months: 12,
+            tau2_method: pb::Tau2Method::Reml as i32,
         })
         .await
         .unwrap()
@@ -232,6 +233,8 @@ async fn a_planted_practice_effect_is_recovered_and_interventions_stay_at_the_fa
         PRACTICE,
         "--metric",
         "falls",
+        "--tau2",
+        "dl",
         "--plot",
         forest.to_str().unwrap(),
     ]);

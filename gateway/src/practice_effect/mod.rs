@@ -25,6 +25,7 @@ use psonet_core::disclosure::primary::SmallCellRule;
 use psonet_core::month::{Month, MonthRange};
 use psonet_core::network_release::NetworkReleaseRule;
 use psonet_core::pb::{self, practice_effect_service_server::PracticeEffectService};
+use psonet_core::stats::meta_analysis::Tau2Estimator;
 use psonet_core::violations::FieldViolations;
 use psonet_serve::auth::caller;
 use psonet_serve::identity::Role;
@@ -171,17 +172,18 @@ impl PracticeEffects {
             .collect()
     }
 
-    /// Pools `studies` when there are enough of them for a network figure.
+    /// Pools `studies` with `estimator` when there are enough of them for a network figure.
     fn pooled(
         &self,
         studies: &[Study],
         names: &Pseudonyms,
+        estimator: Tau2Estimator,
     ) -> Option<(
         pb::PooledRateRatio,
         psonet_core::stats::meta_analysis::MetaAnalysis,
     )> {
         self.network_release.check_scope(studies.len()).ok()?;
-        let m = pooling::pool(studies).ok()?;
+        let m = pooling::pool(studies, estimator).ok()?;
         Some((pooling::pooled_to_wire(studies, &m, names), m))
     }
 }
@@ -204,6 +206,7 @@ impl PracticeEffectService for PracticeEffects {
         let own = own_facility(&request);
         let req = request.into_inner();
         let (metric, window) = self.checked(&req)?;
+        let estimator = pooling::estimator(req.tau2_method);
         let outcome_request = pb::PracticeOutcomeRequest {
             practice_code: req.practice_code.clone(),
             metric: Some(metric.clone()),
@@ -220,12 +223,13 @@ impl PracticeEffectService for PracticeEffects {
             .map(|s| s.facility_id.as_str())
             .chain(split.excluded.iter().map(|e| e.facility_id.as_str()));
         let names = Pseudonyms::new(ids, own.as_deref());
-        let Some((adopters, pooled_adopters)) = self.pooled(&split.adopters, &names) else {
+        let Some((adopters, pooled_adopters)) = self.pooled(&split.adopters, &names, estimator)
+        else {
             return Err(Status::failed_precondition(
                 "the adopters' rate ratios could not be pooled",
             ));
         };
-        let non_adopters = self.pooled(&others, &names);
+        let non_adopters = self.pooled(&others, &names, estimator);
         let (ratio, interval) = match &non_adopters {
             Some((_, m)) => {
                 let (r, i) = pooling::ratio_of_pooled(&pooled_adopters, m);

@@ -1,4 +1,5 @@
-//! Pooling facilities' log rate ratios by random-effects meta-analysis (REML τ², Hartung–Knapp
+//! Pooling facilities' log rate ratios by random-effects meta-analysis (REML or DerSimonian–Laird
+//! τ², Hartung–Knapp
 //! interval, I², prediction interval; `psonet_core::stats::meta_analysis`), and the answer's
 //! forest rows under pseudonyms.
 
@@ -27,10 +28,21 @@ fn exp(i: Interval) -> Interval {
     }
 }
 
-/// The meta-analysis of `studies`.
-pub fn pool(studies: &[Study]) -> Result<MetaAnalysis, MetaAnalysisError> {
+/// The τ² estimator a request asks for (REML unless it says DerSimonian–Laird).
+pub fn estimator(method: i32) -> Tau2Estimator {
+    match pb::Tau2Method::try_from(method) {
+        Ok(pb::Tau2Method::DersimonianLaird) => Tau2Estimator::DerSimonianLaird,
+        _ => Tau2Estimator::Reml,
+    }
+}
+
+/// The meta-analysis of `studies` with τ² from `estimator`.
+pub fn pool(
+    studies: &[Study],
+    estimator: Tau2Estimator,
+) -> Result<MetaAnalysis, MetaAnalysisError> {
     let logs: Vec<_> = studies.iter().map(|s| s.log_ratio).collect();
-    random_effects(&logs, Tau2Estimator::Reml, CONFIDENCE)
+    random_effects(&logs, estimator, CONFIDENCE)
 }
 
 fn forest_row(s: &Study, weight: f64, names: &Pseudonyms) -> pb::FacilityBeforeAfter {
