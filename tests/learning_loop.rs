@@ -370,6 +370,35 @@ async fn a_planted_practice_effect_is_recovered_and_interventions_stay_at_the_fa
         .into_inner();
     assert_eq!(listed.interventions.len(), 1);
     assert_eq!(listed.interventions[0].narrative, NARRATIVE);
+    let config = net.nodes[0].config.clone();
+    net.nodes[0].stop().await.unwrap();
+
+    // What the gateway asked and what the node released are on the node's audit trail.
+    let audited = psonet(&[
+        "node",
+        "audit",
+        "--config",
+        config.to_str().unwrap(),
+        "--verify",
+    ]);
+    let audit = String::from_utf8_lossy(&audited.stdout);
+    assert!(
+        audited.status.success(),
+        "{}",
+        String::from_utf8_lossy(&audited.stderr)
+    );
+    let line = audit
+        .lines()
+        .find(|l| l.contains("practice-outcome"))
+        .unwrap_or_else(|| panic!("no practice-outcome record: {audit}"));
+    assert!(
+        line.contains("answered") && line.contains("released=2"),
+        "{line}"
+    );
+    assert!(
+        line.contains("partner/analyst"),
+        "asked on behalf of the partner: {line}"
+    );
     net.shutdown().await.unwrap();
 }
 
