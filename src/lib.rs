@@ -2,7 +2,7 @@
 //!
 //! Each subcommand is a module with its clap `Args` and a `run`: [`node`] and [`gateway`] run
 //! the servers, [`pki`] issues certificates, [`import`], [`benchmark`], [`intervention`],
-//! [`practice_effect`] and [`health`] are clients for people, [`synth`] writes synthetic data, [`demo`] shows the whole path on one
+//! [`practice_effect`], [`guidance`] and [`health`] are clients for people, [`synth`] writes synthetic data, [`demo`] shows the whole path on one
 //! machine, and [`perf`] measures it (`bench`, `bench-load`, `bench-fanout`). What they share:
 //! [`network`] starts a network on loopback (the demo, the measurements and the end-to-end tests
 //! all start theirs there), [`client`] connects and explains failures, [`render`] formats
@@ -13,6 +13,7 @@ pub mod client;
 pub mod demo;
 pub mod foreground;
 pub mod gateway;
+pub mod guidance;
 pub mod health;
 pub mod import;
 pub mod intervention;

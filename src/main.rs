@@ -3,7 +3,8 @@
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
 use psonet::{
-    benchmark, demo, gateway, health, import, intervention, node, perf, pki, practice_effect, synth,
+    benchmark, demo, gateway, guidance, health, import, intervention, node, perf, pki,
+    practice_effect, synth,
 };
 
 #[derive(Parser)]
@@ -46,6 +47,9 @@ enum Command {
     /// Which practices work: the gateway's pooled before/after of the facilities that adopted a
     /// practice, against those that did not, with a forest plot.
     PracticeEffect(practice_effect::Args),
+    /// The PSO's guidance: in force at the gateway, its adoption, and at a facility's node
+    /// (acknowledge, adopt).
+    Guidance(guidance::Args),
     /// gRPC health check over mTLS; exits 0 only when SERVING (for container probes).
     Health(health::Args),
     /// Measure a node on this machine: ingest, unary submits, aggregates, memory, disk.
@@ -80,6 +84,7 @@ impl Command {
             Command::Benchmark(args) => benchmark::run(args, out).await,
             Command::Intervention(args) => intervention::run(args, out).await,
             Command::PracticeEffect(args) => practice_effect::run(args, out).await,
+            Command::Guidance(args) => guidance::run(args, out).await,
             Command::Health(args) => health::run(args, out).await,
             Command::Bench(args) => perf::node::run(args, out).await,
             Command::BenchLoad(args) => perf::gateway::run_load(args, out).await,

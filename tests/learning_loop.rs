@@ -585,9 +585,31 @@ async fn guidance_reaches_every_node_and_adoption_is_a_released_network_count() 
     assert!(bundle.body_markdown.contains("Hourly rounding"));
 
     // Four facilities acknowledge the bundle, two adopt it; one acknowledges the alert.
-    for i in 0..4 {
+    for i in 0..3 {
         acknowledge(&net, i, "fall-bundle", i < 2).await;
     }
+    // The fourth through the command line, as the facility's staff would.
+    let node = &net.nodes[3];
+    let cli = psonet(&[
+        "guidance",
+        "acknowledge",
+        "--at",
+        &node.local().to_string(),
+        "--identity",
+        node.client_identity.to_str().unwrap(),
+        "--guidance",
+        "fall-bundle",
+    ]);
+    let printed = String::from_utf8_lossy(&cli.stdout);
+    assert!(
+        cli.status.success(),
+        "{}",
+        String::from_utf8_lossy(&cli.stderr)
+    );
+    assert!(
+        printed.contains("fall-bundle") && printed.contains("yes"),
+        "{printed}"
+    );
     acknowledge(&net, 0, "bed-alarm-recall", false).await;
     let gateway = net.gateway_addr().unwrap().to_string();
     let channel = psonet::client::channel(&gateway, &net.layout.partner_identity).unwrap();
@@ -603,7 +625,6 @@ async fn guidance_reaches_every_node_and_adoption_is_a_released_network_count() 
         .await
         .unwrap()
         .into_inner();
-    println!("{adoption:#?}");
     let row = |id: &str| {
         adoption
             .rows
@@ -626,5 +647,19 @@ async fn guidance_reaches_every_node_and_adoption_is_a_released_network_count() 
     let alert = row("bed-alarm-recall");
     assert!(alert.withheld, "{alert:?}");
     assert_eq!(alert.acknowledged, 0);
+    let cli = psonet(&[
+        "guidance",
+        "adoption",
+        "--at",
+        &gateway,
+        "--identity",
+        net.layout.partner_identity.to_str().unwrap(),
+    ]);
+    let printed = String::from_utf8_lossy(&cli.stdout);
+    println!("{printed}");
+    assert!(
+        printed.contains("withheld: one facility holds 100%"),
+        "{printed}"
+    );
     net.shutdown().await.unwrap();
 }
