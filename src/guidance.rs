@@ -210,7 +210,11 @@ fn held_table(r: &pb::ListFacilityGuidanceResponse) -> String {
             kind(item.kind),
             acknowledged,
             if g.adopted { "yes" } else { "no" },
-            item.title
+            if g.withdrawn {
+                format!("{} (withdrawn)", item.title)
+            } else {
+                item.title
+            }
         );
     }
     out

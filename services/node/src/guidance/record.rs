@@ -34,6 +34,9 @@ pub struct GuidanceRecord {
     /// Whether the facility adopts it.
     #[prost(bool, tag = "9")]
     pub adopted: bool,
+    /// Whether the PSO no longer publishes it.
+    #[prost(bool, tag = "10")]
+    pub withdrawn: bool,
 }
 
 impl GuidanceRecord {
@@ -49,6 +52,7 @@ impl GuidanceRecord {
             published: item.published.clone(),
             acknowledged_version: old.map_or(0, |o| o.acknowledged_version),
             adopted: old.is_some_and(|o| o.adopted),
+            withdrawn: false,
         }
     }
 
@@ -72,6 +76,7 @@ impl GuidanceRecord {
             item: Some(self.item(id)),
             acknowledged_version: self.acknowledged_version,
             adopted: self.adopted,
+            withdrawn: self.withdrawn,
         }
     }
 }

@@ -12,8 +12,9 @@ fn decode(id: &str, bytes: &[u8]) -> Result<GuidanceRecord, StoreError> {
         .map_err(|e| StoreError::Corrupt(format!("stored guidance {id}: {e}")))
 }
 
-/// Writes pulled `items`, each keeping the facility's status; returns how many were new or
-/// changed. Not yet durable.
+/// Writes pulled `items` (the guidance in force), each keeping the facility's status, and marks
+/// every held item that is no longer in force as withdrawn; returns how many items changed.
+/// Not yet durable.
 pub fn store_pulled(store: &Store, items: &[pb::GuidanceItem]) -> Result<usize, StoreError> {
     let mut changed = 0;
     for item in items {
@@ -21,14 +22,37 @@ pub fn store_pulled(store: &Store, items: &[pb::GuidanceItem]) -> Result<usize, 
         changed += store.change_record(GUIDANCE_TREE, id.as_bytes(), |old| {
             let old = old.map(|b| decode(&id, b)).transpose()?;
             let new = GuidanceRecord::pulled(item, old.as_ref());
-            let same = old.as_ref() == Some(&new);
-            Ok(RecordChange {
-                write: (!same).then(|| new.encode_to_vec()),
-                outcome: usize::from(!same),
-            })
+            Ok(write_if_changed(old.as_ref(), new))
+        })?;
+    }
+    for (id, held) in list(store)? {
+        if held.withdrawn || items.iter().any(|i| i.guidance_id == id) {
+            continue;
+        }
+        changed += store.change_record(GUIDANCE_TREE, id.as_bytes(), |old| {
+            let Some(old) = old.map(|b| decode(&id, b)).transpose()? else {
+                return Ok(RecordChange {
+                    write: None,
+                    outcome: 0,
+                });
+            };
+            let new = GuidanceRecord {
+                withdrawn: true,
+                ..old.clone()
+            };
+            Ok(write_if_changed(Some(&old), new))
         })?;
     }
     Ok(changed)
+}
+
+/// Writes `new` unless it is what is held; the outcome is 1 when written.
+fn write_if_changed(old: Option<&GuidanceRecord>, new: GuidanceRecord) -> RecordChange<usize> {
+    let same = old == Some(&new);
+    RecordChange {
+        write: (!same).then(|| new.encode_to_vec()),
+        outcome: usize::from(!same),
+    }
 }
 
 /// Acknowledges the current version of `id`, recording adoption as `adopt`; `None` when the
@@ -96,5 +120,11 @@ mod tests {
         let (_, held) = list(&store).unwrap().remove(0);
         assert_eq!((held.version, held.acknowledged_version), (2, 1));
         assert!(held.adopted);
+        // Withdrawn by the PSO: kept with its status, and back when published again.
+        assert_eq!(store_pulled(&store, &[]).unwrap(), 1);
+        let (_, held) = list(&store).unwrap().remove(0);
+        assert!(held.withdrawn && held.adopted);
+        store_pulled(&store, &[item(2)]).unwrap();
+        assert!(!list(&store).unwrap()[0].1.withdrawn);
     }
 }

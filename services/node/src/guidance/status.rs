@@ -28,6 +28,7 @@ impl GuidanceStatuses {
         let entries = list(&self.store)
             .map_err(store_status)?
             .into_iter()
+            .filter(|(_, r)| !r.withdrawn)
             .map(|(id, r)| pb::GuidanceStatusEntry {
                 guidance_id: id,
                 version: r.version,
