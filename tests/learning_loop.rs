@@ -221,6 +221,29 @@ async fn a_planted_practice_effect_is_recovered_and_interventions_stay_at_the_fa
         effect.coverage
     );
 
+    // A practice too few facilities adopted cannot be pooled, and windows are fixed lengths.
+    let mut effects = PracticeEffectServiceClient::new(channel.clone());
+    let too_few = effects
+        .practice_effect(pb::PracticeEffectRequest {
+            practice_code: "nobody-does-this".into(),
+            metric: "falls".into(),
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(too_few.code(), Code::FailedPrecondition, "{too_few:?}");
+    let odd = effects
+        .practice_effect(pb::PracticeEffectRequest {
+            practice_code: PRACTICE.into(),
+            metric: "falls".into(),
+            window_months: 13,
+            ..Default::default()
+        })
+        .await
+        .unwrap_err();
+    assert_eq!(odd.code(), Code::InvalidArgument, "{odd:?}");
+    assert!(odd.message().contains("window_months"), "{odd:?}");
+
     // The same from the command line, with the forest plot.
     let forest = net.dir().join("forest.svg");
     let cli = psonet(&[

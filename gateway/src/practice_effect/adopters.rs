@@ -1,6 +1,7 @@
 //! The adopters' side of a practice effect: each adopting facility's before/after counts, as
 //! its node released them, turned into a log rate ratio — or left out, with why.
 
+use psonet_core::disclosure::primary::{CellRelease, SmallCellRule};
 use psonet_core::month::Month;
 use psonet_core::pb;
 use psonet_core::stats::pooled_rate::CountExposure;
@@ -44,16 +45,23 @@ pub fn before_after(before: (u64, u64), after: (u64, u64)) -> BeforeAfter {
     }
 }
 
-/// An adopter's study from its node's answer.
+/// An adopter's study from its node's answer, its counts re-checked against the gateway's
+/// small-cell rule (a node that released 1 to k−1 events is treated as having withheld them).
 pub fn adopter_study(
     facility_id: &str,
     answer: &pb::PracticeOutcomeResponse,
+    small_cells: &SmallCellRule,
 ) -> Result<Study, Excluded> {
     let excluded = |why: &str| Excluded {
         facility_id: facility_id.to_string(),
         why: why.to_string(),
     };
-    if answer.before_suppressed || answer.after_suppressed {
+    let small = |n: u64| matches!(small_cells.release(n), CellRelease::Suppressed);
+    if answer.before_suppressed
+        || answer.after_suppressed
+        || small(answer.before_events)
+        || small(answer.after_events)
+    {
         return Err(excluded(
             "a window's count is withheld by its node's small-cell rule",
         ));
@@ -98,24 +106,30 @@ mod tests {
 
     #[test]
     fn an_adopter_becomes_a_log_rate_ratio() {
-        let s = adopter_study("f1", &answer()).unwrap();
+        let s = adopter_study("f1", &answer(), &SmallCellRule::default()).unwrap();
         assert!((s.log_ratio.estimate.exp() - 0.65).abs() < 1e-12);
         assert!((s.log_ratio.variance - (1.0 / 400.0 + 1.0 / 260.0)).abs() < 1e-15);
     }
 
     #[test]
     fn a_withheld_window_leaves_the_adopter_out() {
-        let mut a = answer();
-        a.after_suppressed = true;
-        a.after_events = 0;
-        assert!(
-            adopter_study("f1", &a)
+        let rule = SmallCellRule::default();
+        let withheld = |a: &pb::PracticeOutcomeResponse| {
+            adopter_study("f1", a, &rule)
                 .unwrap_err()
                 .why
                 .contains("withheld")
-        );
+        };
+        let mut a = answer();
+        a.after_suppressed = true;
+        a.after_events = 0;
+        assert!(withheld(&a));
+        // A node that forgot its rule: 4 events are withheld here.
+        let mut c = answer();
+        c.after_events = 4;
+        assert!(withheld(&c));
         let mut b = answer();
         b.after_exposure = 0;
-        assert!(adopter_study("f1", &b).is_err());
+        assert!(adopter_study("f1", &b, &rule).is_err());
     }
 }

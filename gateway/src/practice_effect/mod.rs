@@ -116,10 +116,12 @@ impl PracticeEffects {
         for answer in answers {
             split.coverage.push(answer.coverage);
             match answer.response {
-                Some(r) if r.adopted => match adopter_study(&answer.facility_id, &r) {
-                    Ok(study) => split.adopters.push(study),
-                    Err(why) => split.excluded.push(why),
-                },
+                Some(r) if r.adopted => {
+                    match adopter_study(&answer.facility_id, &r, &self.small_cells) {
+                        Ok(study) => split.adopters.push(study),
+                        Err(why) => split.excluded.push(why),
+                    }
+                }
                 Some(_) => split.non_adopters.push(answer.facility_id),
                 None => {}
             }
