@@ -506,6 +506,9 @@ const BUNDLE_GUIDANCE: &str = "---\nversion: 1\nkind: best_practice\ntitle: Fall
 const ALERT_GUIDANCE: &str = "---\nversion: 1\nkind: safety_alert\ntitle: Bed alarm recall\n\
     published: 2026-04-01\n---\nCheck bed alarms of model X.\n";
 
+const RURAL_GUIDANCE: &str = "---\nversion: 1\nkind: safety_alert\ntitle: Transfer delays\n\
+    published: 2026-05-01\npeer_group: urbanicity=rural\n---\nCheck transfer agreements.\n";
+
 /// Points node `i` at the gateway for guidance (its own client identity, pulling every
 /// second) and restarts it on the same ports.
 async fn pull_guidance_from_gateway(net: &mut Network, i: usize) {
@@ -588,6 +591,9 @@ async fn guidance_reaches_every_node_and_adoption_is_a_released_network_count() 
             dir: guidance_dir,
             reload_interval_ms: 200,
         });
+        for entry in config.facilities.iter_mut().take(2) {
+            entry.peer.urbanicity = Some("rural".into());
+        }
     })
     .await
     .unwrap();

@@ -97,6 +97,7 @@ impl RunningGateway {
                 registry.clone(),
                 config.fanout.node_deadline(),
                 loaded.network_release,
+                loaded.peers.clone(),
             ),
             rule.clone(),
         );

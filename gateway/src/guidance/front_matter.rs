@@ -9,6 +9,7 @@
 //! metrics: [falls, falls-with-injury]
 //! practice: fall-bundle
 //! published: 2026-03-01
+//! peer_group: urbanicity=rural   # optional: whom it is for
 //! ---
 //! Hourly rounding, bed alarms, ...
 //! ```
@@ -17,6 +18,7 @@
 //! nesting, no multi-line values); anything else is an error naming the file and the line, so a
 //! typo is found when the file is published, not when a facility reads it.
 
+use super::target::parse_peer_group;
 use psonet_core::pb;
 
 /// Why a guidance file could not be read.
@@ -92,6 +94,7 @@ fn set(item: &mut pb::GuidanceItem, key: &str, value: &str) -> Result<(), String
         "title" => item.title = text,
         "metrics" => item.metric_ids = list(value),
         "practice" => item.practice_code = text,
+        "peer_group" => item.target_peer_group = Some(parse_peer_group(&text)?),
         "published" if is_date(&text) => item.published = text,
         "published" => return Err("published must be a date, YYYY-MM-DD".into()),
         other => return Err(format!("unknown key {other:?}")),
@@ -177,6 +180,24 @@ mod tests {
         assert!(e.to_string().contains("practice code"), "{e}");
         let e = parse("x.md", &BUNDLE.replace("kind:", "colour: red\nkind:")).unwrap_err();
         assert!(e.to_string().contains("unknown key \"colour\""), "{e}");
+        let e = parse(
+            "x.md",
+            &BUNDLE.replace("kind:", "peer_group: region=mars\nkind:"),
+        )
+        .unwrap_err();
+        assert!(
+            e.to_string().contains("peer_group") && e.to_string().contains("mars"),
+            "{e}"
+        );
+        let targeted = parse(
+            "x.md",
+            &BUNDLE.replace("kind:", "peer_group: region=west\nkind:"),
+        )
+        .unwrap();
+        assert_eq!(
+            targeted.target_peer_group.unwrap().regions,
+            [pb::CensusRegion::West as i32]
+        );
         let e = parse("x.md", &BUNDLE.replace("2026-03-01", "March")).unwrap_err();
         assert!(e.to_string().contains("YYYY-MM-DD"), "{e}");
     }

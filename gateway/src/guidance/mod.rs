@@ -10,13 +10,18 @@
 pub mod adoption;
 pub mod front_matter;
 pub mod library;
+pub mod target;
 
 use crate::client::registry::Registry;
+use crate::peer_group::{PeerAttributes, PeerGroup};
 use library::GuidanceLibrary;
 use psonet_core::network_release::NetworkReleaseRule;
 use psonet_core::pb::{self, guidance_service_server::GuidanceService};
+use psonet_core::violations::FieldViolations;
 use psonet_serve::auth::caller;
+use psonet_serve::identity::Role;
 use serde::{Deserialize, Serialize};
+use std::collections::HashMap;
 use std::path::PathBuf;
 use std::time::Duration;
 use tonic::{Request, Response, Status};
@@ -49,22 +54,41 @@ pub struct Guidance {
     registry: Registry,
     node_deadline: Duration,
     release: NetworkReleaseRule,
+    peers: HashMap<String, PeerAttributes>,
 }
 
 impl Guidance {
-    /// Serves `library`, asking the nodes of `registry` for adoption under `release`.
+    /// Serves `library`, asking the nodes of `registry` for adoption under `release`; `peers`
+    /// are the registry's attributes, which items' target groups select by.
     pub fn new(
         library: GuidanceLibrary,
         registry: Registry,
         node_deadline: Duration,
         release: NetworkReleaseRule,
+        peers: HashMap<String, PeerAttributes>,
     ) -> Self {
         Self {
             library,
             registry,
             node_deadline,
             release,
+            peers,
         }
+    }
+
+    /// Whether `item` is meant for facility `id`.
+    fn meant_for(&self, item: &pb::GuidanceItem, id: &str) -> bool {
+        let mut ignored = FieldViolations::new();
+        let group = PeerGroup::from_wire(item.target_peer_group.as_ref(), "", &mut ignored);
+        group.contains(&self.peers.get(id).copied().unwrap_or_default())
+    }
+}
+
+/// The caller's facility id, when a facility is asking.
+fn calling_facility<T>(request: &Request<T>) -> Option<String> {
+    match &caller(request).ok()?.role {
+        Role::Facility(id) => Some(id.clone()),
+        _ => None,
     }
 }
 
@@ -72,11 +96,17 @@ impl Guidance {
 impl GuidanceService for Guidance {
     async fn list_guidance(
         &self,
-        _request: Request<pb::ListGuidanceRequest>,
+        request: Request<pb::ListGuidanceRequest>,
     ) -> Result<Response<pb::ListGuidanceResponse>, Status> {
-        Ok(Response::new(pb::ListGuidanceResponse {
-            items: self.library.items().to_vec(),
-        }))
+        let facility = calling_facility(&request);
+        let items = self
+            .library
+            .items()
+            .iter()
+            .filter(|item| facility.as_ref().is_none_or(|id| self.meant_for(item, id)))
+            .cloned()
+            .collect();
+        Ok(Response::new(pb::ListGuidanceResponse { items }))
     }
 
     async fn guidance_adoption(
@@ -85,13 +115,18 @@ impl GuidanceService for Guidance {
     ) -> Result<Response<pb::GuidanceAdoptionResponse>, Status> {
         let querier = caller(&request)?.uri();
         let replies = adoption::ask_status(&self.registry, &querier, self.node_deadline).await;
-        let answered: Vec<pb::GuidanceStatusResponse> =
-            replies.iter().filter_map(|r| r.response.clone()).collect();
         let rows = self
             .library
             .items()
             .iter()
-            .map(|item| adoption::adoption_row(item, &answered, &self.release))
+            .map(|item| {
+                let answered: Vec<pb::GuidanceStatusResponse> = replies
+                    .iter()
+                    .filter(|r| self.meant_for(item, &r.facility_id))
+                    .filter_map(|r| r.response.clone())
+                    .collect();
+                adoption::adoption_row(item, &answered, &self.release)
+            })
             .collect();
         Ok(Response::new(pb::GuidanceAdoptionResponse {
             rows,

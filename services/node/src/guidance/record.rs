@@ -67,6 +67,9 @@ impl GuidanceRecord {
             metric_ids: self.metrics.clone(),
             practice_code: self.practice.clone(),
             published: self.published.clone(),
+            // The gateway served it because it is meant for this facility; whom else it is
+            // for is not the node's to keep.
+            target_peer_group: None,
         }
     }
 
