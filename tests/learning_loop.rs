@@ -562,6 +562,18 @@ async fn every_node_holds(net: &Network, count: usize) {
     }
 }
 
+/// Whether node `i` holds guidance `id`.
+async fn holds(net: &Network, i: usize, id: &str) -> bool {
+    facility_guidance(net, i)
+        .list_facility_guidance(pb::ListFacilityGuidanceRequest {})
+        .await
+        .unwrap()
+        .into_inner()
+        .guidance
+        .iter()
+        .any(|g| g.item.as_ref().is_some_and(|item| item.guidance_id == id))
+}
+
 async fn acknowledge(net: &Network, i: usize, id: &str, adopt: bool) {
     let acked = facility_guidance(net, i)
         .acknowledge_guidance(pb::AcknowledgeGuidanceRequest {
@@ -690,5 +702,72 @@ async fn guidance_reaches_every_node_and_adoption_is_a_released_network_count() 
         printed.contains("withheld: one facility holds 100%"),
         "{printed}"
     );
+
+    // Withdrawn by the PSO: the nodes keep it, marked, and no longer report it.
+    std::fs::remove_file(dir.join("bed-alarm-recall.md")).unwrap();
+    let mut withdrawn = false;
+    for _ in 0..150 {
+        let held = facility_guidance(&net, 0)
+            .list_facility_guidance(pb::ListFacilityGuidanceRequest {})
+            .await
+            .unwrap()
+            .into_inner();
+        withdrawn = held
+            .guidance
+            .iter()
+            .any(|g| g.withdrawn && g.item.as_ref().unwrap().guidance_id == "bed-alarm-recall");
+        if withdrawn {
+            break;
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+    }
+    assert!(withdrawn, "the withdrawal reached node 0");
+    let adoption = client
+        .guidance_adoption(pb::GuidanceAdoptionRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(
+        adoption
+            .rows
+            .iter()
+            .all(|r| r.guidance_id != "bed-alarm-recall"),
+        "a withdrawn item is not counted: {adoption:?}"
+    );
+
+    // An alert for rural facilities reaches those two only, and its adoption is counted over
+    // them: too few for a network figure.
+    std::fs::write(dir.join("rural-alert.md"), RURAL_GUIDANCE).unwrap();
+    for i in 0..2 {
+        let mut held = false;
+        for _ in 0..150 {
+            held = holds(&net, i, "rural-alert").await;
+            if held {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(100)).await;
+        }
+        assert!(held, "node {i} (rural) did not get the rural alert");
+    }
+    // Three pull intervals more: the others would have had it by now.
+    tokio::time::sleep(std::time::Duration::from_millis(3_000)).await;
+    for i in 2..5 {
+        assert!(
+            !holds(&net, i, "rural-alert").await,
+            "node {i} is not rural"
+        );
+    }
+    let adoption = client
+        .guidance_adoption(pb::GuidanceAdoptionRequest {})
+        .await
+        .unwrap()
+        .into_inner();
+    let rural = adoption
+        .rows
+        .iter()
+        .find(|r| r.guidance_id == "rural-alert")
+        .unwrap();
+    assert_eq!(rural.facilities_answering, 2);
+    assert!(rural.withheld, "{rural:?}");
     net.shutdown().await.unwrap();
 }
