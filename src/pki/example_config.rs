@@ -42,7 +42,11 @@ pub fn node(
     Ok(format!(
         "# psonet facility node {id}. Start with: psonet node --config {}\n\
          # The local listener serves this facility's own systems; the federation listener only\n\
-         # the PSO gateway. Paths are relative to this file.\n{}",
+         # the PSO gateway. Paths are relative to this file.\n\
+         # To pull the PSO's guidance (see `psonet guidance`), add, with the gateway's address:\n\
+         #   [guidance]\n\
+         #   gateway = \"127.0.0.1:7100\"\n\
+         #   tls = {{ ca = \"client/ca.pem\", cert = \"client/cert.pem\", key = \"client/key.pem\" }}\n{}",
         dir.join("node.toml").display(),
         toml::to_string(&config)?
     ))
@@ -87,7 +91,11 @@ pub fn gateway(
          #   unit = \"per 1,000 admissions\"\n\
          #   numerator = {{ categories = [\"vte\"] }}\n\
          # and give each facility its peer-group attributes, e.g.\n\
-         #   peer = {{ beds = 320, teaching = \"major\", facility_type = \"general_acute\", region = \"midwest\", urbanicity = \"urban\" }}\n{}",
+         #   peer = {{ beds = 320, teaching = \"major\", facility_type = \"general_acute\", region = \"midwest\", urbanicity = \"urban\" }}\n\
+         # Guidance (alerts, best practices): a directory of Markdown files with front matter,\n\
+         # reloaded on change or SIGHUP; add\n\
+         #   [guidance]\n\
+         #   dir = \"guidance\"\n{}",
         dir.join("gateway.toml").display(),
         toml::to_string(&config)?
     ))
