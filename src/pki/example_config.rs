@@ -43,7 +43,7 @@ pub fn node(
         "# psonet facility node {id}. Start with: psonet node --config {}\n\
          # The local listener serves this facility's own systems; the federation listener only\n\
          # the PSO gateway. Paths are relative to this file.\n\
-         # To pull the PSO's guidance (see `psonet guidance`), add, with the gateway's address:\n\
+         # To pull the PSO's guidance (see `psonet guidance`), add at the end of this file:\n\
          #   [guidance]\n\
          #   gateway = \"127.0.0.1:7100\"\n\
          #   tls = {{ ca = \"client/ca.pem\", cert = \"client/cert.pem\", key = \"client/key.pem\" }}\n{}",
@@ -93,7 +93,7 @@ pub fn gateway(
          # and give each facility its peer-group attributes, e.g.\n\
          #   peer = {{ beds = 320, teaching = \"major\", facility_type = \"general_acute\", region = \"midwest\", urbanicity = \"urban\" }}\n\
          # Guidance (alerts, best practices): a directory of Markdown files with front matter,\n\
-         # reloaded on change or SIGHUP; add\n\
+         # reloaded on change or SIGHUP; add at the end of this file\n\
          #   [guidance]\n\
          #   dir = \"guidance\"\n{}",
         dir.join("gateway.toml").display(),
