@@ -771,3 +771,130 @@ async fn guidance_reaches_every_node_and_adoption_is_a_released_network_count() 
     assert!(rural.withheld, "{rural:?}");
     net.shutdown().await.unwrap();
 }
+
+/// `n` falls in `month`, their keys made distinct by `tag`.
+fn falls_in(tag: &str, month: &str, n: usize) -> Vec<pb::Event> {
+    (0..n)
+        .map(|k| {
+            event(
+                &format!("{tag}-{month}-{k}"),
+                month,
+                pb::EventCategory::Fall,
+                pb::HarmLevel::NoHarm,
+            )
+        })
+        .collect()
+}
+
+fn outcome_request(window_months: u32) -> pb::PracticeOutcomeRequest {
+    pb::PracticeOutcomeRequest {
+        practice_code: PRACTICE.into(),
+        metric: Some(falls()),
+        window_months,
+        querier: format!("spiffe://{NETWORK}/partner/analyst"),
+    }
+}
+
+fn practice_outcomes(
+    net: &Network,
+    identity: &std::path::Path,
+) -> pb::practice_outcome_service_client::PracticeOutcomeServiceClient<Channel> {
+    let channel =
+        psonet::client::channel(&net.nodes[0].federation().to_string(), identity).unwrap();
+    pb::practice_outcome_service_client::PracticeOutcomeServiceClient::new(channel)
+}
+
+/// What a node releases about a practice: the windows' counts under its small-cell rule, for
+/// fixed window lengths only, to the gateway only.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_practice_outcome_is_small_cell_suppressed_fixed_and_for_the_gateway_only() {
+    psonet_serve::tls::install_crypto_provider();
+    let net = network(1).start().await.unwrap();
+    // 5 falls a month before 2025-01 would be 60 in a year; 4 in the whole year after.
+    let mut events = Vec::new();
+    for month in months() {
+        let n = if month < START.parse().unwrap() { 5 } else { 0 };
+        events.extend(falls_in("f", &month.to_string(), n));
+    }
+    events.extend(falls_in("late", "2025-06", 4));
+    let mut reporting = net.nodes[0].reporting().unwrap();
+    submit_all(&mut reporting, events).await;
+    let (_, exposure) = facility_data(0);
+    reporting
+        .record_exposure(pb::RecordExposureRequest { records: exposure })
+        .await
+        .unwrap();
+    interventions(&net, 0)
+        .record_intervention(pb::RecordInterventionRequest {
+            intervention: Some(bundle(0)),
+        })
+        .await
+        .unwrap();
+
+    let gateway = net.gateway_identity();
+    let answer = practice_outcomes(&net, &gateway)
+        .practice_outcome(outcome_request(12))
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(answer.adopted);
+    assert_eq!(answer.start_month, START);
+    assert_eq!(
+        (answer.before_events, answer.before_suppressed),
+        (60, false)
+    );
+    assert_eq!(
+        (answer.after_events, answer.after_suppressed),
+        (0, true),
+        "4 < k"
+    );
+    assert_eq!((answer.before_months, answer.after_months), (12, 12));
+
+    // Another length would let two answers be differenced into single months.
+    let odd = practice_outcomes(&net, &gateway)
+        .practice_outcome(outcome_request(11))
+        .await
+        .unwrap_err();
+    assert_eq!(odd.code(), Code::InvalidArgument, "{odd:?}");
+    // Another practice: not adopted, nothing else.
+    let mut other = outcome_request(12);
+    other.practice_code = "something-else".into();
+    let none = practice_outcomes(&net, &gateway)
+        .practice_outcome(other)
+        .await
+        .unwrap()
+        .into_inner();
+    assert!(!none.adopted && none.start_month.is_empty() && none.before_exposure == 0);
+    // Nobody but the gateway may ask.
+    let refused = practice_outcomes(&net, &net.layout.partner_identity)
+        .practice_outcome(outcome_request(12))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::PermissionDenied, "{refused:?}");
+    net.shutdown().await.unwrap();
+}
+
+/// With differential privacy on, a node refuses practice outcomes rather than release exact
+/// counts.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn a_node_with_differential_privacy_refuses_practice_outcomes() {
+    psonet_serve::tls::install_crypto_provider();
+    let net = network(1)
+        .node_config(|c| c.privacy.differential_privacy = true)
+        .start()
+        .await
+        .unwrap();
+    interventions(&net, 0)
+        .record_intervention(pb::RecordInterventionRequest {
+            intervention: Some(bundle(0)),
+        })
+        .await
+        .unwrap();
+    let refused = practice_outcomes(&net, &net.gateway_identity())
+        .practice_outcome(outcome_request(12))
+        .await
+        .unwrap_err();
+    assert_eq!(refused.code(), Code::FailedPrecondition, "{refused:?}");
+    assert!(refused.message().contains("differential"), "{refused:?}");
+    net.shutdown().await.unwrap();
+}
