@@ -1,6 +1,6 @@
 //! One call of a small federation RPC (practice outcomes, guidance status) to every node at
 //! once, each within the node deadline, with every node's coverage classified as a
-//! benchmark's is ([`crate::client::fanout::classify`]).
+//! benchmark's is (`client::fanout::classify`).
 //!
 //! These calls go over each node's channel directly, not through the aggregate client stack:
 //! they are one per node and request, asked rarely, and a node that does not answer is simply
