@@ -56,9 +56,9 @@ pub async fn run(args: Args, out: &mut impl Write) -> Result<()> {
         practice_code: args.practice.clone(),
         metric: args.metric.clone(),
         window_months: args.window,
-        tau2_method: match args.tau2 {
-            Tau2::Reml => pb::Tau2Method::Reml,
-            Tau2::Dl => pb::Tau2Method::DersimonianLaird,
+        heterogeneity_estimator: match args.tau2 {
+            Tau2::Reml => pb::HeterogeneityEstimator::Reml,
+            Tau2::Dl => pb::HeterogeneityEstimator::DersimonianLaird,
         } as i32,
     };
     let answer = match PracticeEffectServiceClient::new(channel)

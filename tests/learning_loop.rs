@@ -169,7 +169,7 @@ async fn a_planted_practice_effect_is_recovered_and_interventions_stay_at_the_fa
             practice_code: PRACTICE.into(),
             metric: "falls".into(),
             window_months: 12,
-            tau2_method: pb::Tau2Method::Reml as i32,
+            heterogeneity_estimator: pb::HeterogeneityEstimator::Reml as i32,
         })
         .await
         .unwrap()

@@ -208,7 +208,7 @@ impl PracticeEffectService for PracticeEffects {
         let own = own_facility(&request);
         let req = request.into_inner();
         let (metric, window) = self.checked(&req)?;
-        let estimator = pooling::estimator(req.tau2_method);
+        let estimator = pooling::estimator(req.heterogeneity_estimator);
         let outcome_request = pb::PracticeOutcomeRequest {
             practice_code: req.practice_code.clone(),
             metric: Some(metric.clone()),

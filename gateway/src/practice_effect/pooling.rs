@@ -30,8 +30,8 @@ fn exp(i: Interval) -> Interval {
 
 /// The τ² estimator a request asks for (REML unless it says DerSimonian–Laird).
 pub fn estimator(method: i32) -> Tau2Estimator {
-    match pb::Tau2Method::try_from(method) {
-        Ok(pb::Tau2Method::DersimonianLaird) => Tau2Estimator::DerSimonianLaird,
+    match pb::HeterogeneityEstimator::try_from(method) {
+        Ok(pb::HeterogeneityEstimator::DersimonianLaird) => Tau2Estimator::DerSimonianLaird,
         _ => Tau2Estimator::Reml,
     }
 }
