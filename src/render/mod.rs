@@ -1,11 +1,13 @@
 //! Benchmark answers for people and programs: tables for a terminal ([`table`]), SVG charts
 //! ([`plot`]; a facility's before/after in [`effect_plot`], a practice effect in
-//! [`forest_plot`]), and JSON and CSV ([`export`]). Each takes an API message and returns text or
+//! [`forest_plot`]), and JSON and CSV ([`export`]; an intervention's in
+//! [`intervention_table`]). Each takes an API message and returns text or
 //! writes a file; none of them calls anything.
 
 pub mod effect_plot;
 pub mod export;
 pub mod forest_plot;
+pub mod intervention_table;
 pub mod plot;
 pub mod table;
 
