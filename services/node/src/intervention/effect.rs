@@ -101,3 +101,114 @@ pub fn effect(
         series,
     })
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::store::Exposure;
+    use psonet_core::event::UnitType;
+    use psonet_core::wire::event_from_wire;
+
+    fn fall(key: &str, month: Month, unit: UnitType) -> psonet_core::event::Event {
+        let wire = pb::Event {
+            idempotency_key: key.into(),
+            event_type: pb::EventType::Incident as i32,
+            categories: vec![pb::EventCategory::Fall as i32],
+            harm: pb::HarmLevel::NoHarm as i32,
+            discovery_month: month.to_string(),
+            unit_type: unit as i32,
+            ..Default::default()
+        };
+        event_from_wire(wire, "event", "2026-11".parse().unwrap()).unwrap()
+    }
+
+    fn falls_metric() -> pb::Metric {
+        pb::Metric {
+            id: "falls".into(),
+            numerator: Some(pb::AggregateFilter {
+                categories: vec![pb::EventCategory::Fall as i32],
+                ..Default::default()
+            }),
+            denominator: pb::DenominatorType::PatientDays as i32,
+            multiplier: 1000.0,
+            ..Default::default()
+        }
+    }
+
+    /// Two units, 2024-07 to 2025-07: med-surg has 20 falls a month before 2025-01 and 10
+    /// after, the ICU 5 throughout; each unit 1,000 patient days a month.
+    fn store() -> (tempfile::TempDir, Store) {
+        let dir = tempfile::tempdir().unwrap();
+        let store = Store::open(dir.path(), 1 << 20).unwrap();
+        let start: Month = "2025-01".parse().unwrap();
+        let (mut events, mut exposure) = (Vec::new(), Vec::new());
+        for month in MonthRange::new(
+            start.minus(6),
+            Month::from_index(start.index() + 6).unwrap(),
+        )
+        .unwrap()
+        .months()
+        {
+            let med_surg = if month < start { 20 } else { 10 };
+            for (unit, n) in [
+                (UnitType::MedSurg, med_surg),
+                (UnitType::CriticalCareAdult, 5),
+            ] {
+                for k in 0..n {
+                    events.push(fall(&format!("{month}-{unit:?}-{k}"), month, unit));
+                }
+                exposure.push(Exposure {
+                    month,
+                    unit_type: unit,
+                    denominator: pb::DenominatorType::PatientDays,
+                    value: 1000,
+                });
+            }
+        }
+        store.submit(&events).unwrap();
+        store.record_exposure(&exposure).unwrap();
+        (dir, store)
+    }
+
+    fn bundle(units: Vec<UnitType>) -> Intervention {
+        Intervention {
+            id: "b".into(),
+            practice_code: "fall-bundle".into(),
+            title: "Bundle".into(),
+            start: "2025-01".parse().unwrap(),
+            end: None,
+            unit_types: units,
+            metrics: Vec::new(),
+            narrative: String::new(),
+            revision: 1,
+        }
+    }
+
+    #[test]
+    fn the_units_of_the_intervention_narrow_the_series_and_the_start_month_is_left_out() {
+        let (_dir, store) = store();
+        let on_med_surg =
+            effect(&store, &bundle(vec![UnitType::MedSurg]), &falls_metric(), 6).unwrap();
+        assert_eq!(on_med_surg.series.len(), 13);
+        let w = on_med_surg.windows;
+        assert_eq!((w.months_before, w.months_after), (6, 6));
+        assert_eq!((w.counts.before.events, w.counts.after.events), (120, 60));
+        assert_eq!(w.counts.before.exposure, 6000.0);
+        let rr = on_med_surg.rate_ratio.unwrap();
+        assert!((rr.ratio - 0.5).abs() < 1e-12, "{rr:?}");
+        let its = on_med_surg.its.unwrap();
+        assert!((its.level_change.ratio() - 0.5).abs() < 1e-6, "{its:?}");
+
+        // Every unit: the ICU's flat 5 a month dilutes the drop.
+        let everywhere = effect(&store, &bundle(Vec::new()), &falls_metric(), 6).unwrap();
+        let w = everywhere.windows;
+        assert_eq!((w.counts.before.events, w.counts.after.events), (150, 90));
+        assert_eq!(w.counts.after.exposure, 12_000.0);
+
+        // A metric restricted to the ICU and an intervention on med-surg share no unit.
+        let mut icu = falls_metric();
+        icu.numerator.as_mut().unwrap().unit_types = vec![UnitType::CriticalCareAdult as i32];
+        let disjoint = effect(&store, &bundle(vec![UnitType::MedSurg]), &icu, 6).unwrap();
+        assert!(disjoint.series.is_empty() && disjoint.rate_ratio.is_none());
+    }
+}
