@@ -6,11 +6,12 @@
 //! facility's own record of what it changed and when, kept beside its events in the same store
 //! (so it is backed up and restored with them) and never sent anywhere as written.
 //!
-//! One concept per file: [`definition`] (the domain type), [`record`] (how the
-//! store keeps it), [`wire`] (the API edge), [`register`] (record, amend, end and list in the
-//! store), [`series`] (a metric's monthly series from the exact counters), [`effect`] (the
-//! facility's own before/after) and [`effect_wire`] (its API answer), [`service`] (`InterventionService`, local listener) and
-//! [`outcome`] (`PracticeOutcomeService`, what the gateway may learn, federation listener).
+//! One concept per file: [`definition`] (the domain type), [`record`] (how the store keeps it),
+//! [`wire`] (the API edge), [`register`] (record, amend, end and list in the store), [`series`]
+//! (a metric's monthly series from the exact counters), [`effect`] (the facility's own
+//! before/after) and [`effect_wire`] (its API answer), [`service`] (`InterventionService`,
+//! local listener), and [`outcome`] (`PracticeOutcomeService`, what the gateway may learn,
+//! federation listener) with [`window_release`] (the small-cell rule across window lengths).
 
 pub mod definition;
 pub mod effect;
@@ -20,6 +21,7 @@ pub mod record;
 pub mod register;
 pub mod series;
 pub mod service;
+pub mod window_release;
 pub mod wire;
 
 pub use definition::Intervention;

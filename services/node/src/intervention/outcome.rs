@@ -5,9 +5,10 @@
 //! month its earliest such intervention started, and the metric's events and exposure summed
 //! over the fixed windows on each side of that month — each event count under the node's
 //! small-cell rule (1 to k−1 is withheld). Never the title, narrative, ids or units. The window
-//! lengths are fixed (6, 12, 18 or 24 months) so that two answers of different lengths cannot
-//! be differenced into a single month; the windows are anchored to the facility's own start
-//! month, which the querier cannot move. The same checks as an aggregate query come first (the
+//! lengths are fixed (6, 12, 18 or 24 months) and a count is withheld too when it differs from
+//! the same side's count under another allowed length by 1 to k−1 ([`super::window_release`]),
+//! so answers of different lengths cannot be differenced into a small count; the windows are
+//! anchored to the facility's own start month, which the querier cannot move. The same checks as an aggregate query come first (the
 //! network's finest time bucket, the facility policy), differential privacy is not yet offered
 //! for these counts (refused while it is on, rather than released without noise), and every
 //! request, answered or refused, is on the audit trail before the answer leaves.
@@ -16,19 +17,22 @@ use super::definition::Intervention;
 use super::effect::{before_after, window_range};
 use super::register;
 use super::series::{MonthCount, SeriesError, monthly, query};
+use super::window_release::releasable;
 use crate::aggregate::{DisclosureRules, one_violation, querier_of_uri};
 use crate::audit::{AuditEntry, AuditTrail, record_durably};
 use crate::policy::Policy;
 use crate::reporting::store_status;
 use crate::store::Store;
-use psonet_core::disclosure::primary::CellRelease;
 use psonet_core::pb::{self, practice_outcome_service_server::PracticeOutcomeService};
+use psonet_core::stats::rate_ratio::BeforeAfter;
 use psonet_serve::identity::Principal;
 use std::sync::Arc;
 use tonic::{Request, Response, Status};
 
 /// The window lengths a gateway may ask for.
 pub const ALLOWED_WINDOWS: [u32; 4] = [6, 12, 18, 24];
+/// The longest of them: the months read for every answer.
+const LONGEST_WINDOW: u32 = 24;
 
 /// The federation's view of this facility's practices.
 pub struct PracticeOutcomes {
@@ -92,7 +96,8 @@ impl PracticeOutcomes {
         let units = intervention
             .unit_filter(&metric.numerator.clone().unwrap_or_default().unit_types)
             .unwrap_or_default();
-        let Some(range) = window_range(intervention.start, window) else {
+        // Read the longest allowed windows: every length's counts are compared before release.
+        let Some(range) = window_range(intervention.start, LONGEST_WINDOW) else {
             return Err(Status::failed_precondition(
                 "the windows run past the calendar",
             ));
@@ -107,20 +112,36 @@ impl PracticeOutcomes {
         Ok(self.release(&intervention, &series, window))
     }
 
-    /// The windows' sums of `series`, each count under the small-cell rule.
+    /// The windows' sums of `series`, each count under the small-cell rule and released only
+    /// when no other allowed window length's count differs from it by a small count
+    /// ([`releasable`]).
     fn release(
         &self,
         intervention: &Intervention,
         series: &[MonthCount],
         window: u32,
     ) -> pb::PracticeOutcomeResponse {
-        let w = before_after(series, intervention.start, window);
+        let start = intervention.start;
+        let w = before_after(series, start, window);
+        let others: Vec<_> = ALLOWED_WINDOWS
+            .iter()
+            .filter(|other| **other != window)
+            .map(|other| before_after(series, start, *other).counts)
+            .collect();
         let rule = &self.rules.small_cells;
-        let (before_events, before_suppressed) = released(rule.release(w.counts.before.events));
-        let (after_events, after_suppressed) = released(rule.release(w.counts.after.events));
+        let side = |count: u64, other: fn(&BeforeAfter) -> u64| {
+            let others: Vec<u64> = others.iter().map(other).collect();
+            if releasable(count, &others, rule) {
+                (count, false)
+            } else {
+                (0, true)
+            }
+        };
+        let (before_events, before_suppressed) = side(w.counts.before.events, |c| c.before.events);
+        let (after_events, after_suppressed) = side(w.counts.after.events, |c| c.after.events);
         pb::PracticeOutcomeResponse {
             adopted: true,
-            start_month: intervention.start.to_string(),
+            start_month: start.to_string(),
             before_events,
             before_suppressed,
             before_exposure: w.counts.before.exposure as u64,
@@ -135,14 +156,6 @@ impl PracticeOutcomes {
 
     async fn audit(&self, entry: AuditEntry) -> Result<(), Status> {
         record_durably(&self.audit, &self.store, entry).await
-    }
-}
-
-/// A count as released: its value, or 0 and withheld.
-fn released(r: CellRelease) -> (u64, bool) {
-    match r {
-        CellRelease::Released(n) => (n, false),
-        CellRelease::Suppressed => (0, true),
     }
 }
 
