@@ -13,6 +13,8 @@ const FILES: &[&str] = &[
     "psonet/v1/benchmark.proto",
     "psonet/v1/secure_aggregation.proto",
     "psonet/v1/links.proto",
+    "psonet/v1/learning.proto",
+    "psonet/v1/guidance.proto",
 ];
 
 fn main() -> Result<(), Box<dyn std::error::Error>> {

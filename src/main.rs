@@ -2,7 +2,10 @@
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
-use psonet::{benchmark, demo, gateway, health, import, links, node, perf, pki, report, synth};
+use psonet::{
+    benchmark, demo, gateway, guidance, health, import, intervention, links, node, perf, pki,
+    practice_effect, report, synth,
+};
 
 #[derive(Parser)]
 #[command(
@@ -41,6 +44,15 @@ enum Command {
     /// The PSO's report for a period as one self-contained HTML file (and PDF with --pdf):
     /// every catalogue metric for a partner, the facility's own scorecards for a facility.
     Report(report::Args),
+    /// A facility's interventions on its node: record, amend, end, list, and the facility's
+    /// own before/after for one (rate ratio, interrupted time series, SVG chart).
+    Intervention(intervention::Args),
+    /// Which practices work: the gateway's pooled before/after of the facilities that adopted a
+    /// practice, against those that did not, with a forest plot.
+    PracticeEffect(practice_effect::Args),
+    /// The PSO's guidance: in force at the gateway, its adoption, and at a facility's node
+    /// (acknowledge, adopt).
+    Guidance(guidance::Args),
     /// gRPC health check over mTLS; exits 0 only when SERVING (for container probes). Lists
     /// the server's links after SERVING when it has any.
     Health(health::Args),
@@ -79,6 +91,9 @@ impl Command {
             Command::Import(args) => import::run(args, out).await,
             Command::Benchmark(args) => benchmark::run(args, out).await,
             Command::Report(args) => report::run(args).await,
+            Command::Intervention(args) => intervention::run(args, out).await,
+            Command::PracticeEffect(args) => practice_effect::run(args, out).await,
+            Command::Guidance(args) => guidance::run(args, out).await,
             Command::Health(args) => health::run(args, out).await,
             Command::Links(args) => links::run(args, out).await,
             Command::Bench(args) => perf::node::run(args, out).await,

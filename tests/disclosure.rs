@@ -319,8 +319,8 @@ async fn described(channel: Channel) -> (BTreeMap<String, Vec<String>>, BTreeSet
 
 /// 6c. The federation API — on its listener, or over the link of a node that dials out —
 /// describes, through its own reflection, nothing but the aggregate query, secure aggregation,
-/// health and reflection — and nothing reachable from them can carry an event, a narrative, an
-/// identifier or a timestamp.
+/// practice outcomes, guidance status, health and reflection — and nothing reachable from them
+/// can carry an event, a narrative, an identifier or a timestamp.
 async fn a6c_the_federation_listener_exposes_only_aggregates_health_and_reflection(reach: ReachOf) {
     psonet_serve::tls::install_crypto_provider();
     let net = network(1).reach_each(reach).start().await.unwrap();
@@ -335,6 +335,8 @@ async fn a6c_the_federation_listener_exposes_only_aggregates_health_and_reflecti
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",
             "psonet.v1.AggregateService",
+            "psonet.v1.GuidanceStatusService",
+            "psonet.v1.PracticeOutcomeService",
             "psonet.v1.SecureAggregationService"
         ]
     );
@@ -342,6 +344,14 @@ async fn a6c_the_federation_listener_exposes_only_aggregates_health_and_reflecti
     assert_eq!(
         services["psonet.v1.SecureAggregationService"],
         ["GetMaskingKey", "MaskedRound", "UnmaskRound"]
+    );
+    assert_eq!(
+        services["psonet.v1.PracticeOutcomeService"],
+        ["PracticeOutcome"]
+    );
+    assert_eq!(
+        services["psonet.v1.GuidanceStatusService"],
+        ["GuidanceStatus"]
     );
     let psonet: Vec<&String> = reachable
         .iter()

@@ -63,6 +63,8 @@ async fn listeners_serve_health_and_reflection_of_exactly_their_services() {
             "grpc.reflection.v1.ServerReflection",
             "grpc.reflection.v1alpha.ServerReflection",
             "psonet.v1.AggregateService",
+            "psonet.v1.GuidanceStatusService",
+            "psonet.v1.PracticeOutcomeService",
             "psonet.v1.SecureAggregationService"
         ]
     );
@@ -159,6 +161,10 @@ async fn reflection_describes_nothing_of_another_listener() {
         "psonet.v1.ReportingService",
         "psonet.v1.BenchmarkService",
         "psonet.v1.BackupService",
+        "psonet.v1.InterventionService",
+        "psonet.v1.Intervention",
+        "psonet.v1.FacilityGuidanceService",
+        "psonet.v1.GuidanceItem",
         "psonet.v1.Event",
         "psonet.v1.SubmitEventsResponse",
     ] {

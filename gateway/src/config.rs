@@ -52,6 +52,9 @@ pub struct GatewayConfig {
     /// Bind it to a private interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Guidance published to the network (`GuidanceService`); none when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guidance: Option<crate::guidance::GuidanceConfig>,
 }
 
 /// Fan-out timing and the per-node client stack's limits.
@@ -362,6 +365,11 @@ impl GatewayConfig {
     pub fn load(path: &Path) -> Result<LoadedGatewayConfig, ConfigError> {
         let (mut config, base): (GatewayConfig, _) = read_toml(path)?;
         config.tls.resolve_relative(&base);
+        if let Some(guidance) = &mut config.guidance
+            && guidance.dir.is_relative()
+        {
+            guidance.dir = base.join(&guidance.dir);
+        }
         config.check()
     }
 

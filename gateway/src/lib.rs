@@ -18,7 +18,10 @@
 //! - secure aggregation: [`secure`], the exact sum over a cohort opened from masked vectors,
 //!   which network figures are read from and released by `network_cell`'s rule;
 //! - the figures: [`category_rows`] (events per month and category) and [`metric`] (a metric's
-//!   benchmark, trend and a facility's scorecard), with [`peer_group`] and [`pseudonym`].
+//!   benchmark, trend and a facility's scorecard), with [`peer_group`] and [`pseudonym`];
+//! - the learning loop: [`guidance`] (the PSO's alerts and practices, and their adoption) and
+//!   [`practice_effect`] (which practices work, pooled over adopters), asking the nodes through
+//!   [`node_rpc`].
 
 pub mod admission;
 pub mod answer;
@@ -27,10 +30,13 @@ pub mod category_rows;
 pub mod client;
 pub mod config;
 pub mod coverage;
+pub mod guidance;
 pub mod link;
 pub mod metric;
 pub mod network_sum;
+pub mod node_rpc;
 pub mod peer_group;
+pub mod practice_effect;
 pub mod pseudonym;
 pub mod secure;
 pub mod server;

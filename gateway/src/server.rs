@@ -6,12 +6,17 @@ use crate::benchmark::Benchmarks;
 use crate::client::registry::Registry;
 use crate::client::registry::RegistryError;
 use crate::config::LoadedGatewayConfig;
+use crate::guidance::Guidance;
+use crate::guidance::library::{self, GuidanceError, GuidanceLibrary};
 use crate::link::list::LinkList;
 use crate::link::listener::LinkAcceptor;
 use crate::link::table::{LinkGauges, LinkTable};
+use crate::practice_effect::PracticeEffects;
 use crate::secure::SecureAggregation;
 use psonet_core::pb::benchmark_service_server::BenchmarkServiceServer;
+use psonet_core::pb::guidance_service_server::GuidanceServiceServer;
 use psonet_core::pb::link_service_server::LinkServiceServer;
+use psonet_core::pb::practice_effect_service_server::PracticeEffectServiceServer;
 use psonet_core::secagg::masking_key::MaskingKeyError;
 use psonet_serve::auth::{AccessRule, Audience};
 use psonet_serve::listener::{
@@ -46,6 +51,9 @@ pub enum GatewayError {
     /// The network CA cannot check the nodes' masking keys.
     #[error("the network CA (tls.ca) cannot check masking keys: {0}")]
     MaskingKeys(#[from] MaskingKeyError),
+    /// The guidance directory could not be read at start.
+    #[error(transparent)]
+    Guidance(#[from] GuidanceError),
     /// The server task panicked.
     #[error("a server task failed")]
     Task(#[from] tokio::task::JoinError),
@@ -55,6 +63,17 @@ pub enum GatewayError {
 const BENCHMARK_SERVICE: &str = "psonet.v1.BenchmarkService";
 /// Full name of the list of linked facilities.
 const LINK_SERVICE: &str = "psonet.v1.LinkService";
+/// Full name of the gateway's practice-effect service.
+const PRACTICE_EFFECT_SERVICE: &str = "psonet.v1.PracticeEffectService";
+/// Full name of the gateway's guidance service.
+const GUIDANCE_SERVICE: &str = "psonet.v1.GuidanceService";
+/// Every service the gateway's listener serves.
+const SERVICES: [&str; 4] = [
+    BENCHMARK_SERVICE,
+    PRACTICE_EFFECT_SERVICE,
+    GUIDANCE_SERVICE,
+    LINK_SERVICE,
+];
 
 /// A started gateway.
 pub struct RunningGateway {
@@ -111,6 +130,30 @@ impl RunningGateway {
         };
         let rule = AccessRule::new(&config.network, Audience::PartnersAndFacilities, &log);
         let secure = SecureAggregation::new(&config.network, loaded.tls.ca_pem())?;
+        let guidance_library = match &config.guidance {
+            Some(g) => GuidanceLibrary::new(library::load(&g.dir)?),
+            None => GuidanceLibrary::default(),
+        };
+        let guidance = GuidanceServiceServer::with_interceptor(
+            Guidance::new(
+                guidance_library.clone(),
+                registry.clone(),
+                config.fanout.node_deadline(),
+                loaded.network_release,
+                loaded.peers.clone(),
+            ),
+            rule.clone(),
+        );
+        let practice_effects = PracticeEffectServiceServer::with_interceptor(
+            PracticeEffects::new(
+                registry.clone(),
+                config.fanout.node_deadline(),
+                loaded.small_cells,
+                loaded.network_release,
+                loaded.metrics.clone(),
+            ),
+            rule.clone(),
+        );
         let benchmarks = BenchmarkServiceServer::with_interceptor(
             Benchmarks::new(registry, &loaded, secure),
             rule.clone(),
@@ -120,17 +163,21 @@ impl RunningGateway {
         let router = server(metrics.clone())
             .trace_fn(|request| psonet_serve::telemetry::rpc_span("gateway", request))
             .layer(AdmissionLayer::new(config.fanout.max_concurrent_benchmarks))
-            .add_service(benchmarks);
+            .add_service(benchmarks)
+            .add_service(practice_effects)
+            .add_service(guidance);
         // Which facilities are linked is for PSO staff, not for facilities.
         let staff = AccessRule::new(&config.network, Audience::Partners, &log);
         let table = links.unwrap_or_else(|| LinkTable::new(ids(), []));
         let router =
             router.add_service(LinkServiceServer::with_interceptor(LinkList(table), staff));
-        let (router, health) =
-            with_operations(router, &rule, &[BENCHMARK_SERVICE, LINK_SERVICE]).await?;
+        let (router, health) = with_operations(router, &rule, &SERVICES).await?;
         let incoming = tls_incoming(listener.incoming, identity.server_config()?, log);
         let server = router.serve_with_incoming_shutdown(incoming, shutdown.signalled());
         reload_certificates(vec![identity], CERT_POLL_INTERVAL, &shutdown)?;
+        if let Some(g) = &config.guidance {
+            guidance_library.watch(g.dir.clone(), g.reload_interval(), &shutdown)?;
+        }
         let metrics_addr = match config.metrics_listen {
             Some(addr) => Some(serve_metrics(addr, metrics, &shutdown).await?),
             None => None,
@@ -149,9 +196,11 @@ impl RunningGateway {
 
     /// Stops accepting calls and lets in-flight calls finish.
     pub async fn shutdown(self) -> Result<(), GatewayError> {
-        self.health
-            .set_service_status(BENCHMARK_SERVICE, ServingStatus::NotServing)
-            .await;
+        for service in SERVICES {
+            self.health
+                .set_service_status(service, ServingStatus::NotServing)
+                .await;
+        }
         self.shutdown.trigger();
         self.server.await??;
         if let Some(links) = self.links {

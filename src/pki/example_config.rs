@@ -42,6 +42,7 @@ pub fn node(
         store: StoreConfig::default(),
         secure_aggregation: Default::default(),
         metrics_listen: None,
+        guidance: None,
     };
     Ok(format!(
         "# psonet facility node {id}. Start with: psonet node --config {}\n\
@@ -51,7 +52,11 @@ pub fn node(
          # instead: remove `listen` under [federation] and add\n\
          #   [gateway_link]\n\
          #   endpoint = \"https://{link_host}\"\n\
-         # (and drop this facility's `endpoint` from the gateway's registry).\n{}",
+         # (and drop this facility's `endpoint` from the gateway's registry).\n\
+         # To pull the PSO's guidance (see `psonet guidance`), add at the end of this file:\n\
+         #   [guidance]\n\
+         #   gateway = \"127.0.0.1:7100\"\n\
+         #   tls = {{ ca = \"client/ca.pem\", cert = \"client/cert.pem\", key = \"client/key.pem\" }}\n{}",
         dir.join("node.toml").display(),
         toml::to_string(&config)?
     ))
@@ -84,6 +89,7 @@ pub fn gateway(
             })
             .collect(),
         metrics_listen: None,
+        guidance: None,
     };
     Ok(format!(
         "# psonet PSO gateway. Start with: psonet gateway --config {}\n\
@@ -98,7 +104,11 @@ pub fn gateway(
          #   unit = \"per 1,000 admissions\"\n\
          #   numerator = {{ categories = [\"vte\"] }}\n\
          # and give each facility its peer-group attributes, e.g.\n\
-         #   peer = {{ beds = 320, teaching = \"major\", facility_type = \"general_acute\", region = \"midwest\", urbanicity = \"urban\" }}\n{}",
+         #   peer = {{ beds = 320, teaching = \"major\", facility_type = \"general_acute\", region = \"midwest\", urbanicity = \"urban\" }}\n\
+         # Guidance (alerts, best practices): a directory of Markdown files with front matter,\n\
+         # reloaded on change or SIGHUP; add at the end of this file\n\
+         #   [guidance]\n\
+         #   dir = \"guidance\"\n{}",
         dir.join("gateway.toml").display(),
         toml::to_string(&config)?
     ))

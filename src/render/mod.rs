@@ -1,8 +1,13 @@
 //! Benchmark answers for people and programs: tables for a terminal ([`table`]), SVG charts
-//! ([`plot`]) in the colours of [`palette`], and JSON and CSV ([`export`]). Each takes an API
-//! message and returns text or writes a file; none of them calls anything.
+//! ([`plot`] in the colours of [`palette`]; a facility's before/after in [`effect_plot`], a
+//! practice effect in [`forest_plot`]), and JSON and CSV ([`export`]; an intervention's in
+//! [`intervention_table`]). Each takes an API message and returns text or writes a file; none
+//! of them calls anything.
 
+pub mod effect_plot;
 pub mod export;
+pub mod forest_plot;
+pub mod intervention_table;
 pub mod palette;
 pub mod plot;
 pub mod table;

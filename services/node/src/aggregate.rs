@@ -211,10 +211,15 @@ pub(crate) fn querier_of(
     caller: &Principal,
     req: &pb::AggregateRequest,
 ) -> Result<Principal, Status> {
-    if req.querier.is_empty() {
+    querier_of_uri(caller, &req.querier)
+}
+
+/// The principal named by `querier` (same network as the caller), or the caller when empty.
+pub(crate) fn querier_of_uri(caller: &Principal, querier: &str) -> Result<Principal, Status> {
+    if querier.is_empty() {
         return Ok(caller.clone());
     }
-    match Principal::from_uri(&req.querier) {
+    match Principal::from_uri(querier) {
         Ok(p) if p.network == caller.network => Ok(p),
         Ok(_) => Err(one_violation(
             "querier",

@@ -53,6 +53,9 @@ pub struct NodeConfig {
     /// Bind it to a private interface.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_listen: Option<SocketAddr>,
+    /// Where to pull the PSO's guidance from; no pulling when unset.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub guidance: Option<crate::guidance::GuidancePullConfig>,
 }
 
 /// One mutual-TLS listener.
@@ -455,6 +458,9 @@ impl NodeConfig {
             && hosts.is_relative()
         {
             *hosts = base.join(&*hosts);
+        }
+        if let Some(guidance) = &mut self.guidance {
+            guidance.resolve_relative(base);
         }
     }
 

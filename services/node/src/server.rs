@@ -14,6 +14,9 @@ use crate::config::{GatewayLinkConfig, LoadedNodeConfig};
 use crate::gateway_link::dial::ServeLink;
 use crate::gateway_link::state::{LinkGauges, LinkList, LinkStates};
 use crate::gateway_link::{GatewayLinks, LinkSetupError};
+use crate::guidance::pull::{PullError, pull_in_background};
+use crate::guidance::{FacilityGuidance, GuidanceStatuses};
+use crate::intervention::{Interventions, PracticeOutcomes};
 use crate::ledger::{ANSWERS_TREE, BUDGET_TREE, Ledger};
 use crate::reporting::Reporting;
 use crate::secure_aggregation::epoch_key::rotate_in_background;
@@ -22,7 +25,11 @@ use crate::store::{Store, StoreError, StoreFailure};
 use futures::StreamExt;
 use psonet_core::pb::aggregate_service_server::AggregateServiceServer;
 use psonet_core::pb::backup_service_server::BackupServiceServer;
+use psonet_core::pb::facility_guidance_service_server::FacilityGuidanceServiceServer;
+use psonet_core::pb::guidance_status_service_server::GuidanceStatusServiceServer;
+use psonet_core::pb::intervention_service_server::InterventionServiceServer;
 use psonet_core::pb::link_service_server::LinkServiceServer;
+use psonet_core::pb::practice_outcome_service_server::PracticeOutcomeServiceServer;
 use psonet_core::pb::reporting_service_server::ReportingServiceServer;
 use psonet_core::pb::secure_aggregation_service_server::SecureAggregationServiceServer;
 use psonet_serve::auth::{AccessRule, Audience};
@@ -62,6 +69,9 @@ pub enum NodeError {
     /// A server task panicked.
     #[error("a server task failed")]
     Task(#[from] tokio::task::JoinError),
+    /// Guidance cannot be pulled with this configuration.
+    #[error(transparent)]
+    Guidance(#[from] PullError),
     /// Secure aggregation cannot run with this identity or store.
     #[error(transparent)]
     SecureAggregation(#[from] SecureAggregationError),
@@ -97,6 +107,14 @@ const WHOLE_SERVER: &str = "";
 const REPORTING_SERVICE: &str = "psonet.v1.ReportingService";
 /// Full name of the local listener's backup service.
 const BACKUP_SERVICE: &str = "psonet.v1.BackupService";
+/// Full name of the local listener's intervention service.
+const INTERVENTION_SERVICE: &str = "psonet.v1.InterventionService";
+/// Full name of the local listener's guidance service.
+const FACILITY_GUIDANCE_SERVICE: &str = "psonet.v1.FacilityGuidanceService";
+/// Full name of the federation listener's guidance-status service.
+const GUIDANCE_STATUS_SERVICE: &str = "psonet.v1.GuidanceStatusService";
+/// Full name of the federation listener's practice-outcome service.
+const PRACTICE_OUTCOME_SERVICE: &str = "psonet.v1.PracticeOutcomeService";
 /// Full name of the federation listener's service.
 const AGGREGATE_SERVICE: &str = "psonet.v1.AggregateService";
 /// Full name of the federation listener's secure-aggregation service.
@@ -200,17 +218,33 @@ impl RunningNode {
         let link_states = LinkStates::new(&config.facility_id);
         let link_list =
             LinkServiceServer::with_interceptor(LinkList(link_states.clone()), local_rule.clone());
+        let interventions = InterventionServiceServer::with_interceptor(
+            Interventions::new(store.clone()),
+            local_rule.clone(),
+        );
+        let guidance = FacilityGuidanceServiceServer::with_interceptor(
+            FacilityGuidance::new(store.clone()),
+            local_rule.clone(),
+        );
         let local_label = format!("{} local", config.facility_id);
         let local_identity = ReloadableIdentity::load(&config.local.tls, "local.tls")?;
         let local_router = server(metrics.clone())
             .trace_fn(move |request| rpc_span(&local_label, request))
             .add_service(reporting)
             .add_service(backups)
-            .add_service(link_list);
+            .add_service(link_list)
+            .add_service(interventions)
+            .add_service(guidance);
         let (local_router, local_health) = with_operations(
             local_router,
             &local_rule,
-            &[REPORTING_SERVICE, BACKUP_SERVICE, LINK_SERVICE],
+            &[
+                REPORTING_SERVICE,
+                BACKUP_SERVICE,
+                LINK_SERVICE,
+                INTERVENTION_SERVICE,
+                FACILITY_GUIDANCE_SERVICE,
+            ],
         )
         .await?;
         let local_server = local_router.serve_with_incoming_shutdown(
@@ -229,6 +263,20 @@ impl RunningNode {
             aggregates(&store, &loaded, audit.clone())?,
             federation_rule.clone(),
         );
+        let outcomes = PracticeOutcomeServiceServer::with_interceptor(
+            PracticeOutcomes::new(
+                store.clone(),
+                disclosure_rules(&loaded),
+                loaded.policy.clone(),
+                loaded.privacy.is_some(),
+                audit.clone(),
+            ),
+            federation_rule.clone(),
+        );
+        let statuses = GuidanceStatusServiceServer::with_interceptor(
+            GuidanceStatuses::new(store.clone(), audit.clone()),
+            federation_rule.clone(),
+        );
         let secure = secure_aggregates(&store, &loaded, audit)?;
         rotate_in_background(secure.epoch_keys(), shutdown.signalled());
         let secure =
@@ -245,11 +293,18 @@ impl RunningNode {
             .http2_keepalive_timeout(Some(keepalive.timeout))
             .trace_fn(move |request| rpc_span(&federation_label, request))
             .add_service(aggregates)
-            .add_service(secure);
+            .add_service(secure)
+            .add_service(outcomes)
+            .add_service(statuses);
         let (federation_router, federation_health) = with_operations(
             federation_router,
             &federation_rule,
-            &[AGGREGATE_SERVICE, SECURE_AGGREGATION_SERVICE],
+            &[
+                AGGREGATE_SERVICE,
+                SECURE_AGGREGATION_SERVICE,
+                PRACTICE_OUTCOME_SERVICE,
+                GUIDANCE_STATUS_SERVICE,
+            ],
         )
         .await?;
         let federation_addr = match config.federation.listen {
@@ -301,6 +356,9 @@ impl RunningNode {
             CERT_POLL_INTERVAL,
             &shutdown,
         )?;
+        if let Some(guidance) = &config.guidance {
+            pull_in_background(store.clone(), guidance, &shutdown)?;
+        }
         let metrics_addr = match config.metrics_listen {
             Some(addr) => Some(serve_metrics(addr, metrics, &shutdown).await?),
             None => None,
@@ -317,9 +375,13 @@ impl RunningNode {
             (local_health.clone(), REPORTING_SERVICE),
             (local_health.clone(), BACKUP_SERVICE),
             (local_health.clone(), LINK_SERVICE),
+            (local_health.clone(), INTERVENTION_SERVICE),
+            (local_health.clone(), FACILITY_GUIDANCE_SERVICE),
             (local_health, WHOLE_SERVER),
             (federation_health.clone(), AGGREGATE_SERVICE),
             (federation_health.clone(), SECURE_AGGREGATION_SERVICE),
+            (federation_health.clone(), PRACTICE_OUTCOME_SERVICE),
+            (federation_health.clone(), GUIDANCE_STATUS_SERVICE),
             (federation_health, WHOLE_SERVER),
         ];
         tokio::spawn(not_serving_on(store.failure().clone(), health.clone()));

@@ -19,6 +19,7 @@ mod format;
 mod keys;
 mod open;
 mod read;
+mod records;
 mod rollup;
 mod verify;
 mod write;
@@ -34,6 +35,7 @@ pub use exposure::{Exposure, ExposureCells};
 pub use failure::StoreFailure;
 pub use format::{FORMAT_VERSION, META_TREE};
 pub(crate) use open::open_db;
+pub use records::RecordChange;
 pub use write::{AmendOutcome, SubmitOutcome};
 
 /// A store failure.

@@ -1,0 +1,87 @@
+//! Whom a guidance item is for: the `peer_group:` line of its front matter
+//! (`urbanicity=rural, bed_size_band=under_100`), the registry attributes a peer group of a
+//! benchmark uses, so an alert for critical-access hospitals reaches those and is counted over
+//! those only.
+
+use crate::metric::catalogue::enum_value;
+use psonet_core::pb;
+
+/// The peer group `text` describes: `key=value` pairs separated by commas; several values of
+/// one key match any of them.
+pub fn parse_peer_group(text: &str) -> Result<pb::PeerGroup, String> {
+    let mut group = pb::PeerGroup::default();
+    for pair in text.split(',').map(str::trim).filter(|p| !p.is_empty()) {
+        let (key, value) = pair
+            .split_once('=')
+            .ok_or_else(|| format!("{pair:?}: expected key=value"))?;
+        let (list, parsed) = match key.trim() {
+            "bed_size_band" => (
+                &mut group.bed_size_bands,
+                enum_value(value, "BED_SIZE_BAND_", |s| {
+                    pb::BedSizeBand::from_str_name(s).map(|v| v as i32)
+                }),
+            ),
+            "teaching" => (
+                &mut group.teaching,
+                enum_value(value, "TEACHING_STATUS_", |s| {
+                    pb::TeachingStatus::from_str_name(s).map(|v| v as i32)
+                }),
+            ),
+            "facility_type" => (
+                &mut group.facility_types,
+                enum_value(value, "FACILITY_TYPE_", |s| {
+                    pb::FacilityType::from_str_name(s).map(|v| v as i32)
+                }),
+            ),
+            "region" => (
+                &mut group.regions,
+                enum_value(value, "CENSUS_REGION_", |s| {
+                    pb::CensusRegion::from_str_name(s).map(|v| v as i32)
+                }),
+            ),
+            "urbanicity" => (
+                &mut group.urbanicity,
+                enum_value(value, "URBANICITY_", |s| {
+                    pb::Urbanicity::from_str_name(s).map(|v| v as i32)
+                }),
+            ),
+            other => {
+                return Err(format!(
+                    "unknown attribute {other:?} (bed_size_band, teaching, facility_type, region, \
+                     urbanicity)"
+                ));
+            }
+        };
+        match parsed.filter(|v| *v != 0) {
+            Some(v) => list.push(v),
+            None => return Err(format!("{key}={value}: unknown value")),
+        }
+    }
+    Ok(group)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn pairs_become_a_peer_group_and_mistakes_are_named() {
+        let g = parse_peer_group("urbanicity=rural, bed_size_band=under_100, urbanicity=urban")
+            .unwrap();
+        assert_eq!(
+            g.urbanicity,
+            [pb::Urbanicity::Rural as i32, pb::Urbanicity::Urban as i32]
+        );
+        assert_eq!(g.bed_size_bands, [pb::BedSizeBand::Under100 as i32]);
+        assert!(
+            parse_peer_group("colour=red")
+                .unwrap_err()
+                .contains("colour")
+        );
+        assert!(
+            parse_peer_group("urbanicity=lunar")
+                .unwrap_err()
+                .contains("lunar")
+        );
+    }
+}
