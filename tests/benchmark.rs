@@ -257,7 +257,9 @@ async fn a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline(reach
     // Six facilities: the sum opens while five survive.
     let mut net = network(6).reach_each(reach).start().await.unwrap();
     assert_reach(&net);
-    let deadline = Duration::from_millis(1_200);
+    // Round 2 gets the last third: under load a node's audited, durable round-2 answer (one fsync)
+    // can take a few hundred ms, so the deadline leaves it room.
+    let deadline = Duration::from_millis(2_500);
     net.start_gateway(|c| c.fanout.node_deadline_ms = deadline.as_millis() as u64)
         .await
         .unwrap();
@@ -273,12 +275,21 @@ async fn a_down_or_frozen_node_never_holds_the_benchmark_past_its_deadline(reach
         }
     };
     let mut client = net.benchmark_client().unwrap();
-    let warm = client
-        .network_benchmark(month(0))
-        .await
-        .unwrap()
-        .into_inner();
-    assert!(all_ok(&warm.coverage), "{:?}", warm.coverage);
+    // Warm up: connections, epoch keys and the cohort's key checks. On a loaded machine the
+    // very first sum can miss the short deadline, so it may take a few tries, on months the
+    // steps below do not use; what is asserted is the faults, with everything warm.
+    let mut warm = None;
+    for back in [0, 4, 5, 6, 7] {
+        match client.network_benchmark(month(back)).await {
+            Ok(answer) if all_ok(&answer.get_ref().coverage) => {
+                warm = Some(answer);
+                break;
+            }
+            Ok(answer) => eprintln!("warm-up, not yet: {:?}", answer.get_ref().coverage),
+            Err(status) => eprintln!("warm-up, not yet: {status:?}"),
+        }
+    }
+    assert!(warm.is_some(), "five warm-up benchmarks all failed");
     let within = |took: Duration| assert!(took < deadline + deadline / 10, "took {took:?}");
 
     // Frozen: TCP stays open but nothing answers; the others' sum opens without it.
