@@ -53,6 +53,54 @@ fn rows(r: &pb::PracticeEffectResponse) -> Vec<Row> {
 
 /// Draws the forest plot of `r` for `practice` into `path`.
 pub fn forest(r: &pb::PracticeEffectResponse, practice: &str, path: &Path) -> Result<()> {
+    let svg = forest_svg(r, practice)?;
+    std::fs::write(path, svg).with_context(|| format!("writing {}", path.display()))
+}
+
+/// The forest plot of `r` for `practice` as SVG text, with a `<title>` and a `<desc>` for
+/// screen readers (the report inlines it).
+pub fn forest_svg(r: &pb::PracticeEffectResponse, practice: &str) -> Result<String> {
+    let mut svg = String::new();
+    draw(r, practice, SVGBackend::with_string(&mut svg, size(r)))?;
+    let metric = r.metric.clone().unwrap_or_default();
+    let title = format!("{practice}: {} rate ratio after vs before", metric.name);
+    let desc = match (&r.adopters, &r.non_adopters) {
+        (Some(a), Some(n)) => format!(
+            "Each facility's rate ratio after/before with its 95% interval; adopters pooled {:.2} \
+             ({:.2} to {:.2}), non-adopters pooled {:.2} ({:.2} to {:.2}).",
+            a.ratio,
+            a.interval.unwrap_or_default().lower,
+            a.interval.unwrap_or_default().upper,
+            n.ratio,
+            n.interval.unwrap_or_default().lower,
+            n.interval.unwrap_or_default().upper
+        ),
+        (Some(a), None) => format!(
+            "Each adopter's rate ratio after/before with its 95% interval; pooled {:.2} ({:.2} to \
+             {:.2}).",
+            a.ratio,
+            a.interval.unwrap_or_default().lower,
+            a.interval.unwrap_or_default().upper
+        ),
+        _ => "Each facility's rate ratio after/before with its 95% interval.".into(),
+    };
+    Ok(crate::render::plot::titled(svg, &title, &desc))
+}
+
+/// The plot's size: room for every row.
+fn size(r: &pb::PracticeEffectResponse) -> (u32, u32) {
+    (1000, 160 + 30 * rows(r).len() as u32)
+}
+
+/// Draws the plot of `r` on `backend`.
+fn draw<DB: DrawingBackend>(
+    r: &pb::PracticeEffectResponse,
+    practice: &str,
+    backend: DB,
+) -> Result<()>
+where
+    DB::ErrorType: 'static,
+{
     let rows = rows(r);
     if rows.is_empty() {
         return Err(anyhow!("nothing to draw"));
@@ -62,8 +110,7 @@ pub fn forest(r: &pb::PracticeEffectResponse, practice: &str, path: &Path) -> Re
         (lo.min(row.interval.lower), hi.max(row.interval.upper))
     });
     let (lo, hi) = ((lo * 0.9).max(1e-3).ln(), (hi * 1.1).ln());
-    let height = 160 + 30 * rows.len() as u32;
-    let root = SVGBackend::new(path, (1000, height)).into_drawing_area();
+    let root = backend.into_drawing_area();
     root.fill(&WHITE).map_err(plot_error)?;
     let n = rows.len() as f64;
     let mut chart = ChartBuilder::on(&root)
@@ -153,7 +200,5 @@ pub fn forest(r: &pb::PracticeEffectResponse, practice: &str, path: &Path) -> Re
         .border_style(BLACK)
         .draw()
         .map_err(plot_error)?;
-    root.present()
-        .map_err(plot_error)
-        .with_context(|| format!("writing {}", path.display()))
+    root.present().map_err(plot_error)
 }

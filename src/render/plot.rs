@@ -641,7 +641,7 @@ fn legend<'a, 'b: 'a>(chart: &mut Chart<'a, 'b>, position: SeriesLabelPosition) 
 
 /// `svg` with a `<title>` and `<desc>` as its first children and `role="img"`, so a screen
 /// reader announces the chart by its title and reads the summary.
-fn titled(svg: String, title: &str, desc: &str) -> String {
+pub(crate) fn titled(svg: String, title: &str, desc: &str) -> String {
     let Some(open_end) = svg
         .find("<svg")
         .and_then(|s| svg[s..].find('>').map(|e| s + e))
