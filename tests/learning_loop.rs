@@ -813,10 +813,15 @@ fn practice_outcomes(
 async fn a_practice_outcome_is_small_cell_suppressed_fixed_and_for_the_gateway_only() {
     psonet_serve::tls::install_crypto_provider();
     let net = network(1).start().await.unwrap();
-    // 5 falls a month before 2025-01 would be 60 in a year; 4 in the whole year after.
+    // 12 falls a month in 2024, but 3 in February (a month the monthly answers withhold);
+    // 4 in the whole year after.
     let mut events = Vec::new();
     for month in months() {
-        let n = if month < START.parse().unwrap() { 5 } else { 0 };
+        let n = match month.to_string().as_str() {
+            "2024-02" => 3,
+            _ if month < START.parse().unwrap() => 12,
+            _ => 0,
+        };
         events.extend(falls_in("f", &month.to_string(), n));
     }
     events.extend(falls_in("late", "2025-06", 4));
@@ -842,16 +847,23 @@ async fn a_practice_outcome_is_small_cell_suppressed_fixed_and_for_the_gateway_o
         .into_inner();
     assert!(answer.adopted);
     assert_eq!(answer.start_month, START);
-    assert_eq!(
-        (answer.before_events, answer.before_suppressed),
-        (60, false)
-    );
+    // 135 falls, but less the eleven released months of 12 they would give February's 3 away.
+    assert_eq!((answer.before_events, answer.before_suppressed), (0, true));
     assert_eq!(
         (answer.after_events, answer.after_suppressed),
         (0, true),
         "4 < k"
     );
+    // Six months back, February is not in the window.
+    let six = practice_outcomes(&net, &gateway)
+        .practice_outcome(outcome_request(6))
+        .await
+        .unwrap()
+        .into_inner();
+    assert_eq!((six.before_events, six.before_suppressed), (72, false));
+    assert_eq!((six.before_months, six.after_months), (6, 6));
     assert_eq!((answer.before_months, answer.after_months), (12, 12));
+    assert_eq!(answer.before_exposure, 12 * 3_000);
 
     // Another length would let two answers be differenced into single months.
     let odd = practice_outcomes(&net, &gateway)

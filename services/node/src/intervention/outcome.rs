@@ -6,8 +6,9 @@
 //! over the fixed windows on each side of that month — each event count under the node's
 //! small-cell rule (1 to k−1 is withheld). Never the title, narrative, ids or units. The window
 //! lengths are fixed (6, 12, 18 or 24 months) and a count is withheld too when it differs from
-//! the same side's count under another allowed length by 1 to k−1 ([`super::window_release`]),
-//! so answers of different lengths cannot be differenced into a small count; the windows are
+//! the same side's count under another allowed length by 1 to k−1, or when one of its months
+//! holds 1 to k−1 events ([`super::window_release`]), so neither answers of different lengths
+//! nor released monthly counts can be differenced into a small count; the windows are
 //! anchored to the facility's own start month, which the querier cannot move. The same checks as an aggregate query come first (the
 //! network's finest time bucket, the facility policy), differential privacy is not yet offered
 //! for these counts (refused while it is on, rather than released without noise), and every
@@ -17,7 +18,7 @@ use super::definition::Intervention;
 use super::effect::{before_after, window_range};
 use super::register;
 use super::series::{MonthCount, SeriesError, monthly, query};
-use super::window_release::releasable;
+use super::window_release::{holds_a_small_month, releasable};
 use crate::aggregate::{DisclosureRules, one_violation, querier_of_uri};
 use crate::audit::{AuditEntry, AuditTrail, record_durably};
 use crate::policy::Policy;
@@ -114,7 +115,7 @@ impl PracticeOutcomes {
 
     /// The windows' sums of `series`, each count under the small-cell rule and released only
     /// when no other allowed window length's count differs from it by a small count
-    /// ([`releasable`]).
+    /// ([`releasable`]) and none of its months holds a small count ([`holds_a_small_month`]).
     fn release(
         &self,
         intervention: &Intervention,
@@ -129,16 +130,19 @@ impl PracticeOutcomes {
             .map(|other| before_after(series, start, *other).counts)
             .collect();
         let rule = &self.rules.small_cells;
-        let side = |count: u64, other: fn(&BeforeAfter) -> u64| {
+        let side = |count: u64, other: fn(&BeforeAfter) -> u64, before: bool| {
             let others: Vec<u64> = others.iter().map(other).collect();
-            if releasable(count, &others, rule) {
+            let small_month = holds_a_small_month(series, start, window, before, rule);
+            if releasable(count, &others, rule) && !small_month {
                 (count, false)
             } else {
                 (0, true)
             }
         };
-        let (before_events, before_suppressed) = side(w.counts.before.events, |c| c.before.events);
-        let (after_events, after_suppressed) = side(w.counts.after.events, |c| c.after.events);
+        let (before_events, before_suppressed) =
+            side(w.counts.before.events, |c| c.before.events, true);
+        let (after_events, after_suppressed) =
+            side(w.counts.after.events, |c| c.after.events, false);
         pb::PracticeOutcomeResponse {
             adopted: true,
             start_month: start.to_string(),
