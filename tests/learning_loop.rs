@@ -393,6 +393,60 @@ async fn a_planted_practice_effect_is_recovered_and_interventions_stay_at_the_fa
         .into_inner();
     assert_eq!(listed.interventions.len(), 1);
     assert_eq!(listed.interventions[0].narrative, NARRATIVE);
+
+    // The PSO publishes the bundle as guidance; the partner's report shows it and the effect.
+    let dir = net.dir().join("guidance");
+    std::fs::create_dir_all(&dir).unwrap();
+    std::fs::write(dir.join("fall-bundle.md"), BUNDLE_GUIDANCE).unwrap();
+    net.start_gateway(move |config| {
+        config.disclosure.min_facilities = ADOPTERS as u32;
+        config.guidance = Some(psonet_gateway::guidance::GuidanceConfig {
+            dir,
+            reload_interval_ms: 200,
+        });
+    })
+    .await
+    .unwrap();
+    let html = net.dir().join("report.html");
+    let made = psonet(&[
+        "report",
+        "--gateway",
+        &net.gateway_addr().unwrap().to_string(),
+        "--identity",
+        net.layout.partner_identity.to_str().unwrap(),
+        "--from",
+        "2024-01",
+        "--to",
+        "2025-12",
+        "--out",
+        html.to_str().unwrap(),
+    ]);
+    let progress = String::from_utf8_lossy(&made.stderr);
+    assert!(made.status.success(), "{progress}");
+    assert!(
+        progress.contains("PracticeEffect(fall-bundle, falls): answered"),
+        "{progress}"
+    );
+    let html = std::fs::read_to_string(html).unwrap();
+    let part = &html[html.find("id=\"learning\"").expect("a learning section")..];
+    for words in [
+        "Fall-prevention bundle",
+        "best practice",
+        "Adopters (4 facilities): rate ratio after/before",
+        "Non-adopters (4 facilities)",
+        "<title>fall-bundle: Falls rate ratio after vs before</title>",
+        "Forest plot data",
+    ] {
+        assert!(
+            part.contains(words),
+            "{words:?} not in the report's learning section"
+        );
+    }
+    assert!(
+        (1..=8).all(|i| !html.contains(&format!("facility-{i}"))),
+        "the partner's report names a facility"
+    );
+    assert!(!html.contains(NARRATIVE));
     let config = net.nodes[0].config.clone();
     net.nodes[0].stop().await.unwrap();
 

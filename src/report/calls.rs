@@ -11,7 +11,11 @@
 
 use super::reader::Reader;
 use crate::client;
-use psonet_core::pb::{self, benchmark_service_client::BenchmarkServiceClient};
+use psonet_core::pb::{
+    self, benchmark_service_client::BenchmarkServiceClient,
+    guidance_service_client::GuidanceServiceClient,
+    practice_effect_service_client::PracticeEffectServiceClient,
+};
 use std::io::Write;
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
@@ -38,6 +42,8 @@ pub struct Plan {
 pub struct Gateway {
     /// A client on the caller's identity.
     pub client: BenchmarkServiceClient<Channel>,
+    /// The same connection, for the learning loop's services.
+    pub channel: Channel,
     /// The address asked, for explanations.
     pub addr: String,
     /// The identity directory, for explanations.
@@ -115,6 +121,44 @@ pub struct MetricAnswers {
     pub calls: MetricCalls,
 }
 
+/// One practice's effect on one metric, as `PracticeEffect` answered it.
+#[derive(Debug, Clone)]
+pub struct PracticeAnswer {
+    /// The practice code the guidance recommends.
+    pub practice: String,
+    /// The guidance item's title.
+    pub guidance: String,
+    /// The metric id.
+    pub metric: String,
+    /// The answer.
+    pub effect: Outcome<pb::PracticeEffectResponse>,
+}
+
+/// The learning loop's answers for a partner's report: guidance in force, its adoption, and
+/// the effect of each practice it recommends on each metric it names.
+#[derive(Debug, Clone)]
+pub struct LearningAnswers {
+    /// `ListGuidance`.
+    pub guidance: Outcome<pb::ListGuidanceResponse>,
+    /// `GuidanceAdoption`.
+    pub adoption: Outcome<pb::GuidanceAdoptionResponse>,
+    /// `PracticeEffect` per (practice, metric) the guidance names.
+    pub effects: Vec<PracticeAnswer>,
+}
+
+impl LearningAnswers {
+    fn failures(&self) -> Vec<&Failure> {
+        let mut out: Vec<&Failure> = failure(&self.guidance).into_iter().collect();
+        out.extend(failure(&self.adoption));
+        out.extend(self.effects.iter().filter_map(|e| failure(&e.effect)));
+        out
+    }
+
+    fn calls(&self) -> usize {
+        2 + self.effects.len()
+    }
+}
+
 /// Everything the gateway answered for one report.
 #[derive(Debug, Clone)]
 pub struct Gathered {
@@ -122,6 +166,8 @@ pub struct Gathered {
     pub catalogue: Outcome<pb::ListMetricsResponse>,
     /// One entry per catalogue metric, in catalogue order.
     pub metrics: Vec<MetricAnswers>,
+    /// The learning loop's part (a partner's report only).
+    pub learning: Option<LearningAnswers>,
 }
 
 impl Gathered {
@@ -137,6 +183,9 @@ impl Gathered {
                 MetricCalls::Facility { scorecard } => failures.extend(failure(scorecard)),
             }
         }
+        if let Some(learning) = &self.learning {
+            failures.extend(learning.failures());
+        }
         failures
     }
 
@@ -147,6 +196,7 @@ impl Gathered {
             MetricCalls::Facility { .. } => 1,
         };
         1 + self.metrics.iter().map(per_metric).sum::<usize>()
+            + self.learning.as_ref().map_or(0, LearningAnswers::calls)
     }
 }
 
@@ -197,9 +247,74 @@ pub async fn gather(gateway: Gateway, plan: &Plan, progress: &mut impl Write) ->
         );
         answers.push(MetricAnswers { metric, calls });
     }
+    let learning = match plan.reader {
+        Reader::Network { .. } => Some(learning_calls(&gateway, plan, progress).await),
+        Reader::Facility { .. } => None,
+    };
     Gathered {
         catalogue,
         metrics: answers,
+        learning,
+    }
+}
+
+/// Guidance in force, its adoption, and the effect of every practice it recommends on every
+/// metric it names — one line of progress for the guidance, one per effect.
+async fn learning_calls(
+    gateway: &Gateway,
+    plan: &Plan,
+    progress: &mut impl Write,
+) -> LearningAnswers {
+    let mut client = GuidanceServiceClient::new(gateway.channel.clone());
+    let started = Instant::now();
+    let result = client
+        .list_guidance(request(plan, pb::ListGuidanceRequest {}))
+        .await;
+    let guidance = gateway.settle("ListGuidance", started, result).await;
+    let started = Instant::now();
+    let result = client
+        .guidance_adoption(request(plan, pb::GuidanceAdoptionRequest {}))
+        .await;
+    let adoption = gateway.settle("GuidanceAdoption", started, result).await;
+    let items = guidance
+        .as_ref()
+        .map(|g| g.response.items.clone())
+        .unwrap_or_default();
+    let _ = writeln!(progress, "guidance: {} item(s) in force", items.len());
+    let mut effects = Vec::new();
+    for item in items.iter().filter(|i| !i.practice_code.is_empty()) {
+        for metric in &item.metric_ids {
+            let started = Instant::now();
+            let ask = pb::PracticeEffectRequest {
+                practice_code: item.practice_code.clone(),
+                metric: metric.clone(),
+                ..Default::default()
+            };
+            let result = PracticeEffectServiceClient::new(gateway.channel.clone())
+                .practice_effect(request(plan, ask))
+                .await;
+            let call = format!("PracticeEffect({}, {metric})", item.practice_code);
+            let effect = gateway.settle(&call, started, result).await;
+            let _ = writeln!(
+                progress,
+                "{call}: {}",
+                match &effect {
+                    Ok(_) => "answered".to_string(),
+                    Err(missing) => missing_words(missing),
+                }
+            );
+            effects.push(PracticeAnswer {
+                practice: item.practice_code.clone(),
+                guidance: item.title.clone(),
+                metric: metric.clone(),
+                effect,
+            });
+        }
+    }
+    LearningAnswers {
+        guidance,
+        adoption,
+        effects,
     }
 }
 

@@ -62,6 +62,9 @@ pub fn render(report: &Report) -> String {
         };
         body += "</section>";
     }
+    if let Some(learning) = &gathered.learning {
+        body += &sections::learning::render(learning, &redactor);
+    }
     let settings = methods::Settings {
         plan,
         min_cell_count: min_cell_count(gathered),
@@ -287,6 +290,7 @@ mod tests {
                     },
                 },
             ],
+            learning: None,
         }
     }
 

@@ -80,7 +80,8 @@ pub async fn run(args: Args) -> Result<()> {
         timeout: Duration::from_secs(args.timeout.max(1)),
     };
     let gateway = calls::Gateway {
-        client: BenchmarkServiceClient::new(channel),
+        client: BenchmarkServiceClient::new(channel.clone()),
+        channel,
         addr: query.gateway.clone(),
         identity: query.identity.clone(),
     };

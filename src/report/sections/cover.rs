@@ -68,6 +68,9 @@ pub fn render(plan: &Plan, gathered: &Gathered, generated: &str, redactor: &Reda
                 esc(&m.metric.name)
             );
         }
+        if gathered.learning.is_some() {
+            out += "<li><a href=\"#learning\">Guidance and practice effects</a></li>";
+        }
         out += "<li><a href=\"#methods\">Methods</a></li></ol></nav>";
     }
     out

@@ -9,6 +9,7 @@
 
 pub mod cover;
 pub mod figures;
+pub mod learning;
 pub mod methods;
 pub mod metric_benchmark;
 pub mod scorecard;
