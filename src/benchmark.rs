@@ -7,10 +7,11 @@
 
 use crate::client;
 use crate::render::{export, plot, table};
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, anyhow, bail};
 use psonet_core::month::{Month, MonthRange};
 use psonet_core::pb::{self, benchmark_service_client::BenchmarkServiceClient};
 use psonet_gateway::metric::catalogue::enum_value;
+use psonet_gateway::peer_group::add_attribute;
 use std::io::Write;
 use std::path::{Path, PathBuf};
 use tonic::transport::Channel;
@@ -226,42 +227,7 @@ pub fn peer_group(flags: &[String]) -> Result<Option<pb::PeerGroup>> {
         let (key, value) = flag
             .split_once('=')
             .with_context(|| format!("--peer {flag}: expected KEY=VALUE"))?;
-        let (list, parsed) = match key {
-            "bed_size_band" | "beds" => (
-                &mut group.bed_size_bands,
-                enum_value(value, "BED_SIZE_BAND_", |s| {
-                    pb::BedSizeBand::from_str_name(s).map(|v| v as i32)
-                }),
-            ),
-            "teaching" => (
-                &mut group.teaching,
-                enum_value(value, "TEACHING_STATUS_", |s| {
-                    pb::TeachingStatus::from_str_name(s).map(|v| v as i32)
-                }),
-            ),
-            "facility_type" | "type" => (
-                &mut group.facility_types,
-                enum_value(value, "FACILITY_TYPE_", |s| {
-                    pb::FacilityType::from_str_name(s).map(|v| v as i32)
-                }),
-            ),
-            "region" => (
-                &mut group.regions,
-                enum_value(value, "CENSUS_REGION_", |s| {
-                    pb::CensusRegion::from_str_name(s).map(|v| v as i32)
-                }),
-            ),
-            "urbanicity" => (
-                &mut group.urbanicity,
-                enum_value(value, "URBANICITY_", |s| {
-                    pb::Urbanicity::from_str_name(s).map(|v| v as i32)
-                }),
-            ),
-            _ => bail!(
-                "--peer {flag}: unknown key {key:?} (bed_size_band, teaching, facility_type, region, urbanicity)"
-            ),
-        };
-        list.push(parsed.with_context(|| format!("--peer {flag}: unknown value {value:?}"))?);
+        add_attribute(&mut group, key, value).map_err(|why| anyhow!("--peer {flag}: {why}"))?;
     }
     Ok(Some(group))
 }

@@ -11,6 +11,58 @@ use psonet_core::pb;
 use psonet_core::violations::FieldViolations;
 use serde::{Deserialize, Serialize};
 
+/// Adds `key=value` — a registry attribute (`bed_size_band` or `beds`, `teaching`,
+/// `facility_type` or `type`, `region`, `urbanicity`) and one of its values — to `group`: the
+/// one reader of peer groups written as text, for `psonet --peer` flags and the `peer_group:`
+/// line of guidance.
+pub fn add_attribute(group: &mut pb::PeerGroup, key: &str, value: &str) -> Result<(), String> {
+    let (list, parsed) = match key.trim() {
+        "bed_size_band" | "beds" => (
+            &mut group.bed_size_bands,
+            enum_value(value, "BED_SIZE_BAND_", |s| {
+                pb::BedSizeBand::from_str_name(s).map(|v| v as i32)
+            }),
+        ),
+        "teaching" => (
+            &mut group.teaching,
+            enum_value(value, "TEACHING_STATUS_", |s| {
+                pb::TeachingStatus::from_str_name(s).map(|v| v as i32)
+            }),
+        ),
+        "facility_type" | "type" => (
+            &mut group.facility_types,
+            enum_value(value, "FACILITY_TYPE_", |s| {
+                pb::FacilityType::from_str_name(s).map(|v| v as i32)
+            }),
+        ),
+        "region" => (
+            &mut group.regions,
+            enum_value(value, "CENSUS_REGION_", |s| {
+                pb::CensusRegion::from_str_name(s).map(|v| v as i32)
+            }),
+        ),
+        "urbanicity" => (
+            &mut group.urbanicity,
+            enum_value(value, "URBANICITY_", |s| {
+                pb::Urbanicity::from_str_name(s).map(|v| v as i32)
+            }),
+        ),
+        other => {
+            return Err(format!(
+                "unknown attribute {other:?} (bed_size_band, teaching, facility_type, region, \
+                 urbanicity)"
+            ));
+        }
+    };
+    match parsed.filter(|v| *v != 0) {
+        Some(v) => {
+            list.push(v);
+            Ok(())
+        }
+        None => Err(format!("{}={}: unknown value", key.trim(), value.trim())),
+    }
+}
+
 /// A facility's peer attributes as written in the registry.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]

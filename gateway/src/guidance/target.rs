@@ -3,7 +3,7 @@
 //! benchmark uses, so an alert for critical-access hospitals reaches those and is counted over
 //! those only.
 
-use crate::metric::catalogue::enum_value;
+use crate::peer_group::add_attribute;
 use psonet_core::pb;
 
 /// The peer group `text` describes: `key=value` pairs separated by commas; several values of
@@ -14,48 +14,7 @@ pub fn parse_peer_group(text: &str) -> Result<pb::PeerGroup, String> {
         let (key, value) = pair
             .split_once('=')
             .ok_or_else(|| format!("{pair:?}: expected key=value"))?;
-        let (list, parsed) = match key.trim() {
-            "bed_size_band" => (
-                &mut group.bed_size_bands,
-                enum_value(value, "BED_SIZE_BAND_", |s| {
-                    pb::BedSizeBand::from_str_name(s).map(|v| v as i32)
-                }),
-            ),
-            "teaching" => (
-                &mut group.teaching,
-                enum_value(value, "TEACHING_STATUS_", |s| {
-                    pb::TeachingStatus::from_str_name(s).map(|v| v as i32)
-                }),
-            ),
-            "facility_type" => (
-                &mut group.facility_types,
-                enum_value(value, "FACILITY_TYPE_", |s| {
-                    pb::FacilityType::from_str_name(s).map(|v| v as i32)
-                }),
-            ),
-            "region" => (
-                &mut group.regions,
-                enum_value(value, "CENSUS_REGION_", |s| {
-                    pb::CensusRegion::from_str_name(s).map(|v| v as i32)
-                }),
-            ),
-            "urbanicity" => (
-                &mut group.urbanicity,
-                enum_value(value, "URBANICITY_", |s| {
-                    pb::Urbanicity::from_str_name(s).map(|v| v as i32)
-                }),
-            ),
-            other => {
-                return Err(format!(
-                    "unknown attribute {other:?} (bed_size_band, teaching, facility_type, region, \
-                     urbanicity)"
-                ));
-            }
-        };
-        match parsed.filter(|v| *v != 0) {
-            Some(v) => list.push(v),
-            None => return Err(format!("{key}={value}: unknown value")),
-        }
+        add_attribute(&mut group, key, value)?;
     }
     Ok(group)
 }
