@@ -255,14 +255,13 @@ impl<'a> SecureRun<'a> {
             cohort: wire_keys,
             threshold: threshold as u32,
         }));
-        let known = SecureRequest::MaskedOnKnownCohort(Arc::new(
-            pb::MaskedRoundOnKnownCohortRequest {
+        let known =
+            SecureRequest::MaskedOnKnownCohort(Arc::new(pb::MaskedRoundOnKnownCohortRequest {
                 query_id: query_id.0.to_vec(),
                 query: Some((**query).clone()),
                 cohort_hash: hash.to_vec(),
                 threshold: threshold as u32,
-            },
-        ));
+            }));
         let mut keys_sent: Vec<bool> = members
             .iter()
             .map(|f| !ctx.secure.keys.holds(&f.id, &hash))
@@ -287,7 +286,10 @@ impl<'a> SecureRun<'a> {
             for facility in &again {
                 ctx.secure.keys.set_held(&facility.id, &hash, false);
             }
-            tracing::info!(members = again.len(), "members do not hold the cohort: sending its keys");
+            tracing::info!(
+                members = again.len(),
+                "members do not hold the cohort: sending its keys"
+            );
             let resent = call_each(
                 &again,
                 vec![full.clone(); again.len()],

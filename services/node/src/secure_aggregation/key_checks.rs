@@ -102,9 +102,11 @@ impl KeyChecks {
             }
             known.keys.clone()
         };
-        let checked = stale_keys
-            .iter()
-            .try_for_each(|k| self.verify(k).map(|_| ()).map_err(|e| (k.facility.clone(), e)));
+        let checked = stale_keys.iter().try_for_each(|k| {
+            self.verify(k)
+                .map(|_| ())
+                .map_err(|e| (k.facility.clone(), e))
+        });
         let mut cohorts = self.cohorts.lock().unwrap_or_else(PoisonError::into_inner);
         match checked {
             Ok(()) => {
