@@ -105,6 +105,9 @@ fn set_digest(set: &BTreeSet<String>) -> [u8; 32] {
     History::of(vec![set.clone()]).digest
 }
 
+/// A verdict's key: the digests of a month's history and of the set checked against it.
+type VerdictKey = ([u8; 32], [u8; 32]);
+
 /// Verdicts remembered at most; the memo is emptied beyond it.
 const MAX_VERDICTS: usize = 4096;
 
@@ -117,7 +120,7 @@ pub struct Participants {
     /// Months' histories as decoded from `tree` (and updated with it).
     loaded: Mutex<HashMap<Month, Arc<History>>>,
     /// The rule's verdicts, by (history digest, set digest).
-    verdicts: Mutex<HashMap<([u8; 32], [u8; 32]), Admission>>,
+    verdicts: Mutex<HashMap<VerdictKey, Admission>>,
 }
 
 impl Participants {
