@@ -343,7 +343,12 @@ async fn a6c_the_federation_listener_exposes_only_aggregates_health_and_reflecti
     assert_eq!(services["psonet.v1.AggregateService"], ["Aggregate"]);
     assert_eq!(
         services["psonet.v1.SecureAggregationService"],
-        ["GetMaskingKey", "MaskedRound", "UnmaskRound"]
+        [
+            "GetMaskingKey",
+            "MaskedRound",
+            "MaskedRoundOnKnownCohort",
+            "UnmaskRound"
+        ]
     );
     assert_eq!(
         services["psonet.v1.PracticeOutcomeService"],

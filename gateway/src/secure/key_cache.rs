@@ -6,6 +6,10 @@
 //! key is kept for its epoch (a calendar month); the cache empties when the month changes, and
 //! a member's entry is dropped when a node says the key is stale (it restarted) or untrusted, so
 //! the next round fetches it again.
+//!
+//! It also remembers which members hold which cohort: a member that answered a round 1 carrying
+//! a cohort's keys has checked and kept them, so later rounds name that cohort by its hash
+//! (`MaskedRoundOnKnownCohort`) instead of sending it the n keys and certificates again.
 
 use super::node_call::{CallFailure, SecureReply, SecureRequest, call_each};
 use crate::client::registry::Facility;
@@ -13,13 +17,18 @@ use psonet_core::pb::{self, CoverageStatus};
 use psonet_core::secagg::masking_key::{Epoch, MaskingKeyError, MaskingKeyVerifier};
 use psonet_core::wire::masking_key_from_wire;
 use rustls::pki_types::UnixTime;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::{Mutex, PoisonError};
 use std::time::Instant;
+
+/// Cohorts (by hash) a member is remembered to hold, at most.
+const HELD_PER_MEMBER: usize = 16;
 
 struct Cached {
     epoch: Epoch,
     keys: HashMap<String, pb::SignedMaskingKey>,
+    /// Per facility, the hashes of the cohorts it answered a round 1 with the keys of.
+    held: HashMap<String, HashSet<[u8; 32]>>,
 }
 
 /// Verified masking keys of the current epoch, by facility.
@@ -36,6 +45,7 @@ impl KeyCache {
             cached: Mutex::new(Cached {
                 epoch: Epoch::current(),
                 keys: HashMap::new(),
+                held: HashMap::new(),
             }),
         }
     }
@@ -53,6 +63,7 @@ impl KeyCache {
             if cached.epoch != epoch {
                 cached.epoch = epoch;
                 cached.keys.clear();
+                cached.held.clear();
             }
             facilities
                 .iter()
@@ -141,12 +152,34 @@ impl KeyCache {
         Ok(wire)
     }
 
-    /// Forgets `facility`'s key, so the next round fetches it again.
+    /// Forgets `facility`'s key, so the next round fetches it again, and the cohorts it held.
     pub fn forget(&self, facility: &str) {
+        let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
+        cached.keys.remove(facility);
+        cached.held.remove(facility);
+    }
+
+    /// Whether `facility` is remembered to hold the cohort of `hash`.
+    pub fn holds(&self, facility: &str, hash: &[u8; 32]) -> bool {
         self.cached
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
-            .keys
-            .remove(facility);
+            .held
+            .get(facility)
+            .is_some_and(|held| held.contains(hash))
+    }
+
+    /// Remembers that `facility` holds (`true`) or does not hold the cohort of `hash`.
+    pub fn set_held(&self, facility: &str, hash: &[u8; 32], holds: bool) {
+        let mut cached = self.cached.lock().unwrap_or_else(PoisonError::into_inner);
+        let held = cached.held.entry(facility.to_string()).or_default();
+        if !holds {
+            held.remove(hash);
+            return;
+        }
+        if held.len() >= HELD_PER_MEMBER {
+            held.clear();
+        }
+        held.insert(*hash);
     }
 }

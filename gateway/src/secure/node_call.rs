@@ -32,6 +32,8 @@ pub enum SecureRequest {
     MaskingKey(pb::GetMaskingKeyRequest),
     /// `MaskedRound`.
     Masked(Arc<pb::MaskedRoundRequest>),
+    /// `MaskedRoundOnKnownCohort` (answered as `MaskedRound` is).
+    MaskedOnKnownCohort(Arc<pb::MaskedRoundOnKnownCohortRequest>),
     /// `UnmaskRound`.
     Unmask(pb::UnmaskRoundRequest),
 }
@@ -40,7 +42,7 @@ pub enum SecureRequest {
 pub enum SecureReply {
     /// `GetMaskingKey`.
     MaskingKey(pb::GetMaskingKeyResponse),
-    /// `MaskedRound`.
+    /// `MaskedRound` or `MaskedRoundOnKnownCohort`.
     Masked(pb::MaskedRoundResponse),
     /// `UnmaskRound`.
     Unmask(pb::UnmaskRoundResponse),
@@ -98,6 +100,14 @@ impl Service<SecureRequest> for SecureCall {
                         .masked_round(prepare((*r).clone(), deadline))
                         .await?
                         .into_inner(),
+                ),
+                SecureRequest::MaskedOnKnownCohort(r) => SecureReply::Masked(
+                    client
+                        .masked_round_on_known_cohort(prepare((*r).clone(), deadline))
+                        .await?
+                        .into_inner()
+                        .answer
+                        .unwrap_or_default(),
                 ),
                 SecureRequest::Unmask(r) => SecureReply::Unmask(
                     client

@@ -32,6 +32,9 @@ use tonic::Status;
 
 /// ErrorInfo reasons after which a member's key is fetched again and round 1 rerun.
 const REFETCH_REASONS: [&str; 2] = ["STALE_MASKING_KEY", "UNTRUSTED_MASKING_KEY"];
+/// ErrorInfo reason of a member that does not hold the cohort named by its hash: it is sent the
+/// keys, under the same query id.
+const UNKNOWN_COHORT: &str = "UNKNOWN_COHORT";
 
 /// A member's round-1 answer, checked against the query's layout.
 struct Masked {
@@ -243,24 +246,66 @@ impl<'a> SecureRun<'a> {
         .map_err(|e| Status::internal(format!("the cohort's keys do not make a cohort: {e}")))?;
         let threshold = min_threshold(members.len());
         let query_id = QueryId(rand::random());
-        let request = SecureRequest::Masked(Arc::new(pb::MaskedRoundRequest {
+        // A member that answered a round 1 with this cohort's keys holds them: it is sent the
+        // cohort's hash; the others, and any that no longer hold it, the keys.
+        let hash = cohort.hash().0;
+        let full = SecureRequest::Masked(Arc::new(pb::MaskedRoundRequest {
             query_id: query_id.0.to_vec(),
             query: Some((**query).clone()),
             cohort: wire_keys,
             threshold: threshold as u32,
         }));
+        let known =
+            SecureRequest::MaskedOnKnownCohort(Arc::new(pb::MaskedRoundOnKnownCohortRequest {
+                query_id: query_id.0.to_vec(),
+                query: Some((**query).clone()),
+                cohort_hash: hash.to_vec(),
+                threshold: threshold as u32,
+            }));
+        let mut keys_sent: Vec<bool> = members
+            .iter()
+            .map(|f| !ctx.secure.keys.holds(&f.id, &hash))
+            .collect();
+        let requests = keys_sent
+            .iter()
+            .map(|&sent| if sent { full.clone() } else { known.clone() })
+            .collect();
         let now = Instant::now();
         let round_one_until = now + until.saturating_duration_since(now) * 2 / 3;
-        let answers = call_each(
-            &members,
-            vec![request; members.len()],
-            round_one_until,
-            "masked_round",
-        )
-        .await;
+        let mut answers = call_each(&members, requests, round_one_until, "masked_round").await;
+        let unknown: Vec<usize> = answers
+            .iter()
+            .enumerate()
+            .filter(|(_, called)| {
+                matches!(&called.result, Err(f) if f.reason.as_deref() == Some(UNKNOWN_COHORT))
+            })
+            .map(|(i, _)| i)
+            .collect();
+        if !unknown.is_empty() {
+            let again: Vec<&Facility> = unknown.iter().map(|&i| members[i]).collect();
+            for facility in &again {
+                ctx.secure.keys.set_held(&facility.id, &hash, false);
+            }
+            tracing::info!(
+                members = again.len(),
+                "members do not hold the cohort: sending its keys"
+            );
+            let resent = call_each(
+                &again,
+                vec![full.clone(); again.len()],
+                round_one_until,
+                "masked_round",
+            )
+            .await;
+            for (&i, mut called) in unknown.iter().zip(resent) {
+                called.latency += answers[i].latency;
+                answers[i] = called;
+                keys_sent[i] = true;
+            }
+        }
         let n = members.len();
         let mut run_members = Vec::with_capacity(n);
-        for (facility, called) in members.iter().zip(answers) {
+        for ((facility, called), sent_keys) in members.iter().zip(answers).zip(keys_sent) {
             let standing = standings
                 .iter_mut()
                 .find(|s| s.facility == facility.id)
@@ -272,6 +317,9 @@ impl<'a> SecureRun<'a> {
             let status = masked
                 .as_ref()
                 .map_or_else(|f| f.status, |_| CoverageStatus::Ok);
+            if masked.is_ok() && sent_keys {
+                ctx.secure.keys.set_held(&facility.id, &hash, true);
+            }
             ctx.registry.metrics().record(
                 &facility.id,
                 status.as_str_name().trim_start_matches("COVERAGE_STATUS_"),

@@ -5,7 +5,8 @@
 //! The arithmetic is `psonet_core::secagg`'s; this module holds what a node adds around it, one
 //! concept per file:
 //! - [`epoch_key`]: the masking key of the month, signed with the federation certificate's key;
-//! - [`key_checks`]: the cohort's keys checked against the network CA, verdicts remembered;
+//! - [`key_checks`]: the cohort's keys checked against the network CA, verdicts and checked
+//!   cohorts remembered (a round 1 may name a checked cohort by its hash);
 //! - [`round_one`] and [`round_two`]: the two rounds, each computed on one thread without
 //!   yielding, with its CPU time measured ([`cpu_time`]);
 //! - [`round_log`]: which query ids were answered, per round (sled);
@@ -258,7 +259,32 @@ impl SecureAggregationService for SecureAggregates {
         let req = request.into_inner();
         let querier = req.query.as_ref().map_or("", |q| q.querier.as_str());
         let entry = audit_entry(&caller, 1, querier);
-        self.respond(self.round_one(&caller, &req, entry)).await
+        let digest = request_digest(&req);
+        self.respond(self.round_one(&caller, &req, None, digest, entry))
+            .await
+    }
+
+    async fn masked_round_on_known_cohort(
+        &self,
+        request: Request<pb::MaskedRoundOnKnownCohortRequest>,
+    ) -> Result<Response<pb::MaskedRoundOnKnownCohortResponse>, Status> {
+        let caller = psonet_serve::auth::caller(&request)?.clone();
+        let known = request.into_inner();
+        let digest = request_digest(&known);
+        let req = pb::MaskedRoundRequest {
+            query_id: known.query_id,
+            query: known.query,
+            cohort: Vec::new(),
+            threshold: known.threshold,
+        };
+        let querier = req.query.as_ref().map_or("", |q| q.querier.as_str());
+        let entry = audit_entry(&caller, 1, querier);
+        let answer = self
+            .respond(self.round_one(&caller, &req, Some(&known.cohort_hash), digest, entry))
+            .await?;
+        Ok(Response::new(pb::MaskedRoundOnKnownCohortResponse {
+            answer: Some(answer.into_inner()),
+        }))
     }
 
     async fn unmask_round(

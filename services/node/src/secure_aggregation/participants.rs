@@ -19,13 +19,20 @@
 //! cohort shape, far below the bound; a gateway that tried many shapes to push old sets out would
 //! have to get each of them admitted first, and each admitted set is itself checked against the
 //! 63 kept. Months are bounded by the data the node holds (120 months per query range at most).
+//!
+//! Each round 1 and round 2 checks every month of its query, so the histories are kept decoded
+//! in memory as well (this type is the tree's only writer: it updates both under its lock), each
+//! with a digest, and the rule's verdict on a (history, set) pair is remembered: the rule is a
+//! pure function of the two, and a network that asks the same cohort again would otherwise
+//! decode and solve the same months in every round.
 
 use prost::Message;
 use psonet_core::month::Month;
 use psonet_core::secagg::differencing::{Admission, DifferencingError, ParticipantSets};
+use ring::digest::{Context, SHA256};
 use sled::Tree;
 use std::collections::{BTreeSet, HashMap};
-use std::sync::{Mutex, PoisonError};
+use std::sync::{Arc, Mutex, PoisonError};
 
 /// Name of the sled tree of participant sets.
 pub const PARTICIPANTS_TREE: &str = "secagg_participants";
@@ -68,7 +75,41 @@ pub enum ParticipantsError {
 }
 
 /// A month, its stored sets, and whether a new set adds to them.
-type Verdict = (Month, Vec<BTreeSet<String>>, Admission);
+type Verdict = (Month, Arc<History>, Admission);
+
+/// One month's sets, decoded, with the digest of their stored form.
+#[derive(Debug)]
+struct History {
+    sets: Vec<BTreeSet<String>>,
+    digest: [u8; 32],
+}
+
+impl History {
+    fn of(sets: Vec<BTreeSet<String>>) -> Self {
+        let mut ctx = Context::new(&SHA256);
+        for set in &sets {
+            ctx.update(&(set.len() as u64).to_be_bytes());
+            for facility in set {
+                ctx.update(&(facility.len() as u64).to_be_bytes());
+                ctx.update(facility.as_bytes());
+            }
+        }
+        let mut digest = [0u8; 32];
+        digest.copy_from_slice(ctx.finish().as_ref());
+        Self { sets, digest }
+    }
+}
+
+/// The digest of one set, as [`History::of`] hashes a set.
+fn set_digest(set: &BTreeSet<String>) -> [u8; 32] {
+    History::of(vec![set.clone()]).digest
+}
+
+/// A verdict's key: the digests of a month's history and of the set checked against it.
+type VerdictKey = ([u8; 32], [u8; 32]);
+
+/// Verdicts remembered at most; the memo is emptied beyond it.
+const MAX_VERDICTS: usize = 4096;
 
 /// The participant-set history of this node.
 pub struct Participants {
@@ -76,6 +117,10 @@ pub struct Participants {
     /// Round 2 checks and stores under it, so two concurrent rounds cannot both pass a check
     /// that only one of them would pass after the other's set is stored.
     admitting: Mutex<()>,
+    /// Months' histories as decoded from `tree` (and updated with it).
+    loaded: Mutex<HashMap<Month, Arc<History>>>,
+    /// The rule's verdicts, by (history digest, set digest).
+    verdicts: Mutex<HashMap<VerdictKey, Admission>>,
 }
 
 impl Participants {
@@ -84,18 +129,42 @@ impl Participants {
         Self {
             tree,
             admitting: Mutex::new(()),
+            loaded: Mutex::new(HashMap::new()),
+            verdicts: Mutex::new(HashMap::new()),
         }
     }
 
-    fn load(&self, month: Month) -> Result<Vec<BTreeSet<String>>, ParticipantsError> {
-        Ok(match self.tree.get(month.index().to_be_bytes())? {
+    fn load_history(&self, month: Month) -> Result<Arc<History>, ParticipantsError> {
+        if let Some(h) = self
+            .loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .get(&month)
+        {
+            return Ok(h.clone());
+        }
+        let sets = match self.tree.get(month.index().to_be_bytes())? {
             Some(bytes) => MonthHistory::decode(bytes.as_ref())?
                 .sets
                 .into_iter()
                 .map(|s| s.facilities.into_iter().collect())
                 .collect(),
             None => Vec::new(),
-        })
+        };
+        // A round 2 may have stored a newer history meanwhile: it wins (it inserts after writing
+        // the tree, so what it inserted is never older than what was read here).
+        Ok(self
+            .loaded
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .entry(month)
+            .or_insert_with(|| Arc::new(History::of(sets)))
+            .clone())
+    }
+
+    #[cfg(test)]
+    fn load(&self, month: Month) -> Result<Vec<BTreeSet<String>>, ParticipantsError> {
+        Ok(self.load_history(month)?.sets.clone())
     }
 
     /// Checks `set` against the history of every month in `months`; months with the same
@@ -110,20 +179,31 @@ impl Participants {
         months: &[Month],
         set: &BTreeSet<String>,
     ) -> Result<Vec<Verdict>, ParticipantsError> {
-        let mut verdicts: HashMap<Vec<BTreeSet<String>>, Admission> = HashMap::new();
+        let of_set = set_digest(set);
         let mut out = Vec::with_capacity(months.len());
         for month in months {
-            let history = self.load(*month)?;
-            let admission = match verdicts.get(&history) {
-                Some(a) => *a,
+            let history = self.load_history(*month)?;
+            let key = (history.digest, of_set);
+            let known = self
+                .verdicts
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner)
+                .get(&key)
+                .copied();
+            let admission = match known {
+                Some(a) => a,
                 None => {
-                    let a = ParticipantSets::from_sets(history.clone())
+                    let a = ParticipantSets::from_sets(history.sets.clone())
                         .check(set)
                         .map_err(|error| ParticipantsError::Differencing {
                             month: *month,
                             error,
                         })?;
-                    verdicts.insert(history.clone(), a);
+                    let mut verdicts = self.verdicts.lock().unwrap_or_else(PoisonError::into_inner);
+                    if verdicts.len() >= MAX_VERDICTS {
+                        verdicts.clear();
+                    }
+                    verdicts.insert(key, a);
                     a
                 }
             };
@@ -148,24 +228,35 @@ impl Participants {
         let verdicts = self.check_all(months, set)?;
         let answered = answer();
         if answered.is_ok() {
-            for (month, mut history, admission) in verdicts {
+            for (month, history, admission) in verdicts {
                 if admission == Admission::AlreadySpanned {
                     continue;
                 }
+                let mut history = history.sets.clone();
                 history.push(set.clone());
                 if history.len() > MAX_SETS_PER_MONTH {
                     history.remove(0);
                 }
                 let stored = MonthHistory {
                     sets: history
-                        .into_iter()
+                        .iter()
                         .map(|s| StoredSet {
-                            facilities: s.into_iter().collect(),
+                            facilities: s.iter().cloned().collect(),
                         })
                         .collect(),
                 };
+                // The memory follows the tree: forgotten first, so that a failed write leaves
+                // the month to be read from the tree again.
+                self.loaded
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .remove(&month);
                 self.tree
                     .insert(month.index().to_be_bytes(), stored.encode_to_vec())?;
+                self.loaded
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .insert(month, Arc::new(History::of(history)));
             }
         }
         Ok(answered)

@@ -24,6 +24,8 @@ pub const COHORT_TOO_SMALL: &str = "COHORT_TOO_SMALL";
 pub const COHORT_DIFFERENCING: &str = "COHORT_DIFFERENCING";
 /// The query id was used by another request.
 pub const QUERY_ID_REUSED: &str = "QUERY_ID_REUSED";
+/// Round 1 named its cohort by a hash this node does not hold: the gateway should send the keys.
+pub const UNKNOWN_COHORT: &str = "UNKNOWN_COHORT";
 /// Round 2 without round 1.
 pub const ROUND_ONE_MISSING: &str = "ROUND_ONE_MISSING";
 /// Round 2 already answered for other survivors.

@@ -9,10 +9,10 @@
 //! drawn, and stays charged whatever happens next.
 
 use super::cpu_time::CpuStopwatch;
-use super::refusal::{self, QUERY_ID_REUSED, STALE_MASKING_KEY, refuse};
+use super::refusal::{self, QUERY_ID_REUSED, STALE_MASKING_KEY, UNKNOWN_COHORT, refuse};
 use super::round_log::{Claim, MemberRecord, RoundRecord};
 use super::{Refused, SecureAggregates, secure};
-use super::{epoch_key::EpochKey, hex, request_digest};
+use super::{epoch_key::EpochKey, hex};
 use crate::aggregate::{ledger_status, one_violation, querier_of, too_large};
 use crate::audit::AuditEntry;
 use crate::reporting::store_status;
@@ -41,6 +41,8 @@ impl SecureAggregates {
         &self,
         caller: &Principal,
         req: &pb::MaskedRoundRequest,
+        known: Option<&[u8]>,
+        digest: [u8; 32],
         mut entry: AuditEntry,
     ) -> Result<(pb::MaskedRoundResponse, AuditEntry), Refused> {
         let query_id = match query_id_from_wire(&req.query_id, "query_id") {
@@ -52,7 +54,6 @@ impl SecureAggregates {
             Ok(key) => key,
             Err(status) => return Err((status, Box::new(entry))),
         };
-        let digest = request_digest(req);
         match self
             .rounds
             .claim_round_one(&query_id, &digest, key.signed.epoch)
@@ -88,7 +89,7 @@ impl SecureAggregates {
             }
             Err(e) => return Err((refusal::round_log(e), Box::new(entry))),
         }
-        match self.answer_round_one(caller, req, &key, query_id, &digest, &mut entry) {
+        match self.answer_round_one(caller, req, known, &key, query_id, &digest, &mut entry) {
             Ok(response) => {
                 entry.outcome = "answered";
                 Ok((response, entry))
@@ -102,9 +103,50 @@ impl SecureAggregates {
         }
     }
 
-    /// The cohort of `keys`: this node's own key must be its current one (else the gateway
-    /// holds a stale key: STALE_MASKING_KEY), every key must verify.
-    fn cohort(&self, keys: &[pb::SignedMaskingKey], own: &EpochKey) -> Result<Cohort, Status> {
+    /// The cohort of round 1: the keys it carries, or the kept cohort `known` names by its hash
+    /// (UNKNOWN_COHORT when none is kept). This node's own key must be its current one (else the
+    /// gateway holds a stale key: STALE_MASKING_KEY), every key must verify.
+    fn cohort(
+        &self,
+        keys: &[pb::SignedMaskingKey],
+        known: Option<&[u8]>,
+        own: &EpochKey,
+    ) -> Result<Cohort, Status> {
+        if let Some(hash) = known {
+            let hash: [u8; 32] = hash
+                .try_into()
+                .map_err(|_| one_violation("cohort_hash", "32 bytes"))?;
+            let cohort = match self.checks.known(&hash) {
+                None => {
+                    return Err(refuse(
+                        Code::FailedPrecondition,
+                        UNKNOWN_COHORT,
+                        format!(
+                            "this node holds no cohort {}: send the cohort's keys",
+                            hex(&hash)
+                        ),
+                        &[],
+                    ));
+                }
+                Some(Err((facility, e))) => return Err(refusal::untrusted(&facility, e)),
+                Some(Ok(cohort)) => cohort,
+            };
+            if let Some(stale) = cohort.member(&self.facility).filter(|m| {
+                m.public_key != own.signed.public_key || cohort.epoch() != own.signed.epoch
+            }) {
+                return Err(refuse(
+                    Code::FailedPrecondition,
+                    STALE_MASKING_KEY,
+                    format!(
+                        "the cohort carries a masking key of {:?} for {} that is not its current one: fetch the keys again",
+                        stale.facility,
+                        cohort.epoch()
+                    ),
+                    &[("facility", stale.facility.clone())],
+                ));
+            }
+            return Ok(cohort);
+        }
         if keys.len() > MAX_COHORT {
             return Err(one_violation(
                 "cohort",
@@ -148,13 +190,17 @@ impl SecureAggregates {
                     .map_err(|e| refusal::untrusted(&k.facility, e))
             })
             .collect::<Result<Vec<_>, Status>>()?;
-        Cohort::new(verified).map_err(|e| one_violation("cohort", &e.to_string()))
+        let cohort = Cohort::new(verified).map_err(|e| one_violation("cohort", &e.to_string()))?;
+        self.checks.remember(&cohort, parsed);
+        Ok(cohort)
     }
 
+    #[allow(clippy::too_many_arguments)]
     fn answer_round_one(
         &self,
         caller: &Principal,
         req: &pb::MaskedRoundRequest,
+        known: Option<&[u8]>,
         key: &EpochKey,
         query_id: QueryId,
         digest: &[u8; 32],
@@ -175,7 +221,7 @@ impl SecureAggregates {
             .map_err(|r| r.into_status())?;
 
         let keys_cpu = CpuStopwatch::start();
-        let cohort = self.cohort(&req.cohort, key)?;
+        let cohort = self.cohort(&req.cohort, known, key)?;
         let mut masking_micros = keys_cpu.micros();
         {
             let s = secure(entry);
