@@ -247,9 +247,11 @@ pub async fn gather(gateway: Gateway, plan: &Plan, progress: &mut impl Write) ->
         );
         answers.push(MetricAnswers { metric, calls });
     }
-    let learning = match plan.reader {
-        Reader::Network { .. } => Some(learning_calls(&gateway, plan, progress).await),
-        Reader::Facility { .. } => None,
+    // The learning loop's part is a partner's; a gateway that did not answer the catalogue is
+    // not asked again.
+    let learning = match (&plan.reader, &catalogue) {
+        (Reader::Network { .. }, Ok(_)) => Some(learning_calls(&gateway, plan, progress).await),
+        _ => None,
     };
     Gathered {
         catalogue,
