@@ -13,7 +13,6 @@ use futures::future::join_all;
 use psonet_core::pb::{self, CoverageStatus};
 use std::future::Future;
 use std::time::{Duration, Instant};
-use tower::BoxError;
 
 /// One node's answer, or why there is none.
 pub struct NodeReply<R> {
@@ -31,17 +30,9 @@ where
     Fut: Future<Output = Result<R, tonic::Status>>,
 {
     let started = Instant::now();
-    let outcome = match facility.channel.current() {
-        // A node that dials out and has no live link is not asked: nothing could carry the call.
-        Err(not_linked) => Err(BoxError::from(not_linked)),
-        Ok(_) => {
-            match tokio::time::timeout(deadline, call(facility.channel.clone(), deadline)).await {
-                Ok(Ok(response)) => Ok(response),
-                Ok(Err(status)) => Err(BoxError::from(status)),
-                Err(_) => Err(BoxError::from(tower::timeout::error::Elapsed::new())),
-            }
-        }
-    };
+    let outcome = facility
+        .within(deadline, call(facility.channel.clone(), deadline))
+        .await;
     let (response, status, detail) = match outcome {
         Ok(r) => (Some(r), CoverageStatus::Ok, String::new()),
         Err(e) => {

@@ -60,15 +60,8 @@ async fn ask(
 ) -> NodeAnswer {
     let started = Instant::now();
     let span = tracing::info_span!("node_call", facility = %facility.id, otel.kind = "client");
-    let outcome = match facility.channel.current() {
-        // A node that dials out and has no live link is not asked: nothing could carry the call.
-        Err(not_linked) => Err(not_linked.into()),
-        Ok(_) => {
-            let call = facility.service.clone().oneshot(request);
-            let outcome = tokio::time::timeout(deadline, call).instrument(span).await;
-            outcome.unwrap_or_else(|_| Err(tower::timeout::error::Elapsed::new().into()))
-        }
-    };
+    let call = facility.service.clone().oneshot(request).instrument(span);
+    let outcome = facility.within(deadline, call).await;
     let (response, status, detail) = match outcome {
         Ok(response) => (Some(response), CoverageStatus::Ok, String::new()),
         Err(error) => {

@@ -17,8 +17,11 @@ use crate::secure::node_call::{SecureNodeService, secure_stack};
 use psonet_serve::identity::Principal;
 use psonet_serve::metrics::Metrics;
 use rustls::ClientConfig;
+use std::future::Future;
 use std::sync::Arc;
+use std::time::Duration;
 use tonic::transport::Endpoint;
+use tower::BoxError;
 
 /// A facility the gateway can query.
 #[derive(Clone)]
@@ -37,6 +40,26 @@ pub struct Facility {
     pub secure: SecureNodeService,
     /// The node's breaker, to report its state.
     pub breaker: Breaker,
+}
+
+impl Facility {
+    /// Awaits `call` to this facility's node for at most `deadline` (past it, tower's
+    /// `Elapsed`), unless the node dials out and has no live link: then it is not asked —
+    /// nothing could carry the call — and the error is the `NotLinked` coverage reads. Every kind
+    /// of call to a node (aggregate, secure round, learning-loop RPC) goes through here.
+    pub async fn within<T, E: Into<BoxError>>(
+        &self,
+        deadline: Duration,
+        call: impl Future<Output = Result<T, E>>,
+    ) -> Result<T, BoxError> {
+        if let Err(not_linked) = self.channel.current() {
+            return Err(not_linked.into());
+        }
+        match tokio::time::timeout(deadline, call).await {
+            Ok(outcome) => outcome.map_err(Into::into),
+            Err(_) => Err(tower::timeout::error::Elapsed::new().into()),
+        }
+    }
 }
 
 /// Why the registry could not be built.

@@ -184,15 +184,8 @@ async fn call_one(
     let started = Instant::now();
     let deadline = until.saturating_duration_since(started);
     let span = tracing::info_span!("node_call", facility = %facility.id, call = what, otel.kind = "client");
-    let outcome = match facility.channel.current() {
-        // A node that dials out and has no live link is not asked: nothing could carry the call.
-        Err(not_linked) => Err(not_linked.into()),
-        Ok(_) => {
-            let call = facility.secure.clone().oneshot(request);
-            let outcome = tokio::time::timeout(deadline, call).instrument(span).await;
-            outcome.unwrap_or_else(|_| Err(tower::timeout::error::Elapsed::new().into()))
-        }
-    };
+    let call = facility.secure.clone().oneshot(request).instrument(span);
+    let outcome = facility.within(deadline, call).await;
     let result = outcome.map_err(|error| {
         let (mut status, detail) = classify(&error, facility, deadline);
         let node_status = error.downcast_ref::<tonic::Status>();
