@@ -284,6 +284,7 @@ async fn learning_calls(
         .unwrap_or_default();
     let _ = writeln!(progress, "guidance: {} item(s) in force", items.len());
     let mut effects = Vec::new();
+    let mut practices = PracticeEffectServiceClient::new(gateway.channel.clone());
     for item in items.iter().filter(|i| !i.practice_code.is_empty()) {
         for metric in &item.metric_ids {
             let started = Instant::now();
@@ -292,9 +293,7 @@ async fn learning_calls(
                 metric: metric.clone(),
                 ..Default::default()
             };
-            let result = PracticeEffectServiceClient::new(gateway.channel.clone())
-                .practice_effect(request(plan, ask))
-                .await;
+            let result = practices.practice_effect(request(plan, ask)).await;
             let call = format!("PracticeEffect({}, {metric})", item.practice_code);
             let effect = gateway.settle(&call, started, result).await;
             let _ = writeln!(
